@@ -1,0 +1,192 @@
+"""The closed-form KL between normals against quadrature, Monte Carlo and its defining properties."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.strategies import means, normal_params, seeds, stds
+from vae_numpy.gradcheck import numerical_gradient, relative_error
+from vae_numpy.kl import (
+    kl_by_quadrature,
+    kl_monte_carlo,
+    kl_normal,
+    kl_standard_normal,
+    kl_standard_normal_grad,
+)
+
+
+@settings(max_examples=250)
+@given(normal_params)
+def test_kl_matches_quadrature(params):
+    """The closed form equals the numerically integrated definition to rtol 1e-6."""
+    mu, sigma, m, s = params
+    np.testing.assert_allclose(
+        kl_normal(mu, sigma, m, s), kl_by_quadrature(mu, sigma, m, s), rtol=1e-6, atol=1e-9
+    )
+
+
+def test_kl_matches_quadrature_for_narrow_far_peaks():
+    """The quadrature fallback finds a narrow peak far from zero (where quad(-inf, inf) misses it)."""
+    for mu, sigma, m, s in [
+        (10.0, 0.05, -10.0, 20.0),
+        (-9.5, 0.05, 0.0, 0.05),
+        (10.0, 0.05, 10.0, 20.0),
+    ]:
+        np.testing.assert_allclose(
+            kl_normal(mu, sigma, m, s), kl_by_quadrature(mu, sigma, m, s), rtol=1e-6
+        )
+
+
+def test_kl_known_values():
+    """Hand-computed cases: equal normals give 0; N(1,1)||N(0,1) = 1/2; N(0,4)||N(0,1) = (3 - ln 4)/2."""
+    assert kl_normal(0.0, 1.0) == 0.0
+    assert kl_normal(1.0, 1.0) == pytest.approx(0.5, rel=1e-15)
+    assert kl_normal(0.0, 2.0) == pytest.approx(0.5 * (4 - 1 - np.log(4)), rel=1e-15)
+
+
+@settings(max_examples=300)
+@given(normal_params)
+def test_kl_is_non_negative(params):
+    """Gibbs' inequality: KL >= 0 for any pair, even after rounding."""
+    assert kl_normal(*params) >= 0.0
+
+
+@settings(max_examples=200)
+@given(means, stds)
+def test_kl_is_zero_for_equal_distributions(mu, sigma):
+    """KL(p || p) is exactly 0."""
+    assert kl_normal(mu, sigma, mu, sigma) == 0.0
+
+
+@settings(max_examples=200)
+@given(normal_params)
+def test_kl_is_positive_for_different_distributions(params):
+    """KL > 0 whenever the two normals differ in mean or standard deviation."""
+    mu, sigma, m, s = params
+    if mu != m or sigma != s:
+        # a strictly positive difference of at least rounding size must show
+        if abs(mu - m) / s > 1e-6 or abs(sigma / s - 1) > 1e-4:
+            assert kl_normal(mu, sigma, m, s) > 0.0
+
+
+def test_kl_is_not_symmetric():
+    """KL(p||q) != KL(q||p) in general: N(0,1) vs N(0,2) gives 0.318... and 0.806..."""
+    forward, reverse = kl_normal(0.0, 1.0, 0.0, 2.0), kl_normal(0.0, 2.0, 0.0, 1.0)
+    assert forward == pytest.approx(np.log(2) - 0.375)
+    assert reverse == pytest.approx(1.5 - np.log(2))
+    assert abs(forward - reverse) > 0.4
+
+
+@settings(max_examples=200)
+@given(normal_params, st.floats(0.1, 10.0), st.floats(-5.0, 5.0), st.booleans())
+def test_kl_is_invariant_under_shared_affine_map(params, a, b, flip):
+    """Mapping both distributions through x -> a x + b (a != 0) leaves KL unchanged."""
+    mu, sigma, m, s = params
+    a = -a if flip else a
+    mapped = kl_normal(a * mu + b, abs(a) * sigma, a * m + b, abs(a) * s)
+    np.testing.assert_allclose(mapped, kl_normal(mu, sigma, m, s), rtol=1e-9, atol=1e-12)
+
+
+@settings(max_examples=100)
+@given(seeds, st.integers(1, 8))
+def test_diagonal_kl_is_sum_of_univariate_kls(seed, d):
+    """KL of diagonal Gaussians equals the quadrature-computed univariate KLs summed over dims."""
+    rng = np.random.default_rng(seed)
+    mu, m = rng.uniform(-3, 3, d), rng.uniform(-3, 3, d)
+    sigma, s = np.exp(rng.uniform(-1, 1, d)), np.exp(rng.uniform(-1, 1, d))
+    # Multivariate closed form with covariances S1 = diag(sigma^2), S2 = diag(s^2):
+    # 1/2 [tr(S2^-1 S1) + (m-mu)^T S2^-1 (m-mu) - d + ln det S2 - ln det S1]
+    S1, S2 = np.diag(sigma**2), np.diag(s**2)
+    inv2 = np.linalg.inv(S2)
+    multivariate = 0.5 * (
+        np.trace(inv2 @ S1)
+        + (m - mu) @ inv2 @ (m - mu)
+        - d
+        + np.linalg.slogdet(S2)[1]
+        - np.linalg.slogdet(S1)[1]
+    )
+    np.testing.assert_allclose(kl_normal(mu, sigma, m, s).sum(), multivariate, rtol=1e-10)
+    np.testing.assert_allclose(kl_by_quadrature(mu, sigma, m, s).sum(), multivariate, rtol=1e-6)
+
+
+@settings(max_examples=100)
+@given(seeds, st.integers(1, 4), st.integers(1, 6))
+def test_kl_standard_normal_reduces_to_univariate_case(seed, batch, d):
+    """kl_standard_normal(mu, log_var) = sum_j kl_normal(mu_j, exp(log_var_j / 2), 0, 1)."""
+    rng = np.random.default_rng(seed)
+    mu, log_var = rng.normal(0, 2, (batch, d)), rng.normal(0, 2, (batch, d))
+    expected = kl_normal(mu, np.exp(log_var / 2), 0.0, 1.0).sum(-1)
+    np.testing.assert_allclose(kl_standard_normal(mu, log_var), expected, rtol=1e-10, atol=1e-14)
+    assert kl_standard_normal(mu, log_var).shape == (batch,)
+
+
+@settings(max_examples=50)
+@given(seeds, st.integers(1, 4), st.integers(1, 5))
+def test_kl_standard_normal_grad_matches_central_differences(seed, batch, d):
+    """The analytic (d_mu, d_log_var) agree with central differences to 1e-6 relative."""
+    rng = np.random.default_rng(seed)
+    mu, log_var = rng.normal(0, 1.5, (batch, d)), rng.normal(0, 1.5, (batch, d))
+    d_mu, d_lv = kl_standard_normal_grad(mu, log_var)
+    num_mu = numerical_gradient(lambda v: kl_standard_normal(v, log_var).sum(), mu)
+    num_lv = numerical_gradient(lambda v: kl_standard_normal(mu, v).sum(), log_var)
+    assert relative_error(d_mu, num_mu)[0] < 1e-6
+    assert relative_error(d_lv, num_lv)[0] < 1e-6
+
+
+@settings(max_examples=30)
+@given(
+    st.tuples(st.floats(-3, 3), st.floats(0.3, 3.0), st.floats(-3, 3), st.floats(0.3, 3.0)), seeds
+)
+def test_kl_monte_carlo_agrees_within_four_standard_errors(params, seed):
+    """The Monte Carlo estimate lies within 4 standard errors of the closed form."""
+    est, se = kl_monte_carlo(*params, n=20_000, rng=seed)
+    assert abs(est - kl_normal(*params)) < 4 * se + 1e-12
+
+
+def test_kl_monte_carlo_is_reproducible_with_seed():
+    """The same seed gives the same estimate; no global random state is used."""
+    assert kl_monte_carlo(1.0, 2.0, 0.0, 1.0, n=1000, rng=3) == kl_monte_carlo(
+        1.0, 2.0, 0.0, 1.0, n=1000, rng=3
+    )
+
+
+def test_kl_keeps_float32():
+    """float32 input gives float32 output; Python-float defaults do not upcast."""
+    mu = np.zeros((2, 3), np.float32)
+    assert kl_normal(mu, np.ones_like(mu)).dtype == np.float32
+    assert kl_standard_normal(mu, mu).dtype == np.float32
+    assert all(g.dtype == np.float32 for g in kl_standard_normal_grad(mu, mu))
+
+
+def test_kl_broadcasts():
+    """Arguments broadcast like numpy arrays."""
+    out = kl_normal(np.zeros((3, 1)), np.ones(4), 0.0, np.full((3, 4), 2.0))
+    assert out.shape == (3, 4)
+
+
+@pytest.mark.parametrize("sigma", [0.0, -1.0, np.nan, np.inf])
+def test_kl_rejects_non_positive_or_non_finite_std(sigma):
+    """sigma <= 0, NaN or inf raises ValueError naming sigma."""
+    with pytest.raises(ValueError, match="sigma"):
+        kl_normal(0.0, sigma)
+    with pytest.raises(ValueError, match="sigma"):
+        kl_by_quadrature(0.0, sigma)
+
+
+def test_kl_rejects_bad_inputs_with_clear_messages():
+    """Non-numeric input is a TypeError; shape mismatches and bad s are ValueErrors naming the value."""
+    with pytest.raises(TypeError, match="mu"):
+        kl_normal("zero", 1.0)
+    with pytest.raises(ValueError, match="broadcast"):
+        kl_normal(np.zeros(3), np.ones(4))
+    with pytest.raises(ValueError, match="s must be"):
+        kl_normal(0.0, 1.0, 0.0, 0.0)
+    with pytest.raises(ValueError, match="shape"):
+        kl_standard_normal(np.zeros((2, 3)), np.zeros((2, 4)))
+    with pytest.raises(ValueError, match="n must be"):
+        kl_monte_carlo(0.0, 1.0, n=1)
+    with pytest.raises(ValueError, match="sigma"):
+        kl_monte_carlo(0.0, -1.0)

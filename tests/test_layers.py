@@ -1,0 +1,176 @@
+"""Dense layers and activations: gradients by central differences, shapes, dtypes, stability."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from tests.strategies import batch_sizes, seeds, small_dims
+from vae_numpy.gradcheck import check_layer
+from vae_numpy.layers import (
+    ACTIVATIONS,
+    Dense,
+    LeakyReLU,
+    ReLU,
+    Sequential,
+    Sigmoid,
+    Softplus,
+    Tanh,
+    mlp,
+    sigmoid,
+)
+
+ACTIVATION_LAYERS = [ReLU, lambda: LeakyReLU(0.2), Tanh, Sigmoid, Softplus]
+
+
+def _away_from_kinks(rng, shape):
+    """Inputs with |x| >= 0.05 so that ReLU's kink at 0 is never inside a difference step."""
+    x = rng.standard_normal(shape)
+    return np.where(x >= 0, x + 0.05, x - 0.05)
+
+
+@settings(max_examples=60)
+@given(seeds, batch_sizes, small_dims, small_dims, st.sampled_from(["uniform", "glorot", "he"]))
+def test_dense_backward_matches_central_differences(seed, batch, n_in, n_out, init):
+    """dL/dW, dL/db and dL/dx of Dense agree with central differences to 1e-6 (float64)."""
+    rng = np.random.default_rng(seed)
+    layer = Dense(n_in, n_out, rng=rng, dtype=np.float64, init=init)
+    layer.params["b"][...] = rng.standard_normal(n_out)  # non-zero bias for every init
+    check_layer(layer, rng.standard_normal((batch, n_in)), rng=rng).assert_ok(1e-6)
+
+
+@pytest.mark.parametrize(
+    "make", ACTIVATION_LAYERS, ids=["relu", "leaky_relu", "tanh", "sigmoid", "softplus"]
+)
+@settings(max_examples=30)
+@given(seed=seeds, batch=batch_sizes, d=small_dims)
+def test_activation_backward_matches_central_differences(make, seed, batch, d):
+    """Each activation's input gradient agrees with central differences to 1e-6 (float64)."""
+    rng = np.random.default_rng(seed)
+    check_layer(make(), _away_from_kinks(rng, (batch, d)), rng=rng).assert_ok(1e-6)
+
+
+@settings(max_examples=30)
+@given(
+    seeds, st.lists(st.integers(1, 5), min_size=2, max_size=4), st.sampled_from(sorted(ACTIVATIONS))
+)
+def test_mlp_backward_matches_central_differences(seed, sizes, activation):
+    """A whole MLP's parameter and input gradients agree with central differences."""
+    rng = np.random.default_rng(seed)
+    net = mlp(sizes, activation, rng=rng, dtype=np.float64)
+    x = rng.standard_normal((3, sizes[0]))
+    # keep ReLU kinks out of the difference step: every hidden pre-activation |h| >= 1e-4
+    h = x
+    for layer in net.layers:
+        h = layer.forward(h)
+        if isinstance(layer, Dense):
+            assume(np.min(np.abs(h)) > 1e-4)
+    check_layer(net, x, rng=rng).assert_ok(1e-6)
+
+
+def test_params_and_grads_share_keys_and_shapes():
+    """Every layer's params and grads have the same keys and shapes (and MLP names are unique)."""
+    net = mlp([6, 5, 4, 3], "tanh", rng=0)
+    assert list(net.params) == ["0.W", "0.b", "2.W", "2.b", "4.W", "4.b"]
+    assert net.params.keys() == net.grads.keys()
+    for k in net.params:
+        assert net.params[k].shape == net.grads[k].shape
+    assert net.params["0.W"] is net.layers[0].params["W"]  # live arrays, not copies
+
+
+def test_gradients_accumulate_until_zero_grad():
+    """Two backward passes add their gradients; zero_grad resets them."""
+    rng = np.random.default_rng(0)
+    layer = Dense(3, 2, rng=rng, dtype=np.float64)
+    x, g = rng.standard_normal((4, 3)), rng.standard_normal((4, 2))
+    layer.forward(x)
+    layer.backward(g)
+    once = {k: v.copy() for k, v in layer.grads.items()}
+    layer.forward(x)
+    layer.backward(g)
+    for k in once:
+        np.testing.assert_allclose(layer.grads[k], 2 * once[k])
+    layer.zero_grad()
+    assert all(not v.any() for v in layer.grads.values())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_layers_preserve_dtype(dtype):
+    """float32 in gives float32 out (and float64 stays float64) through every layer and backward."""
+    net = Sequential(
+        Dense(4, 5, rng=0, dtype=dtype),
+        *[make() for make in ACTIVATION_LAYERS],
+        Dense(5, 3, rng=1, dtype=dtype),
+    )
+    x = np.random.default_rng(0).standard_normal((2, 4)).astype(dtype)
+    y = net.forward(x)
+    assert y.dtype == dtype
+    assert net.backward(np.ones_like(y)).dtype == dtype
+    assert all(g.dtype == dtype for g in net.grads.values())
+
+
+def test_sigmoid_and_softplus_are_stable_for_huge_inputs():
+    """sigmoid and softplus give finite, correct values at |x| = 1e4 without warnings."""
+    x = np.array([[-1e4, -50.0, 0.0, 50.0, 1e4]], dtype=np.float32)
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        s = sigmoid(x)
+        sp = Softplus().forward(x)
+        Sigmoid().forward(x)
+    np.testing.assert_allclose(s, [[0.0, np.exp(-50.0), 0.5, 1.0, 1.0]], rtol=1e-6, atol=0)
+    np.testing.assert_allclose(sp, [[0.0, np.exp(-50.0), np.log(2), 50.0, 1e4]], rtol=1e-6)
+
+
+def test_initialisations_have_documented_scales():
+    """uniform: |W| <= 1/sqrt(in); glorot: var 2/(in+out); he: var 2/in (moment checks)."""
+    n_in, n_out = 400, 300
+    W = Dense(n_in, n_out, rng=0, init="uniform").params["W"]
+    assert np.abs(W).max() <= 1 / np.sqrt(n_in)
+    np.testing.assert_allclose(W.var(), 1 / (3 * n_in), rtol=0.02)
+    np.testing.assert_allclose(
+        Dense(n_in, n_out, rng=0, init="glorot").params["W"].var(), 2 / (n_in + n_out), rtol=0.02
+    )
+    he = Dense(n_in, n_out, rng=0, init="he")
+    np.testing.assert_allclose(he.params["W"].var(), 2 / n_in, rtol=0.02)
+    assert not he.params["b"].any()
+
+
+def test_same_seed_gives_same_weights():
+    """Initial weights depend only on rng."""
+    a, b = mlp([5, 4, 3], rng=7), mlp([5, 4, 3], rng=7)
+    for k in a.params:
+        np.testing.assert_array_equal(a.params[k], b.params[k])
+
+
+def test_dense_skips_input_gradient_when_asked():
+    """backward(input_grad=False) fills the parameter gradients but returns no input gradient."""
+    layer = Dense(3, 2, rng=0)
+    layer.forward(np.ones((4, 3), np.float32))
+    out = layer.backward(np.ones((4, 2), np.float32), input_grad=False)
+    assert out.size == 0 and layer.grads["W"].any()
+
+
+def test_layers_reject_bad_input_with_clear_messages():
+    """Wrong shapes, dtypes, sizes and names raise errors that say what to do."""
+    layer = Dense(3, 2, rng=0)
+    with pytest.raises(ValueError, match=r"reshape"):
+        layer.forward(np.ones(3, np.float32))
+    with pytest.raises(ValueError, match=r"\(batch, 3\)"):
+        layer.forward(np.ones((2, 4), np.float32))
+    with pytest.raises(TypeError, match="astype"):
+        layer.forward(np.ones((2, 3), np.float64))
+    with pytest.raises(RuntimeError, match="before forward"):
+        Dense(3, 2).backward(np.ones((1, 2), np.float32))
+    with pytest.raises(ValueError, match="in_features"):
+        Dense(0, 2)
+    with pytest.raises(TypeError, match="out_features"):
+        Dense(3, 2.5)
+    with pytest.raises(ValueError, match="'relu'"):
+        mlp([3, 2], "relu6")
+    with pytest.raises(ValueError, match="init"):
+        Dense(3, 2, init="xavier")
+    with pytest.raises(TypeError, match="dtype"):
+        Dense(3, 2, dtype=np.int32)
+    with pytest.raises(TypeError, match="Layer"):
+        Sequential(Dense(3, 2), "relu")
