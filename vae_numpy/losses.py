@@ -69,6 +69,14 @@ def _gaussian_nll_grad(
     return r, d_log_var
 
 
+def _squared_error(pred: np.ndarray, x: np.ndarray) -> np.ndarray:
+    return np.sum((pred - x) ** 2, axis=1)
+
+
+def _squared_error_grad(pred: np.ndarray, x: np.ndarray) -> np.ndarray:
+    return 2 * (pred - x)
+
+
 # --- public, validated ----------------------------------------------------------------------
 
 
@@ -145,11 +153,9 @@ def gaussian_nll_grad(mean: Any, log_var: Any, x: Any) -> tuple[np.ndarray, np.n
 
 def squared_error(pred: Any, x: Any) -> np.ndarray:
     """``sum_j (pred_j - x_j)^2`` per example, shape (batch,)."""
-    pred_a, x_a = _same_shape(pred=pred, x=x)
-    return np.sum((pred_a - x_a) ** 2, axis=1)
+    return _squared_error(*_same_shape(pred=pred, x=x))
 
 
 def squared_error_grad(pred: Any, x: Any) -> np.ndarray:
     """d/dpred of ``squared_error(pred, x).sum()``: ``2 (pred - x)``."""
-    pred_a, x_a = _same_shape(pred=pred, x=x)
-    return 2 * (pred_a - x_a)
+    return _squared_error_grad(*_same_shape(pred=pred, x=x))

@@ -1,0 +1,885 @@
+"""Datasets for the lecture: small images scaled to [0, 1], plus 2-D toy sets and mini-batching.
+
+Part 2 of the lecture ("low-dimensional representation") needs images to compress and
+reconstruct. :func:`load_dataset` returns them as float32 rows of pixels in [0, 1]:
+
+=================  =======  ========================  ==========  ============================
+name               image    examples train/test/all   labels      source
+=================  =======  ========================  ==========  ============================
+``digits``         8 x 8    1,500 / 297 / 1,797       digit 0-9   scikit-learn (bundled)
+``mnist``          28 x 28  60,000 / 10,000 / 70,000  digit 0-9   LeCun, Cortes & Burges
+``fashion-mnist``  28 x 28  60,000 / 10,000 / 70,000  class 0-9   Xiao, Rasul & Vollgraf 2017
+``frey-faces``     28 x 20  1,765 / 200 / 1,965       None        B. Frey, via S. Roweis
+=================  =======  ========================  ==========  ============================
+
+``digits`` is always available and is the default everywhere. The other three are read from
+local files and, when those are missing, downloaded once into a cache and checked against the
+published MD5 (:data:`MD5`). Files are looked for in ``<data dir>/<folder>/`` where the data
+directory is the ``data_dir`` argument, else the ``VAE_NUMPY_DATA`` environment variable, else
+``$XDG_CACHE_HOME/vae_numpy`` (``~/.cache/vae_numpy``), and the folder is ``mnist``,
+``fashion_mnist`` or ``frey_face``.
+
+Fixed splits. MNIST and Fashion-MNIST come with their canonical train/test files. The digits and
+Frey Face have no official split, so this module fixes one: a permutation drawn with
+``np.random.default_rng(0).permutation(n)``, whose last 297 (digits) or 200 (Frey Face) entries
+are the test set, each split listed in increasing index order. Frey Face frames are consecutive
+video frames, which is why the split is random rather than contiguous. ``split="all"`` returns
+every example in the original order.
+
+Besides the loaders: :func:`binarize` (dynamic binarisation, a fresh Bernoulli draw per call),
+:func:`minibatches` (shuffled index batches) and two 2-D toy sets, :func:`gaussian_mixture` and
+:func:`two_moons`, for pictures of a latent space.
+
+References
+----------
+LeCun, Y., Bottou, L., Bengio, Y. & Haffner, P. (1998). Gradient-based learning applied to
+document recognition. Proc. IEEE 86(11). (MNIST; the IDX format is described on the MNIST page.)
+Xiao, H., Rasul, K. & Vollgraf, R. (2017). Fashion-MNIST: a novel image dataset for
+benchmarking machine learning algorithms. arXiv:1708.07747.
+Kingma, D. P. & Welling, M. (2013). Auto-Encoding Variational Bayes. arXiv:1312.6114.
+(Frey Face with a Gaussian decoder; they scale pixels by 1/256, this module by 1/255.)
+Larochelle, H. & Murray, I. (2011). The neural autoregressive distribution estimator. AISTATS.
+(The fixed binarisation of MNIST that many likelihood tables use.)
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import http.client
+import math
+import numbers
+import os
+import struct
+import tempfile
+import urllib.error
+import urllib.request
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ._validation import (
+    as_array,
+    check_choice,
+    check_finite,
+    check_positive_float,
+    check_positive_int,
+    check_unit_interval,
+)
+
+__all__ = [
+    "Dataset",
+    "DATASETS",
+    "SPLITS",
+    "FOLDERS",
+    "MD5",
+    "MIRRORS",
+    "SPLIT_SEED",
+    "ChecksumError",
+    "DownloadError",
+    "load_dataset",
+    "get_data_dir",
+    "read_idx",
+    "fetch_file",
+    "binarize",
+    "minibatches",
+    "gaussian_mixture",
+    "two_moons",
+]
+
+DATASETS: tuple[str, ...] = ("digits", "mnist", "fashion-mnist", "frey-faces")
+"""Names accepted by :func:`load_dataset`."""
+
+SPLITS: tuple[str, ...] = ("train", "test", "all")
+"""Splits accepted by :func:`load_dataset`; ``"all"`` is train and test together."""
+
+FOLDERS: dict[str, str] = {
+    "mnist": "mnist",
+    "fashion-mnist": "fashion_mnist",
+    "frey-faces": "frey_face",
+}
+"""Sub-folder of the data directory that holds each downloadable dataset's files."""
+
+SPLIT_SEED = 0
+"""Seed of the permutation that fixes the train/test split of ``digits`` and ``frey-faces``."""
+
+_DIGITS_N_TEST = 297
+_FREY_N_TEST = 200
+_FREY_MAT = "frey_rawface.mat"
+_FREY_NPY = "frey_faces.npy"
+_FREY_SHAPE = (1965, 560)  # (frames, 28 * 20 pixels)
+
+_IDX_FILES: dict[str, tuple[str, str]] = {  # split -> (images, labels)
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
+
+MD5: dict[str, dict[str, str | None]] = {
+    "mnist": {
+        "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+        "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+        "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+        "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+    },
+    "fashion-mnist": {
+        "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+        "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+        "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+        "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
+    },
+    # No checksum of frey_rawface.mat has been published: a download is checked by opening it
+    # and finding the variable ``ff`` as uint8 of shape (560, 1965).
+    "frey-faces": {_FREY_MAT: None},
+}
+"""Published MD5 of every file a download fetches, by dataset and file name (None: no checksum)."""
+
+MIRRORS: dict[str, list[str]] = {
+    "mnist": [
+        "https://ossci-datasets.s3.amazonaws.com/mnist/",
+        "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    ],
+    "fashion-mnist": [
+        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+        "https://storage.googleapis.com/tensorflow/tf-keras-datasets/",
+        "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+    ],
+    "frey-faces": [
+        "https://cs.nyu.edu/~roweis/data/",
+        "http://www.cs.nyu.edu/~roweis/data/",
+    ],
+}
+"""Base URLs tried in order for each dataset; a file's URL is the base followed by its name.
+
+Replace or extend a list to use another mirror (``file://`` URLs work too)."""
+
+_CHUNK = 1 << 16  # bytes per read while downloading
+
+
+class ChecksumError(ValueError):
+    """A downloaded file does not match its published MD5 (or fails its structural check)."""
+
+
+class DownloadError(OSError):
+    """No mirror delivered a file: every attempt failed on the network."""
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """Examples of one split of a dataset, as rows of pixels in [0, 1].
+
+    Unpacks as ``x, y, image_shape = load_dataset("digits")``; ``name`` and ``split`` are
+    attributes only.
+
+    Attributes
+    ----------
+    x : ndarray of shape (n, features), float32
+        One flattened image per row (row-major), values in [0, 1]; ``features = h * w``.
+    y : ndarray of shape (n,), int64, or None
+        Class labels, or None for a dataset without labels (``frey-faces``).
+    image_shape : tuple (h, w)
+        Height and width in pixels: ``x[i].reshape(image_shape)`` is image ``i``.
+    name, split : str
+        What :func:`load_dataset` was asked for.
+    """
+
+    x: np.ndarray
+    y: np.ndarray | None
+    image_shape: tuple[int, int]
+    name: str
+    split: str
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.x, self.y, self.image_shape))
+
+    @property
+    def n_examples(self) -> int:
+        """Number of examples ``n`` (rows of ``x``)."""
+        return int(self.x.shape[0])
+
+    @property
+    def n_features(self) -> int:
+        """Pixels per example, ``h * w``."""
+        return int(self.x.shape[1])
+
+    @property
+    def images(self) -> np.ndarray:
+        """``x`` as an array of shape (n, h, w) (a view, no copy)."""
+        return self.x.reshape(-1, *self.image_shape)
+
+    def __repr__(self) -> str:
+        y = "None" if self.y is None else f"{self.y.dtype} {self.y.shape}"
+        return (
+            f"Dataset(name={self.name!r}, split={self.split!r}, x={self.x.dtype} {self.x.shape},"
+            f" y={y}, image_shape={self.image_shape})"
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Where files live
+# --------------------------------------------------------------------------------------------
+
+
+def get_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The directory that holds (or will cache) the dataset folders.
+
+    Parameters
+    ----------
+    data_dir : str, path or None
+        Used as given when not None. Otherwise the ``VAE_NUMPY_DATA`` environment variable,
+        else ``$XDG_CACHE_HOME/vae_numpy``, else ``~/.cache/vae_numpy``.
+
+    Returns
+    -------
+    pathlib.Path
+        The directory (not created here); each dataset uses a sub-folder of it (:data:`FOLDERS`).
+    """
+    if data_dir is not None:
+        return Path(data_dir).expanduser()
+    env = os.environ.get("VAE_NUMPY_DATA")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    cache = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return cache / "vae_numpy"
+
+
+def _locate(folder: Path, filename: str) -> Path | None:
+    """The file in ``folder``, accepting a gunzipped copy without the ``.gz`` suffix."""
+    candidates = [folder / filename]
+    if filename.endswith(".gz"):
+        candidates.append(folder / filename[: -len(".gz")])
+    for path in candidates:
+        if path.is_file():
+            return path
+    return None
+
+
+def _missing_message(dataset: str, filenames: Sequence[str], folder: Path) -> str:
+    names = " or ".join(filenames)
+    url = MIRRORS[dataset][0] + filenames[0] if MIRRORS.get(dataset) else "its public mirror"
+    message = (
+        f"{names} not found: put it in the folder {folder}"
+        f" (download it from {url}), or pass data_dir= (or set VAE_NUMPY_DATA to) a directory"
+        f" with a {FOLDERS[dataset]}/ sub-folder holding it,"
+        " or call load_dataset(..., download=True)"
+    )
+    misplaced = [folder.parent / f for f in filenames if (folder.parent / f).is_file()]
+    if misplaced:
+        sub = FOLDERS[dataset]
+        fix = (
+            f"pass data_dir={str(folder.parent.parent)!r}, the directory that contains {sub}/"
+            if folder.parent.name == sub
+            else f"move it into {folder}"
+        )
+        message += f". Note: {misplaced[0]} exists but is not in a {sub}/ sub-folder; {fix}"
+    return message
+
+
+def _require(dataset: str, filename: str, folder: Path, download: bool, progress: bool) -> Path:
+    """Path of a local copy of ``filename``, downloading it first if allowed."""
+    found = _locate(folder, filename)
+    if found is not None:
+        return found
+    if not download:
+        raise FileNotFoundError(_missing_message(dataset, [filename], folder))
+    validate = _check_frey_mat if filename == _FREY_MAT else None
+    try:
+        return fetch_file(
+            filename,
+            MIRRORS[dataset],
+            folder,
+            MD5[dataset].get(filename),
+            validate=validate,
+            progress=progress,
+        )
+    except DownloadError as exc:
+        raise DownloadError(f"{exc}. {_missing_message(dataset, [filename], folder)}") from exc
+
+
+# --------------------------------------------------------------------------------------------
+# Downloading
+# --------------------------------------------------------------------------------------------
+
+
+class _MirrorFailure(Exception):
+    """One mirror failed on the network; the next one is tried."""
+
+
+def _stream(url: str, out: Any, digest: Any, timeout: float, progress: bool, label: str) -> None:
+    """Copy the body at ``url`` into ``out`` and ``digest``; raise _MirrorFailure on any fault."""
+    try:
+        response = urllib.request.urlopen(url, timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        raise _MirrorFailure(f"HTTP {exc.code} {exc.reason}") from exc
+    except (OSError, ValueError, http.client.HTTPException) as exc:
+        raise _MirrorFailure(repr(exc)) from exc
+    with response:
+        header = response.headers.get("Content-Length")
+        expected = int(header) if header is not None and header.strip().isdigit() else None
+        received = 0
+        with tqdm(
+            total=expected, unit="B", unit_scale=True, desc=label, disable=not progress, leave=False
+        ) as bar:
+            while True:
+                try:
+                    chunk = response.read(_CHUNK)
+                except (OSError, http.client.HTTPException) as exc:
+                    raise _MirrorFailure(
+                        f"transfer interrupted after {received} bytes: {exc!r}"
+                    ) from exc
+                if not chunk:
+                    break
+                out.write(chunk)
+                digest.update(chunk)
+                received += len(chunk)
+                bar.update(len(chunk))
+    if expected is not None and received != expected:
+        raise _MirrorFailure(f"truncated transfer: received {received} of {expected} bytes")
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename durable (POSIX); a no-op where directories cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def fetch_file(
+    filename: str,
+    mirrors: Sequence[str],
+    dest_dir: str | os.PathLike[str],
+    md5: str | None = None,
+    *,
+    validate: Callable[[Path], Any] | None = None,
+    progress: bool = True,
+    timeout: float = 60.0,
+) -> Path:
+    """Download ``filename`` from the first mirror that delivers it intact, atomically.
+
+    Each mirror's URL is ``mirror + filename`` (a ``/`` is inserted if missing). The body is
+    streamed into a temporary file in ``dest_dir``, its MD5 compared with ``md5``, ``validate``
+    called on it, and only then flushed to disk (fsync) and renamed onto ``dest_dir/filename``
+    with ``os.replace``. Whatever happens, no partial file is left behind.
+
+    Parameters
+    ----------
+    filename : str
+        Name of the file on the mirrors and on disk.
+    mirrors : sequence of str
+        Base URLs, tried in order.
+    dest_dir : str or path
+        Folder to write into; created if missing.
+    md5 : str or None
+        Expected hex MD5 of the file; None skips the check (then pass ``validate``).
+    validate : callable or None
+        Called with the path of the complete temporary file; raising ``ValueError`` rejects it.
+    progress : bool
+        Show a tqdm progress bar (on stderr) while downloading.
+    timeout : float
+        Seconds to wait for a connection or for data before giving up on a mirror.
+
+    Returns
+    -------
+    pathlib.Path
+        ``dest_dir / filename``, replaced if it already existed.
+
+    Raises
+    ------
+    ChecksumError
+        (a ``ValueError``) No mirror delivered a valid file, and at least one delivered a
+        complete file whose MD5 differed (expected and actual digests are in the message) or
+        which ``validate`` rejected.
+    DownloadError
+        (an ``OSError``) Every mirror failed on the network: connection refused, HTTP error,
+        timeout, or a truncated transfer (fewer bytes than Content-Length).
+    """
+    if not isinstance(filename, str) or not filename or "/" in filename or "\\" in filename:
+        raise ValueError(f"filename must be a plain file name, got {filename!r}")
+    if isinstance(mirrors, str):
+        raise TypeError(
+            "mirrors must be a list of base URLs, got a single string; wrap it in [...]"
+        )
+    if len(mirrors) == 0:
+        raise ValueError(f"no mirror given for {filename}; pass at least one base URL")
+    timeout = check_positive_float(timeout, "timeout")
+    folder = Path(dest_dir).expanduser()
+    folder.mkdir(parents=True, exist_ok=True)
+    dest = folder / filename
+    network_failures: list[str] = []
+    bad_files: list[str] = []
+    for mirror in mirrors:
+        url = mirror if mirror.endswith("/") else mirror + "/"
+        url += filename
+        fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{filename}.", suffix=".part")
+        tmp = Path(tmp_name)
+        try:
+            digest = hashlib.md5(usedforsecurity=False)
+            with os.fdopen(fd, "wb") as out:
+                try:
+                    _stream(url, out, digest, timeout, progress, filename)
+                except _MirrorFailure as exc:
+                    network_failures.append(f"{url}: {exc}")
+                    continue
+                actual = digest.hexdigest()
+                if md5 is not None and actual != md5.lower():
+                    bad_files.append(f"{url}: md5 mismatch, expected {md5.lower()}, got {actual}")
+                    continue
+                out.flush()
+                if validate is not None:
+                    try:
+                        validate(tmp)
+                    except ValueError as exc:
+                        bad_files.append(f"{url}: {exc}")
+                        continue
+                os.fsync(out.fileno())
+            os.chmod(tmp, 0o644)  # mkstemp creates 0600; a cache should be readable like any file
+            os.replace(tmp, dest)
+            _fsync_dir(folder)
+            return dest
+        finally:
+            tmp.unlink(missing_ok=True)  # after os.replace there is nothing left to remove
+    tried = "; ".join(bad_files + network_failures)
+    if bad_files:
+        raise ChecksumError(
+            f"no valid copy of {filename} was downloaded (tried {tried}); nothing was written"
+            " - retry later, or fetch the file by hand and check its MD5"
+        )
+    raise DownloadError(f"could not download {filename} from any mirror (tried {tried})")
+
+
+# --------------------------------------------------------------------------------------------
+# File formats
+# --------------------------------------------------------------------------------------------
+
+# IDX type codes (third byte of the magic number); all multi-byte values are big-endian.
+_IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def _parse_idx(raw: bytes, source: str) -> np.ndarray:
+    if len(raw) < 4:
+        raise ValueError(f"{source}: {len(raw)} bytes is too short to hold an IDX magic number")
+    code, ndim = raw[2], raw[3]
+    if raw[0] != 0 or raw[1] != 0 or code not in _IDX_DTYPES or ndim == 0:
+        raise ValueError(
+            f"{source}: bad IDX magic number 0x{raw[:4].hex()}; expected two zero bytes, a type"
+            " code (0x08 uint8 ... 0x0e float64) and the number of dimensions, e.g. 0x00000803"
+            " for images and 0x00000801 for labels - is this an MNIST-format file?"
+        )
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise ValueError(
+            f"{source}: truncated IDX header: {ndim} dimensions need {header} bytes,"
+            f" the file holds {len(raw)}; delete it and download it again"
+        )
+    dims = struct.unpack(f">{ndim}i", raw[4:header])  # big-endian int32 sizes
+    if any(d < 0 for d in dims):
+        raise ValueError(f"{source}: IDX header announces negative dimensions {dims}")
+    dtype = np.dtype(_IDX_DTYPES[code])
+    expected = math.prod(dims) * dtype.itemsize
+    payload = len(raw) - header
+    if payload != expected:
+        raise ValueError(
+            f"{source}: the IDX header announces shape {dims} of {dtype.name} ({expected} bytes)"
+            f" but {payload} bytes follow it; the file is truncated or corrupt - delete it and"
+            " download it again"
+        )
+    # astype copies into native byte order, so the result is writable and independent of raw.
+    return (
+        np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims).astype(dtype.newbyteorder("="))
+    )
+
+
+def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read an IDX file (the MNIST format), gzip-compressed or not.
+
+    Parameters
+    ----------
+    path : str or path
+        The file. Gzip compression is recognised by its content (bytes ``1f 8b``), not by the name.
+
+    Returns
+    -------
+    ndarray
+        Shape as the header says (e.g. (60000, 28, 28) for images, (60000,) for labels), dtype
+        from the type code (uint8 for MNIST), native byte order.
+
+    Raises
+    ------
+    ValueError
+        Naming the file, when the gzip stream or the IDX magic number is invalid or the payload
+        size disagrees with the header (a truncated or corrupt file).
+
+    Notes
+    -----
+    An IDX file starts with a 4-byte magic number: two zero bytes, a type code (0x08 uint8,
+    0x09 int8, 0x0B int16, 0x0C int32, 0x0D float32, 0x0E float64) and the number of dimensions
+    ``d``; then ``d`` big-endian int32 sizes; then the values in row-major order, big-endian.
+    """
+    path = Path(path)
+    raw = path.read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise ValueError(
+                f"{path}: damaged gzip data ({exc}); delete the file and download it again"
+            ) from exc
+    return _parse_idx(raw, str(path))
+
+
+def _load_idx_split(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 images (n, 28, 28) and labels (n,) of one MNIST-format split, checked."""
+    images = read_idx(images_path)
+    labels = read_idx(labels_path)
+    if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28):
+        raise ValueError(
+            f"{images_path}: expected uint8 images of shape (n, 28, 28), got {images.dtype}"
+            f" {images.shape}; is it an image file (idx3) rather than a label file (idx1)?"
+        )
+    if labels.dtype != np.uint8 or labels.ndim != 1:
+        raise ValueError(
+            f"{labels_path}: expected uint8 labels of shape (n,), got {labels.dtype} {labels.shape}"
+        )
+    if len(labels) != len(images):
+        raise ValueError(
+            f"{images_path} holds {len(images)} images but {labels_path} holds"
+            f" {len(labels)} labels; one of the files belongs to another split or dataset"
+        )
+    if labels.size and int(labels.max()) > 9:
+        raise ValueError(f"{labels_path}: labels must be 0-9, found {int(labels.max())}")
+    return images, labels
+
+
+def _read_frey_mat(path: Path) -> np.ndarray:
+    """The (1965, 560) uint8 frames from ``frey_rawface.mat`` (variable ``ff``, 560 x 1965)."""
+    from scipy.io import loadmat  # scipy only where .mat files are read
+
+    try:
+        contents = loadmat(path, appendmat=False)
+    except Exception as exc:  # scipy raises several types for a damaged file
+        raise ValueError(f"{path}: not a readable MATLAB file ({exc})") from exc
+    ff = contents.get("ff")
+    expected = (_FREY_SHAPE[1], _FREY_SHAPE[0])
+    if not isinstance(ff, np.ndarray) or ff.dtype != np.uint8 or ff.shape != expected:
+        got = f"{ff.dtype} {ff.shape}" if isinstance(ff, np.ndarray) else "no variable 'ff'"
+        raise ValueError(f"{path}: expected a variable 'ff' of uint8 shape {expected}, got {got}")
+    return np.ascontiguousarray(ff.T)  # one frame per row
+
+
+def _check_frey_mat(path: Path) -> None:
+    _read_frey_mat(path)
+
+
+def _read_frey_npy(path: Path) -> np.ndarray:
+    frames = np.load(path, allow_pickle=False)
+    if frames.dtype != np.uint8 or frames.shape != _FREY_SHAPE:
+        raise ValueError(
+            f"{path}: expected uint8 of shape {_FREY_SHAPE}, got {frames.dtype} {frames.shape}"
+        )
+    return frames
+
+
+# --------------------------------------------------------------------------------------------
+# Loaders
+# --------------------------------------------------------------------------------------------
+
+
+def _split_indices(n: int, n_test: int, split: str) -> np.ndarray:
+    """Indices of a split of the fixed seeded permutation; each split in increasing order."""
+    if split == "all":
+        return np.arange(n)
+    order = np.random.default_rng(SPLIT_SEED).permutation(n)
+    chosen = order[n - n_test :] if split == "test" else order[: n - n_test]
+    return np.sort(chosen)
+
+
+def _load_digits(split: str) -> Dataset:
+    from sklearn.datasets import load_digits  # bundled with scikit-learn: no download
+
+    bunch = load_digits()
+    idx = _split_indices(len(bunch.target), _DIGITS_N_TEST, split)
+    x = bunch.data[idx].astype(np.float32) / np.float32(16.0)  # pixel counts 0..16 -> [0, 1]
+    y = bunch.target[idx].astype(np.int64)
+    return Dataset(x, y, (8, 8), "digits", split)
+
+
+def _load_idx_dataset(
+    name: str, split: str, folder: Path, download: bool, progress: bool
+) -> Dataset:
+    parts = ("train", "test") if split == "all" else (split,)
+    xs, ys = [], []
+    for part in parts:
+        image_file, label_file = _IDX_FILES[part]
+        images_path = _require(name, image_file, folder, download, progress)
+        labels_path = _require(name, label_file, folder, download, progress)
+        images, labels = _load_idx_split(images_path, labels_path)
+        x = images.reshape(len(images), -1).astype(np.float32)  # (n, 784)
+        x /= np.float32(255.0)
+        xs.append(x)
+        ys.append(labels.astype(np.int64))
+    x_all = xs[0] if len(xs) == 1 else np.concatenate(xs)
+    y_all = ys[0] if len(ys) == 1 else np.concatenate(ys)
+    return Dataset(x_all, y_all, (28, 28), name, split)
+
+
+def _load_frey(split: str, folder: Path, download: bool, progress: bool) -> Dataset:
+    mat = folder / _FREY_MAT
+    npy = folder / _FREY_NPY
+    if mat.is_file():
+        frames = _read_frey_mat(mat)
+    elif npy.is_file():
+        frames = _read_frey_npy(npy)
+    elif download:
+        frames = _read_frey_mat(_require("frey-faces", _FREY_MAT, folder, download, progress))
+    else:
+        raise FileNotFoundError(_missing_message("frey-faces", [_FREY_MAT, _FREY_NPY], folder))
+    idx = _split_indices(_FREY_SHAPE[0], _FREY_N_TEST, split)
+    x = frames[idx].astype(np.float32)
+    x /= np.float32(255.0)
+    return Dataset(x, None, (28, 20), "frey-faces", split)
+
+
+def load_dataset(
+    name: str,
+    split: str = "train",
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    download: bool = True,
+    progress: bool = True,
+) -> Dataset:
+    """Load a dataset as float32 rows of pixels in [0, 1].
+
+    Parameters
+    ----------
+    name : {"digits", "mnist", "fashion-mnist", "frey-faces"}
+        Case and ``_``/``-`` are ignored (``"fashion_mnist"`` works).
+    split : {"train", "test", "all"}
+        ``"all"`` is train followed by test for MNIST and Fashion-MNIST, and every example in
+        its original order for ``digits`` and ``frey-faces``.
+    data_dir : str, path or None
+        Directory holding the per-dataset folders ``mnist/``, ``fashion_mnist/``, ``frey_face/``;
+        see :func:`get_data_dir` for the default. Ignored for ``digits``.
+    download : bool
+        Download missing files from :data:`MIRRORS` into the data directory, checked against
+        :data:`MD5`. With False a missing file raises FileNotFoundError.
+    progress : bool
+        Show a progress bar while downloading.
+
+    Returns
+    -------
+    Dataset
+        ``x`` of shape (n, h * w) float32 in [0, 1], ``y`` of shape (n,) int64 (None for
+        ``frey-faces``), ``image_shape`` (h, w); unpacks as ``x, y, image_shape``.
+
+    Raises
+    ------
+    ValueError
+        Unknown name or split (the message lists the valid ones), or a local file that is
+        corrupt or truncated (the message names it). A downloaded file with the wrong MD5 raises
+        :class:`ChecksumError`, a ValueError.
+    FileNotFoundError
+        A file is missing and ``download=False``; the message says which file to put in which
+        folder.
+    DownloadError
+        (an OSError) A file is missing and no mirror could deliver it.
+
+    Notes
+    -----
+    Local files are trusted if they parse: a copy of MNIST whose gzip header differs from the
+    canonical one (so its MD5 differs) still loads, because the IDX header and payload size are
+    checked instead. Checksums are enforced on every download. Gunzipped copies without the
+    ``.gz`` suffix are accepted. For Frey Face ``frey_rawface.mat`` is read if present, else
+    ``frey_faces.npy`` (uint8, shape (1965, 560), equal to ``loadmat(...)["ff"].T``).
+
+    Examples
+    --------
+    >>> x, y, image_shape = load_dataset("digits", "test")
+    >>> x.shape, x.dtype, image_shape
+    ((297, 64), dtype('float32'), (8, 8))
+    """
+    if isinstance(name, str):
+        name = name.strip().lower().replace("_", "-")
+        if name in ("frey-face", "freyface", "frey"):
+            name = "frey-faces"
+    name = check_choice(name, "name", DATASETS)
+    split = check_choice(split, "split", SPLITS)
+    if name == "digits":
+        return _load_digits(split)
+    folder = get_data_dir(data_dir) / FOLDERS[name]
+    if name == "frey-faces":
+        return _load_frey(split, folder, bool(download), bool(progress))
+    return _load_idx_dataset(name, split, folder, bool(download), bool(progress))
+
+
+# --------------------------------------------------------------------------------------------
+# Batches and binarisation
+# --------------------------------------------------------------------------------------------
+
+
+def binarize(x: Any, rng: Any = None) -> np.ndarray:
+    """Dynamic binarisation: an independent Bernoulli draw per pixel with probability ``x``.
+
+    Parameters
+    ----------
+    x : array_like of values in [0, 1], any shape
+        Pixel intensities, read as probabilities of a 1.
+    rng : numpy.random.Generator, int or None
+        Passed through ``np.random.default_rng``.
+
+    Returns
+    -------
+    ndarray
+        Zeros and ones of the shape of ``x``. Floating input keeps its dtype; integer or
+        boolean input gives float32. ``E[binarize(x)] = x``.
+
+    Notes
+    -----
+    Call it on every mini-batch so that each epoch sees new binary images ("dynamic"
+    binarisation). Likelihoods measured this way are not comparable with numbers on the fixed
+    binarisation of MNIST (Larochelle & Murray 2011) that many papers report.
+    """
+    arr = check_finite(as_array(x, "x"), "x")
+    if arr.size == 0:
+        return arr.copy()
+    check_unit_interval(arr, "x")
+    rng = np.random.default_rng(rng)
+    uniform_dtype = np.float64 if arr.dtype == np.float64 else np.float32
+    u = rng.random(arr.shape, dtype=uniform_dtype)  # P(u < p) = p for u ~ U[0, 1)
+    return (u < arr).astype(arr.dtype)
+
+
+def minibatches(
+    X: Any, batch_size: int, rng: Any = None, *, shuffle: bool = True
+) -> Iterator[np.ndarray]:
+    """Index arrays that split ``range(len(X))`` into mini-batches for one epoch.
+
+    Parameters
+    ----------
+    X : array_like or int
+        The data (only its length is used) or the number of examples ``n``.
+    batch_size : int
+        Examples per batch (>= 1); the last batch holds the remainder and may be smaller.
+    rng : numpy.random.Generator, int or None
+        Passed through ``np.random.default_rng``; the same seed gives the same order.
+    shuffle : bool
+        Random order (default) or ``0, 1, ..., n - 1``.
+
+    Returns
+    -------
+    iterator of ndarray of shape (b,), intp
+        Every index appears exactly once per epoch. Slice data and labels together:
+        ``for idx in minibatches(x, 128, rng): loss = model.loss(x[idx])``.
+    """
+    if isinstance(X, numbers.Integral) and not isinstance(X, bool):
+        n = check_positive_int(X, "X")
+    else:
+        try:
+            n = len(X)
+        except TypeError as exc:
+            raise TypeError(
+                f"X must be an array of examples or their number, got {type(X).__name__}"
+            ) from exc
+        if n == 0:
+            raise ValueError("X is empty; there is nothing to split into mini-batches")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    order = np.random.default_rng(rng).permutation(n) if shuffle else np.arange(n)
+    return _batches(order, batch_size)
+
+
+def _batches(order: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
+    for start in range(0, len(order), batch_size):
+        yield order[start : start + batch_size]
+
+
+# --------------------------------------------------------------------------------------------
+# 2-D toy sets
+# --------------------------------------------------------------------------------------------
+
+
+def gaussian_mixture(
+    n: int,
+    rng: Any = None,
+    *,
+    n_components: int = 8,
+    radius: float = 2.0,
+    std: float = 0.2,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Points from equal-weight Gaussians placed on a circle: a multimodal 2-D set.
+
+    Component ``k`` has mean ``radius * (cos 2 pi k / K, sin 2 pi k / K)`` and covariance
+    ``std**2 * I``. Its latent codes show the multimodality the lecture contrasts with N(0, I).
+
+    Parameters
+    ----------
+    n : int
+        Number of points.
+    rng : numpy.random.Generator, int or None
+        Passed through ``np.random.default_rng``.
+    n_components, radius, std
+        Number of Gaussians K, radius of the circle of means, standard deviation per axis.
+
+    Returns
+    -------
+    x : ndarray of shape (n, 2), float32
+    y : ndarray of shape (n,), int64
+        The component each point was drawn from.
+    """
+    n = check_positive_int(n, "n")
+    k = check_positive_int(n_components, "n_components")
+    radius = check_positive_float(radius, "radius", allow_zero=True)
+    std = check_positive_float(std, "std", allow_zero=True)
+    rng = np.random.default_rng(rng)
+    y = rng.integers(k, size=n)
+    angles = 2.0 * np.pi * np.arange(k) / k
+    means = radius * np.stack([np.cos(angles), np.sin(angles)], axis=1)  # (K, 2)
+    x = means[y] + std * rng.standard_normal((n, 2))  # (n, 2)
+    return x.astype(np.float32), y.astype(np.int64)
+
+
+def two_moons(n: int, rng: Any = None, *, noise: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+    """Two interleaving half circles with Gaussian noise (as ``sklearn.datasets.make_moons``).
+
+    Moon 0 is ``(cos t, sin t)`` and moon 1 is ``(1 - cos t, 1/2 - sin t)`` for t uniform on
+    [0, pi]; both are unit half circles, centred at (0, 0) and (1, 1/2).
+
+    Parameters
+    ----------
+    n : int
+        Number of points; moon 0 gets ``(n + 1) // 2`` of them, moon 1 the rest.
+    rng : numpy.random.Generator, int or None
+        Passed through ``np.random.default_rng``.
+    noise : float
+        Standard deviation of the Gaussian noise added to each coordinate.
+
+    Returns
+    -------
+    x : ndarray of shape (n, 2), float32
+    y : ndarray of shape (n,), int64
+        Which moon each point lies on.
+    """
+    n = check_positive_int(n, "n")
+    noise = check_positive_float(noise, "noise", allow_zero=True)
+    rng = np.random.default_rng(rng)
+    y = (np.arange(n) >= (n + 1) // 2).astype(np.int64)
+    t = np.pi * rng.random(n)
+    x = np.where(
+        (y == 0)[:, None],
+        np.stack([np.cos(t), np.sin(t)], axis=1),
+        np.stack([1.0 - np.cos(t), 0.5 - np.sin(t)], axis=1),
+    )  # (n, 2)
+    x = x + noise * rng.standard_normal((n, 2))
+    order = rng.permutation(n)  # interleave the two moons
+    return x[order].astype(np.float32), y[order]
