@@ -73,6 +73,8 @@ class BaseModel:
         self._extra_grads: dict[str, np.ndarray] = {}
         self.history_: dict[str, list[float]] = {}
         self.optimizer_: Any = None  # set by fit
+        # free-form JSON facts saved with the model, e.g. {"dataset": "digits", "image_shape": [8, 8]}
+        self.metadata: dict[str, Any] = {}
 
     # --- parameters -----------------------------------------------------------------------
 
@@ -214,7 +216,12 @@ class BaseModel:
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write parameters and configuration to ``path`` (.npz, atomic, no pickle)."""
-        meta = {"kind": self._kind, "config": self.get_config(), "history": self.history_}
+        meta = {
+            "kind": self._kind,
+            "config": self.get_config(),
+            "history": self.history_,
+            "metadata": self.metadata,
+        }
         return save_npz(path, self.parameters(), meta)
 
     @classmethod
@@ -239,6 +246,7 @@ class BaseModel:
                 )
             p[...] = arrays[k]
         model.history_ = {k: list(v) for k, v in meta.get("history", {}).items()}
+        model.metadata = dict(meta.get("metadata", {}))
         return model
 
     def __repr__(self) -> str:

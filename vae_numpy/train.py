@@ -227,7 +227,9 @@ def fit(
         dynamic_ncols=True,
     )
     try:
-        with _deferred_sigint() as sigint:
+        # Overflow warnings are silenced because a non-finite loss is caught below and raised
+        # as one clear error naming the epoch and batch.
+        with _deferred_sigint() as sigint, np.errstate(over="ignore", invalid="ignore"):
             for epoch in range(start, epochs):
                 snapshot = ({k: p.copy() for k, p in model.parameters().items()}, opt.state_dict())
                 t0 = time.perf_counter()

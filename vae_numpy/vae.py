@@ -182,10 +182,13 @@ class VAE(BaseModel):
         return self._log_likelihood(x_a, z_a)
 
     def _log_likelihood(self, x: np.ndarray, z: np.ndarray) -> np.ndarray:
-        out = self.decoder.forward(z)
+        return -self._nll(self.decoder.forward(z), x)
+
+    def _nll(self, out: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """-ln p(x|z) from the decoder output (logits or mean), shape (batch,)."""
         if self.likelihood == "bernoulli":
-            return -_bernoulli_nll(out, x)
-        return -_gaussian_nll(out, self._decoder_log_var(), x)
+            return _bernoulli_nll(out, x)
+        return _gaussian_nll(out, self._decoder_log_var(), x)
 
     # --- the loss and its gradient ----------------------------------------------------------
 
@@ -207,10 +210,7 @@ class VAE(BaseModel):
         std = np.exp(0.5 * log_var)
         z = mu + std * eps  # reparameterisation: (batch, latent)
         out = self.decoder.forward(z)  # logits or Gaussian mean, (batch, input_dim)
-        if self.likelihood == "bernoulli":
-            rec = _bernoulli_nll(out, x)
-        else:
-            rec = _gaussian_nll(out, self._decoder_log_var(), x)
+        rec = self._nll(out, x)
         kl = kl_standard_normal(mu, log_var)
         return {
             "mu": mu,

@@ -1,0 +1,195 @@
+"""The VAE: whole-model gradients, the loss against an independent computation, sampling, files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from tests.strategies import seeds
+from vae_numpy.gradcheck import check_model
+from vae_numpy.vae import LOG_VAR_RANGE, VAE
+
+
+def _data(rng, n, d, likelihood):
+    return rng.random((n, d)) if likelihood == "bernoulli" else rng.normal(0, 1, (n, d))
+
+
+def _min_abs_preactivation(model, x, noise):
+    """Smallest |input| of any hidden activation in the encoder and decoder for this batch."""
+    smallest, h = np.inf, x
+    for net in (model.encoder, model.decoder):
+        if net is model.decoder:
+            mu, log_var = h[:, : model.latent_dim], h[:, model.latent_dim :]
+            h = mu + np.exp(0.5 * log_var) * noise
+        for layer in net.layers:
+            h = layer.forward(h)
+            if layer is not net.layers[-1] and hasattr(layer, "params") and layer.params:
+                smallest = min(smallest, float(np.min(np.abs(h))))
+    return smallest
+
+
+@settings(max_examples=25)
+@given(
+    seeds,
+    st.sampled_from(["bernoulli", "gaussian"]),
+    st.sampled_from(["relu", "tanh", "softplus", "leaky_relu", "sigmoid"]),
+    st.floats(0.0, 3.0),
+    st.lists(st.integers(2, 5), min_size=1, max_size=2),
+)
+def test_vae_gradients_match_central_differences(seed, likelihood, activation, beta, hidden):
+    """Every parameter gradient of the -ELBO (fixed noise) matches central differences to 1e-6."""
+    rng = np.random.default_rng(seed)
+    model = VAE(
+        5,
+        hidden,
+        3,
+        likelihood=likelihood,
+        beta=beta,
+        activation=activation,
+        dtype=np.float64,
+        rng=rng,
+    )
+    if likelihood == "gaussian":
+        model.parameters()["decoder.log_var"][...] = rng.normal(0, 0.5, 5)
+    x = _data(rng, 4, 5, likelihood)
+    noise = rng.standard_normal((4, 3))
+    if activation in ("relu", "leaky_relu"):  # keep ReLU kinks out of the difference step
+        assume(_min_abs_preactivation(model, x, noise) > 1e-3)
+    # fourth-order differences with h = 1e-4: encoder gradients behind a leaky ReLU can be 1e-5
+    # of the loss, where the rounding error of second-order differences at 1e-6 reaches 1e-6
+    check_model(model, x, noise=noise, eps=1e-4, order=4).assert_ok(1e-6)
+
+
+def test_vae_loss_equals_independently_computed_negative_elbo():
+    """loss = mean[BCE(x, sigmoid(decoder(mu + exp(log_var/2) eps)))] + beta * mean KL, by hand."""
+    rng = np.random.default_rng(0)
+    model = VAE(6, (5,), 2, beta=0.5, dtype=np.float64, rng=1)
+    x, eps = rng.random((7, 6)), rng.standard_normal((7, 2))
+    mu, log_var = model.encode(x)
+    p = model.decode(mu + np.exp(log_var / 2) * eps)
+    bce = -(x * np.log(p) + (1 - x) * np.log(1 - p)).sum(axis=1)
+    # KL(N(mu, s^2) || N(0, 1)) from the textbook formula -1/2 sum(1 + log s^2 - mu^2 - s^2)
+    kl = -0.5 * (1 + log_var - mu**2 - np.exp(log_var)).sum(axis=1)
+    assert model.loss(x, eps=eps) == pytest.approx(np.mean(bce + 0.5 * kl), rel=1e-12)
+    parts = model.loss_parts(x, eps=eps)
+    assert parts["reconstruction"] == pytest.approx(bce.mean(), rel=1e-12)
+    assert parts["kl"] == pytest.approx(kl.mean(), rel=1e-12)
+    np.testing.assert_allclose(parts["kl_per_dim"].sum(), kl.mean(), rtol=1e-12)
+
+
+def test_gaussian_vae_loss_uses_learned_per_feature_variance():
+    """With likelihood='gaussian' the reconstruction term is the Gaussian NLL with decoder.log_var."""
+    rng = np.random.default_rng(0)
+    model = VAE(4, (3,), 2, likelihood="gaussian", dtype=np.float64, rng=0)
+    model.parameters()["decoder.log_var"][...] = [0.1, -0.3, 0.5, 0.0]
+    x, eps = rng.normal(size=(5, 4)), rng.standard_normal((5, 2))
+    mu, log_var = model.encode(x)
+    mean = model.decode(mu + np.exp(log_var / 2) * eps)
+    var = np.exp([0.1, -0.3, 0.5, 0.0])
+    nll = (0.5 * np.log(2 * np.pi * var) + (x - mean) ** 2 / (2 * var)).sum(axis=1)
+    assert model.loss_parts(x, eps=eps)["reconstruction"] == pytest.approx(nll.mean(), rel=1e-12)
+
+
+def test_loss_is_invariant_to_batch_size():
+    """A batch repeated twice (with its noise repeated) has the same mean loss."""
+    rng = np.random.default_rng(0)
+    model = VAE(6, (5,), 2, dtype=np.float64, rng=0)
+    x, eps = rng.random((3, 6)), rng.standard_normal((3, 2))
+    assert model.loss(np.vstack([x, x]), eps=np.vstack([eps, eps])) == pytest.approx(
+        model.loss(x, eps=eps), rel=1e-14
+    )
+
+
+def test_loss_is_deterministic_with_fixed_noise_and_seeded_without():
+    """Given eps the loss is a function of x; given a seed it is repeatable."""
+    model = VAE(6, (5,), 2, rng=0)
+    x = np.random.default_rng(0).random((4, 6)).astype(np.float32)
+    eps = np.ones((4, 2), np.float32)
+    assert model.loss(x, eps=eps) == model.loss(x, eps=eps)
+    assert model.loss(x, rng=3) == model.loss(x, rng=3)
+
+
+def test_encoder_log_variance_is_clipped_to_documented_range():
+    """Huge encoder outputs give log_var within LOG_VAR_RANGE and a finite loss and gradient."""
+    model = VAE(4, (3,), 2, rng=0)
+    model.parameters()["encoder.2.b"][2:] = [1e4, -1e4]
+    x = np.full((2, 4), 0.5, np.float32)
+    _, log_var = model.encode(x)
+    assert log_var.min() >= LOG_VAR_RANGE[0] and log_var.max() <= LOG_VAR_RANGE[1]
+    loss, grads = model.loss_and_gradients(x, rng=0)
+    assert np.isfinite(loss) and all(np.isfinite(g).all() for g in grads.values())
+
+
+def test_samples_and_reconstructions_have_data_shape_and_range():
+    """sample(n) and reconstruct(x) give (n, input_dim) probabilities in [0, 1] for Bernoulli."""
+    model = VAE(10, (8,), 3, rng=0)
+    s = model.sample(5, rng=0)
+    r = model.reconstruct(np.random.default_rng(0).random((4, 10)))
+    assert s.shape == (5, 10) and r.shape == (4, 10)
+    assert s.dtype == r.dtype == np.float32
+    assert 0 <= s.min() and s.max() <= 1
+    np.testing.assert_array_equal(model.sample(5, rng=0), s)
+
+
+def test_parameters_and_gradients_share_keys_and_shapes():
+    """parameters() and the gradients from loss_and_gradients have the same names and shapes."""
+    model = VAE(6, (5, 4), 3, likelihood="gaussian", rng=0)
+    _, grads = model.loss_and_gradients(np.zeros((2, 6), np.float32), rng=0)
+    params = model.parameters()
+    assert list(params) == list(grads)
+    assert all(params[k].shape == grads[k].shape for k in params)
+    assert "decoder.log_var" in params and "encoder.0.W" in params
+
+
+def test_repr_shows_hyperparameters():
+    """repr(VAE(...)) shows the constructor arguments."""
+    assert repr(VAE(64, (128,), 2, beta=4.0, rng=0)) == (
+        "VAE(input_dim=64, hidden_dims=[128], latent_dim=2, likelihood='bernoulli', beta=4.0,"
+        " activation='relu', dtype='float32')"
+    )
+
+
+def test_save_load_round_trip_gives_identical_outputs(tmp_path):
+    """A loaded model reproduces the saved one's parameters, config, history and outputs exactly."""
+    rng = np.random.default_rng(0)
+    model = VAE(8, (6,), 2, likelihood="gaussian", beta=2.0, rng=0)
+    x = rng.random((20, 8)).astype(np.float32)
+    model.fit(x, epochs=2, batch_size=8, rng=0, progress=False)
+    path = model.save(tmp_path / "model.npz")
+    loaded = VAE.load(path)
+    assert loaded.get_config() == model.get_config()
+    assert loaded.history_ == model.history_
+    for k, p in model.parameters().items():
+        np.testing.assert_array_equal(loaded.parameters()[k], p)
+    assert loaded.loss(x, rng=1) == model.loss(x, rng=1)
+    np.testing.assert_array_equal(loaded.sample(3, rng=2), model.sample(3, rng=2))
+
+
+def test_vae_rejects_bad_input_with_clear_messages():
+    """Wrong feature counts, 1-D input, 0-255 pixels, bad names and sizes raise helpful errors."""
+    model = VAE(64, (8,), 2, rng=0)
+    with pytest.raises(ValueError, match="64"):
+        model.loss(np.zeros((2, 784)))
+    with pytest.raises(ValueError, match="reshape"):
+        model.encode(np.zeros(64))
+    with pytest.raises(ValueError, match="divide by 255"):
+        model.loss(np.full((1, 64), 255.0))
+    with pytest.raises(ValueError, match="empty"):
+        model.loss(np.zeros((0, 64)))
+    with pytest.raises(ValueError, match="NaN"):
+        model.loss(np.full((1, 64), np.nan))
+    with pytest.raises(ValueError, match="'bernoulli', 'gaussian'"):
+        VAE(64, likelihood="poisson")
+    with pytest.raises(ValueError, match="latent_dim"):
+        VAE(64, latent_dim=0)
+    with pytest.raises(TypeError, match="hidden_dims"):
+        VAE(64, hidden_dims="400")
+    with pytest.raises(ValueError, match="beta"):
+        VAE(64, beta=-1.0)
+    with pytest.raises(ValueError, match=r"eps must have shape"):
+        model.loss(np.zeros((2, 64)), eps=np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="z has 3 features but 2"):
+        model.decode(np.zeros((1, 3)))
+    assert model.loss([[0.5] * 64]) > 0  # a nested list is accepted and converted
