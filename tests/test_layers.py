@@ -118,7 +118,9 @@ def test_sigmoid_and_softplus_are_stable_for_huge_inputs():
         s = sigmoid(x)
         sp = Softplus().forward(x)
         Sigmoid().forward(x)
-    np.testing.assert_allclose(s, [[0.0, np.exp(-50.0), 0.5, 1.0, 1.0]], rtol=1e-6, atol=0)
+    eps32 = np.finfo(np.float32).eps
+    np.testing.assert_allclose(s, [[0.0, np.exp(-50.0), 0.5, 1.0, 1.0]], rtol=0, atol=eps32)
+    assert s[0, 0] == 0.0 and s[0, -1] == 1.0
     np.testing.assert_allclose(sp, [[0.0, np.exp(-50.0), np.log(2), 50.0, 1e4]], rtol=1e-6)
 
 

@@ -112,11 +112,11 @@ class Autoencoder(BaseModel):
         z = self.encoder.forward(x)
         out = self.decoder.forward(z)
         rec = self._reconstruction(out, x)
-        self.zero_grad()
         d_out = (
             _bernoulli_nll_grad(out, x) if self.loss_name == "bce" else _squared_error_grad(out, x)
         )
         d_out /= n
-        self.encoder.backward(self.decoder.backward(d_out), input_grad=False)
+        d_z = self.decoder.backward(d_out, accumulate=False)  # gradients overwritten, not added
+        self.encoder.backward(d_z, input_grad=False, accumulate=False)
         mean = float(np.mean(rec))
         return mean, {"reconstruction": mean}

@@ -12,10 +12,12 @@ report the worst disagreement with the parameter's name, the index and both numb
 Run checks in float64: in float32 the rounding error of L (about 1e-7 relative) divided by eps
 swamps the comparison.
 
-The error reported for a parameter is ``max_i |a_i - n_i| / max_i max(|a_i|, |n_i|)``: the
-largest difference relative to the largest gradient entry of that parameter. Entries that are
-zero up to rounding then cannot produce a spurious huge ratio, while any genuine mistake in the
-backward pass shows up as an error of order one.
+The error reported for a parameter is ``max_i |a_i - n_i| / max(max_i |a_i|, max_i |n_i|, floor)``:
+the largest difference relative to the largest gradient entry of that parameter. Entries that
+are zero up to rounding then cannot produce a spurious huge ratio, while any genuine mistake in
+the backward pass shows up as an error of order one. The checkers set ``floor = 1e-6 * max(1,
+|L|)``: a parameter whose whole gradient is a millionth of the loss L (a dead ReLU unit, say)
+is compared with that scale instead of with its own rounding noise.
 """
 
 from __future__ import annotations
@@ -89,13 +91,21 @@ def numerical_gradient(
     return grad
 
 
-def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> tuple[float, tuple[int, ...]]:
+def relative_error(
+    analytic: np.ndarray, numeric: np.ndarray, floor: float = 0.0
+) -> tuple[float, tuple[int, ...]]:
     """Largest |analytic - numeric| relative to the largest entry of either; and where it is.
+
+    Parameters
+    ----------
+    analytic, numeric : ndarray of the same shape
+    floor : float
+        Smallest scale to divide by (see the module docstring).
 
     Returns
     -------
     error : float
-        ``max |a - n| / max(max |a|, max |n|)`` (0 when both are all zero).
+        ``max |a - n| / max(max |a|, max |n|, floor)`` (0 when all three are zero).
     index : tuple of int
         Index of the largest difference.
     """
@@ -106,7 +116,7 @@ def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> tuple[float, tu
         return 0.0, ()
     diff = np.abs(a - n)
     index = tuple(int(i) for i in np.unravel_index(int(np.argmax(diff)), diff.shape))
-    scale = max(float(np.max(np.abs(a))), float(np.max(np.abs(n))))
+    scale = max(float(np.max(np.abs(a))), float(np.max(np.abs(n))), floor)
     if scale == 0.0:
         return 0.0, index
     return float(diff[index] / scale), index
@@ -181,13 +191,14 @@ def check_gradients(
         raise ValueError(
             f"params and grads have different keys: {sorted(params)} vs {sorted(grads)}"
         )
+    floor = 1e-6 * max(1.0, abs(float(loss())))
     entries = []
     for name, p in params.items():
         g = np.asarray(grads[name])
         if g.shape != p.shape:
             raise ValueError(f"grads[{name!r}] has shape {g.shape} but the parameter has {p.shape}")
         num = numerical_gradient(lambda _: loss(), p, eps, order=order)
-        err, idx = relative_error(g, num)
+        err, idx = relative_error(g, num, floor)
         a_val = float(g[idx]) if g.size else 0.0
         n_val = float(num[idx]) if num.size else 0.0
         entries.append(GradCheckEntry(name, err, idx, a_val, n_val))
@@ -228,7 +239,7 @@ def check_layer(
     analytic = {name: g.copy() for name, g in layer.grads.items()}
     report = check_gradients(loss, layer.params, analytic, eps=eps)
     num_x = numerical_gradient(lambda _: loss(), x, eps)
-    err, idx = relative_error(grad_x, num_x)
+    err, idx = relative_error(grad_x, num_x, 1e-6 * max(1.0, abs(loss())))
     entry = GradCheckEntry("input", err, idx, float(grad_x[idx]), float(num_x[idx]))
     return GradCheckReport(report.entries + (entry,))
 

@@ -49,11 +49,17 @@ INITS = ("uniform", "glorot", "he")
 def sigmoid(x: np.ndarray) -> np.ndarray:
     """Logistic function 1 / (1 + exp(-x)), stable for large |x|, in the dtype of ``x``.
 
-    Only ``exp(-|x|)`` is ever evaluated, so nothing overflows:
-    sigmoid(x) = 1 / (1 + e) for x >= 0 and e / (1 + e) for x < 0, with e = exp(-|x|).
+    Evaluated through the identity sigmoid(x) = (1 + tanh(x / 2)) / 2: tanh saturates at ±1
+    instead of overflowing, so ±1e4 give exactly 1 and 0, and it is one fast ufunc pass
+    (several times faster than ``1 / (1 + exp(-x))`` with a branch for the sign). The error is
+    below the dtype's machine epsilon in absolute terms; values in the far negative tail that
+    are smaller than that (sigmoid(-50) = 2e-22) round to 0.
     """
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+    y = np.multiply(x, 0.5)
+    np.tanh(y, out=y)
+    y *= 0.5
+    y += 0.5
+    return y
 
 
 class Layer:
@@ -139,7 +145,6 @@ class Dense(Layer):
         self.params = {"W": W.astype(self.dtype), "b": b.astype(self.dtype)}
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
         self._x: np.ndarray | None = None
-        self._grads_are_zero = True
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """Return ``x @ W + b``, shape (batch, out_features); caches ``x`` for backward.
@@ -164,8 +169,10 @@ class Dense(Layer):
         y += self.params["b"]  # broadcast over the batch
         return y
 
-    def backward(self, grad_y: np.ndarray, *, input_grad: bool = True) -> np.ndarray:
-        """Accumulate dL/dW = x.T @ grad_y and dL/db = sum_batch grad_y; return grad_y @ W.T.
+    def backward(
+        self, grad_y: np.ndarray, *, input_grad: bool = True, accumulate: bool = True
+    ) -> np.ndarray:
+        """Add dL/dW = x.T @ grad_y and dL/db = sum_batch grad_y to ``grads``; return grad_y @ W.T.
 
         Parameters
         ----------
@@ -174,22 +181,25 @@ class Dense(Layer):
         input_grad : bool
             Set False for a first layer whose input is data: skips the product that computes
             dL/dx (a third of the layer's backward cost) and returns an empty array.
+        accumulate : bool
+            True (default): add to ``grads``, which :meth:`zero_grad` resets. False: overwrite
+            them, which saves zeroing and one pass when each step runs backward once.
+
+        Returns
+        -------
+        ndarray of shape (batch, in_features)
+            dL/dx.
         """
         x = self._need_cache(self._x)
-        if self._grads_are_zero:  # first backward since zero_grad: write, don't add (one pass less)
-            np.matmul(x.T, grad_y, out=self.grads["W"])
-            np.sum(grad_y, axis=0, out=self.grads["b"])
-        else:
+        if accumulate:
             self.grads["W"] += x.T @ grad_y
             self.grads["b"] += grad_y.sum(axis=0)
-        self._grads_are_zero = False
+        else:
+            np.matmul(x.T, grad_y, out=self.grads["W"])  # (in, out)
+            np.sum(grad_y, axis=0, out=self.grads["b"])
         if not input_grad:
             return np.empty((x.shape[0], 0), dtype=self.dtype)
         return grad_y @ self.params["W"].T  # (batch, in)
-
-    def zero_grad(self) -> None:
-        super().zero_grad()
-        self._grads_are_zero = True
 
     def __repr__(self) -> str:
         return f"Dense({self.in_features}, {self.out_features}, init={self.init!r}, dtype={self.dtype})"
@@ -308,13 +318,18 @@ class Sequential(Layer):
             x = layer.forward(x)
         return x
 
-    def backward(self, grad_y: np.ndarray, *, input_grad: bool = True) -> np.ndarray:
-        """Backpropagate through the layers in reverse; see :meth:`Dense.backward` for input_grad."""
+    def backward(
+        self, grad_y: np.ndarray, *, input_grad: bool = True, accumulate: bool = True
+    ) -> np.ndarray:
+        """Backpropagate through the layers in reverse; see :meth:`Dense.backward` for the flags."""
         for i in range(len(self.layers) - 1, -1, -1):
             layer = self.layers[i]
-            if i == 0 and isinstance(layer, Dense | Sequential):
-                return layer.backward(grad_y, input_grad=input_grad)
-            grad_y = layer.backward(grad_y)
+            if isinstance(layer, Dense | Sequential):
+                grad_y = layer.backward(
+                    grad_y, input_grad=input_grad or i > 0, accumulate=accumulate
+                )
+            else:
+                grad_y = layer.backward(grad_y)
         return grad_y
 
     def zero_grad(self) -> None:

@@ -285,7 +285,6 @@ class VAE(BaseModel):
         beta = self.beta if beta is None else beta
         f = self._forward(x, eps, rng)
         n = len(x)
-        self.zero_grad()
         # decoder: d(mean loss)/d(out), then back through the decoder MLP to z
         if self.likelihood == "bernoulli":
             d_out = _bernoulli_nll_grad(f["out"], x)
@@ -294,7 +293,7 @@ class VAE(BaseModel):
             active = self._extra_params["decoder.log_var"] > DECODER_LOG_VAR_MIN
             self._extra_grads["decoder.log_var"][...] = d_dec_lv.sum(axis=0) * active / n
         d_out /= n
-        d_z = self.decoder.backward(d_out)  # (batch, latent)
+        d_z = self.decoder.backward(d_out, accumulate=False)  # (batch, latent); grads overwritten
         # reparameterisation z = mu + exp(log_var / 2) * eps, plus the KL term's own gradient
         d_mu, d_log_var = reparameterize_backward(d_z, f["eps"], f["log_var"])
         kl_d_mu, kl_d_log_var = kl_standard_normal_grad(f["mu"], f["log_var"])
@@ -302,6 +301,6 @@ class VAE(BaseModel):
         d_h = np.concatenate([d_mu + scale * kl_d_mu, d_log_var + scale * kl_d_log_var], axis=1)
         low, high = LOG_VAR_RANGE
         d_h[:, self.latent_dim :] *= (f["raw_log_var"] > low) & (f["raw_log_var"] < high)  # clip
-        self.encoder.backward(d_h, input_grad=False)
+        self.encoder.backward(d_h, input_grad=False, accumulate=False)
         rec, kl = float(np.mean(f["reconstruction"])), float(np.mean(f["kl"]))
         return rec + beta * kl, {"reconstruction": rec, "kl": kl}
