@@ -1,0 +1,162 @@
+"""Training speed of vae_numpy, against the GEMM bound and (when installed) PyTorch.
+
+Times whole epochs of ``VAE`` (784-400-20 and 784-400-2, batch 128, Adam) on MNIST from the
+shared data folder (random binary data of the same shape when it is absent), after a warm-up,
+over several rounds, and prints medians with their spread:
+
+* seconds per epoch and examples per second;
+* GFLOP/s achieved by the epoch's matrix products, next to the float32 GEMM peak of numpy's
+  BLAS measured in the same run, and the fraction of the GEMM-bound limit reached
+  (limit = matrix-product FLOPs / peak);
+* when ``torch`` is importable (not a dependency: ``pip install torch==2.13.0``), the same
+  model in PyTorch (same sizes, same initial weights, same batch order, the same number of
+  threads as numpy's BLAS), timed in rounds that alternate with vae_numpy's in this process,
+  and the paired ratio vae_numpy / PyTorch (median and interquartile range). The machine is
+  noisy: quote this ratio, never an absolute time from another run.
+
+Usage::
+
+    python benchmarks/bench_training.py            # 5 rounds of one epoch each
+    python benchmarks/bench_training.py --rounds 9 --examples 60000
+    python benchmarks/bench_training.py --quick    # 2 rounds on 12,800 examples
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+
+import numpy as np
+from _common import blas_threads, gemm_peak_gflops, matmul_flops_per_example, median_iqr, mnist_or_random
+
+import vae_numpy
+from vae_numpy.optim import Adam
+from vae_numpy.vae import VAE
+
+
+def numpy_epoch(model: VAE, opt: Adam, x: np.ndarray, order: np.ndarray, batch: int,
+                rng: np.random.Generator) -> float:
+    """One epoch in the given batch order; returns seconds."""
+    t = time.perf_counter()
+    for lo in range(0, len(x), batch):
+        model._loss_and_gradients(x[order[lo : lo + batch]], rng=rng)
+        opt.step(model.gradients())
+    return time.perf_counter() - t
+
+
+def make_torch(model: VAE, threads: int):  # pragma: no cover - optional dependency
+    """The equivalent PyTorch VAE with vae_numpy's initial weights, and its epoch function."""
+    import torch
+
+    torch.set_num_threads(threads)
+    params = model.parameters()
+    hidden = model.hidden_dims[0]
+    latent = model.latent_dim
+
+    class TorchVAE(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.enc1 = torch.nn.Linear(784, hidden)
+            self.enc2 = torch.nn.Linear(hidden, 2 * latent)  # fused mu | log_var head, as ours
+            self.dec1 = torch.nn.Linear(latent, hidden)
+            self.dec2 = torch.nn.Linear(hidden, 784)
+            with torch.no_grad():
+                for layer, name in ((self.enc1, "encoder.0"), (self.enc2, "encoder.2"),
+                                    (self.dec1, "decoder.0"), (self.dec2, "decoder.2")):
+                    layer.weight.copy_(torch.from_numpy(params[f"{name}.W"].T.copy()))
+                    layer.bias.copy_(torch.from_numpy(params[f"{name}.b"].copy()))
+
+        def loss(self, x: torch.Tensor) -> torch.Tensor:
+            h = self.enc2(torch.relu(self.enc1(x)))
+            mu, log_var = h[:, :latent], h[:, latent:]
+            z = mu + torch.exp(0.5 * log_var) * torch.randn_like(mu)
+            logits = self.dec2(torch.relu(self.dec1(z)))
+            rec = torch.nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="sum")
+            kl = 0.5 * torch.sum(torch.exp(log_var) - 1 - log_var + mu * mu)
+            return (rec + kl) / len(x)
+
+    net = TorchVAE()
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+
+    def epoch(x: np.ndarray, order: np.ndarray, batch: int) -> float:
+        xt = torch.from_numpy(x)
+        idx = torch.from_numpy(order)
+        t = time.perf_counter()
+        for lo in range(0, len(x), batch):
+            loss = net.loss(xt[idx[lo : lo + batch]])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        return time.perf_counter() - t
+
+    return epoch, torch.__version__
+
+
+def run(latent: int, x: np.ndarray, args: argparse.Namespace, peak: float, threads: int) -> None:
+    batch, hidden = 128, 400
+    model = VAE(784, (hidden,), latent, rng=0)
+    opt = Adam(model.parameters(), lr=1e-3)
+    rng = np.random.default_rng(0)
+    torch_epoch = None
+    try:
+        torch_epoch, torch_version = make_torch(model, threads)
+    except ImportError:
+        torch_version = None
+    orders = [np.random.default_rng(r).permutation(len(x)) for r in range(args.rounds + 1)]
+    # warm-up on part of an epoch (allocations, BLAS threads, caches)
+    warm = orders[0][: 20 * batch]
+    numpy_epoch(model, opt, x[warm], np.arange(len(warm)), batch, rng)
+    if torch_epoch:
+        torch_epoch(x[warm], np.arange(len(warm)), batch)
+    ours, theirs, ratios = [], [], []
+    for r in range(1, args.rounds + 1):
+        first_numpy = r % 2 == 1  # alternate which framework goes first
+        t_np = t_pt = None
+        for turn in (0, 1):
+            if (turn == 0) == first_numpy:
+                t_np = numpy_epoch(model, opt, x, orders[r], batch, rng)
+            elif torch_epoch:
+                t_pt = torch_epoch(x, orders[r], batch)
+        ours.append(t_np)
+        if t_pt is not None:
+            theirs.append(t_pt)
+            ratios.append(t_np / t_pt)
+    flops = matmul_flops_per_example(784, hidden, latent) * len(x)
+    med, q1, q3 = median_iqr(ours)
+    limit = flops / (peak * 1e9)
+    print(f"\nVAE 784-{hidden}-{latent}, batch {batch}, Adam, {len(x):,} examples per epoch, {args.rounds} rounds")
+    print(f"  vae_numpy   {med:6.3f} s/epoch (IQR {q1:.3f}-{q3:.3f})   {len(x) / med:9,.0f} examples/s"
+          f"   {flops / med / 1e9:6.1f} GFLOP/s in matrix products")
+    print(f"  GEMM-bound limit {limit:.3f} s/epoch ({flops / 1e9:.1f} GFLOP at {peak:.0f} GFLOP/s):"
+          f" {limit / med:.0%} of the limit reached")
+    if ratios:
+        tm, tq1, tq3 = median_iqr(theirs)
+        rm, rq1, rq3 = median_iqr(ratios)
+        print(f"  PyTorch {torch_version}  {tm:6.3f} s/epoch (IQR {tq1:.3f}-{tq3:.3f})   {len(x) / tm:9,.0f} examples/s")
+        print(f"  paired ratio vae_numpy / PyTorch: median {rm:.3f} (IQR {rq1:.3f}-{rq3:.3f})")
+    else:
+        print("  PyTorch not installed: no paired ratio (pip install torch==2.13.0 to compare)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=5, help="timed epochs per framework (default 5)")
+    parser.add_argument("--examples", type=int, default=60_000, help="examples per epoch (default 60000)")
+    parser.add_argument("--latent", type=int, nargs="+", default=[20, 2], help="latent sizes (default 20 2)")
+    parser.add_argument("--quick", action="store_true", help="2 rounds of 12,800 examples")
+    args = parser.parse_args()
+    if args.quick:
+        args.rounds, args.examples = 2, 12_800
+    x, source = mnist_or_random(args.examples)
+    threads = blas_threads()
+    peak = gemm_peak_gflops()
+    print(f"vae_numpy {vae_numpy.__version__}, numpy {np.__version__}, Python {platform.python_version()},"
+          f" {platform.machine()}, BLAS threads {threads}")
+    print(f"data: {source}; numpy float32 GEMM peak (2048^3): {peak:.0f} GFLOP/s")
+    for latent in args.latent:
+        run(latent, x, args, peak, threads)
+
+
+if __name__ == "__main__":
+    main()

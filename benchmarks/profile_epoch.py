@@ -1,0 +1,82 @@
+"""Where an epoch's time goes, and the peak memory of training on full MNIST.
+
+Wraps the pieces of one training step with timers (no profiler overhead) and trains one epoch
+of the 784-400-20 VAE (batch 128, Adam), then prints the share of:
+
+* matrix products (the Dense layers' forward and backward),
+* the Adam update,
+* element-wise work (activations, the Bernoulli likelihood and its gradient, the KL term,
+  the reparameterisation, noise),
+* data shuffling (the permutation and the gathering of each minibatch),
+
+and the process's peak resident memory (ru_maxrss) after loading MNIST and training.
+
+Usage::
+
+    python benchmarks/profile_epoch.py            # one epoch of 60,000 examples
+    python benchmarks/profile_epoch.py --examples 12800
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from _common import mnist_or_random
+
+import vae_numpy.layers as layers
+import vae_numpy.optim as optim
+from vae_numpy.vae import VAE
+
+TIMES: dict[str, float] = defaultdict(float)
+
+
+def timed(owner: Any, name: str, bucket: str) -> None:
+    original: Callable[..., Any] = getattr(owner, name)
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        t = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            TIMES[bucket] += time.perf_counter() - t
+
+    setattr(owner, name, wrapper)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--examples", type=int, default=60_000)
+    args = parser.parse_args()
+    x, source = mnist_or_random(args.examples)
+    model = VAE(784, (400,), 20, rng=0)
+    model.fit(x[:2560], epochs=1, batch_size=128, rng=0, progress=False)  # warm-up
+    timed(layers.Dense, "forward", "matrix products")
+    timed(layers.Dense, "backward", "matrix products")
+    timed(optim.Adam, "step", "Adam update")
+    t0 = time.perf_counter()
+    model.fit(x, epochs=1, batch_size=128, rng=0, progress=False, optimizer="adam")
+    total = time.perf_counter() - t0
+    # data shuffling measured separately: the permutation and the gather of every batch
+    t = time.perf_counter()
+    order = np.random.default_rng(0).permutation(len(x))
+    for lo in range(0, len(x), 128):
+        x[order[lo : lo + 128]]
+    TIMES["data shuffling"] = time.perf_counter() - t
+    TIMES["element-wise and the rest"] = total - sum(
+        v for k, v in TIMES.items() if k != "data shuffling"
+    ) - TIMES["data shuffling"]
+    print(f"one epoch of VAE 784-400-20 on {len(x):,} examples ({source}), batch 128, Adam: {total:.2f} s")
+    for k in ("matrix products", "Adam update", "element-wise and the rest", "data shuffling"):
+        print(f"  {k:28s} {TIMES[k]:6.3f} s  {TIMES[k] / total:6.1%}")
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    print(f"peak resident memory: {peak_mib:.0f} MiB (data {x.nbytes / 2**20:.0f} MiB)")
+
+
+if __name__ == "__main__":
+    main()
