@@ -77,7 +77,7 @@ def _normal_params(mu: Any, sigma: Any, m: Any, s: Any) -> tuple[np.ndarray, ...
     return mu_a, sigma_a, m_a, s_a
 
 
-def kl_normal(mu: Any, sigma: Any, m: Any = 0.0, s: Any = 1.0) -> np.ndarray:
+def kl_normal(mu: Any, sigma: Any, m: Any = 0.0, s: Any = 1.0) -> Any:
     """Elementwise KL(N(mu, sigma^2) || N(m, s^2)) in nats.
 
     Parameters
@@ -89,8 +89,9 @@ def kl_normal(mu: Any, sigma: Any, m: Any = 0.0, s: Any = 1.0) -> np.ndarray:
 
     Returns
     -------
-    ndarray
-        The divergence, shape of the broadcast inputs, dtype of the inputs (float32 stays float32).
+    ndarray or float
+        The divergence, shape of the broadcast inputs, dtype of the inputs (float32 stays
+        float32); a Python float when every input is a scalar.
 
     Notes
     -----
@@ -108,7 +109,8 @@ def kl_normal(mu: Any, sigma: Any, m: Any = 0.0, s: Any = 1.0) -> np.ndarray:
     far = d - np.log(ratio)
     scale_term = np.where(np.abs(d) < 0.5, near_one, far)
     mean_term = ((mu_a - m_a) / s_a) ** 2
-    return 0.5 * (scale_term + mean_term)
+    out = 0.5 * (scale_term + mean_term)
+    return float(out) if out.ndim == 0 else out
 
 
 def _latent_pair(mu: Any, log_var: Any) -> tuple[np.ndarray, np.ndarray]:
