@@ -22,6 +22,7 @@ __all__ = [
     "check_dtype",
     "check_unit_interval",
     "common_float_dtype",
+    "check_finite_result",
 ]
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -112,6 +113,16 @@ def as_batch(
             " did you load the right dataset?"
         )
     return check_finite(arr, name)
+
+
+def check_finite_result(arr: Any, what: str, inputs: str) -> Any:
+    """Raise ValueError when a computed result overflowed: say which inputs are too extreme."""
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(
+            f"{what} overflowed to inf or NaN: {inputs} are too extreme for"
+            f" {np.asarray(arr).dtype}; rescale them"
+        )
+    return arr
 
 
 def check_unit_interval(arr: np.ndarray, name: str) -> np.ndarray:

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ._validation import as_array, check_finite
+from ._validation import as_array, check_finite, check_finite_result
 
 __all__ = ["reparameterize", "reparameterize_backward", "log_normal_pdf", "LOG_2PI"]
 
@@ -59,7 +59,9 @@ def reparameterize(mu: Any, log_var: Any, rng: Any = None) -> tuple[np.ndarray, 
     """
     mu_a, lv_a = _pair(mu, log_var, "mu", "log_var")
     eps = np.random.default_rng(rng).standard_normal(mu_a.shape, dtype=mu_a.dtype)
-    return mu_a + np.exp(0.5 * lv_a) * eps, eps
+    with np.errstate(over="ignore", invalid="ignore"):
+        z = mu_a + np.exp(0.5 * lv_a) * eps
+    return check_finite_result(z, "z", "mu or log_var (e.g. log_var > 1400)"), eps
 
 
 def reparameterize_backward(
@@ -104,4 +106,6 @@ def log_normal_pdf(x: Any, mu: Any, log_var: Any) -> np.ndarray:
         raise ValueError(
             f"x {x_a.shape}, mu {mu_a.shape} and log_var {lv_a.shape} do not broadcast"
         ) from exc
-    return -0.5 * np.sum(LOG_2PI + lv_a + (x_a - mu_a) ** 2 * np.exp(-lv_a), axis=-1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = -0.5 * np.sum(LOG_2PI + lv_a + (x_a - mu_a) ** 2 * np.exp(-lv_a), axis=-1)
+    return check_finite_result(out, "log_normal_pdf", "x, mu or log_var")

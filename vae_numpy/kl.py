@@ -63,10 +63,10 @@ def _normal_params(mu: Any, sigma: Any, m: Any, s: Any) -> tuple[np.ndarray, ...
     dtype = common_float_dtype(
         *(v if np.isscalar(v) else a for v, a in zip((mu, sigma, m, s), arrays, strict=True))
     )
-    mu_a = check_finite(arrays[0].astype(dtype, copy=False), "mu")
-    m_a = check_finite(arrays[2].astype(dtype, copy=False), "m")
-    sigma_a = _positive(arrays[1].astype(dtype, copy=False), "sigma")
-    s_a = _positive(arrays[3].astype(dtype, copy=False), "s")
+    with np.errstate(over="ignore"):  # a value too large for float32 becomes inf, reported below
+        mu_a, sigma_a, m_a, s_a = (a.astype(dtype, copy=False) for a in arrays)
+    mu_a, m_a = check_finite(mu_a, "mu"), check_finite(m_a, "m")
+    sigma_a, s_a = _positive(sigma_a, "sigma"), _positive(s_a, "s")
     try:
         np.broadcast_shapes(mu_a.shape, sigma_a.shape, m_a.shape, s_a.shape)
     except ValueError as exc:
