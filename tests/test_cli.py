@@ -75,6 +75,19 @@ def test_sample_and_evaluate_use_a_trained_model(trained_run, tmp_path, capsys):
     assert elbo == pytest.approx(-(rec + kl), abs=2e-3)
 
 
+def test_evaluate_with_iwae_prints_bounds_in_order(trained_run, capsys):
+    """evaluate --iwae-k prints IWAE <= exact ln p(x) (2-D latent) and a one-sample ELBO near it."""
+    assert main(["evaluate", "--model", str(trained_run / "model.npz"), "--iwae-k", "200",
+                 "--max-examples", "40"]) == 0
+    text = capsys.readouterr().out
+    elbo = float(re.search(r"ELBO\s+(-?\d+\.\d+)", text).group(1))
+    iwae = float(re.search(r"IWAE \(k=200\)\s+(-?\d+\.\d+)", text).group(1))
+    exact = float(re.search(r"exact ln p\(x\)\s+(-?\d+\.\d+)", text).group(1))
+    assert "(40 examples)" in text
+    assert iwae < exact + 0.05  # a lower bound, up to Monte Carlo noise
+    assert elbo < exact + 0.5  # one-sample ELBO: a noisy lower bound
+
+
 def test_verify_kl_prints_agreeing_columns(capsys):
     """verify-kl shows closed form and quadrature agreeing to 1e-6 and Monte Carlo within its band."""
     assert main(["verify-kl"]) == 0

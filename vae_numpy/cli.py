@@ -160,6 +160,21 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--split", default="test", choices=("train", "test"))
     evaluate.add_argument("--data-dir", default=None)
     evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument(
+        "--iwae-k",
+        type=_positive_int,
+        default=None,
+        metavar="K",
+        help="also print the importance-weighted bound with K samples (and, for a "
+        "2-D latent space, the exact log-likelihood by quadrature)",
+    )
+    evaluate.add_argument(
+        "--max-examples",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="evaluate the first N examples only",
+    )
 
     sub.add_parser("verify-kl", help="closed-form KL between normals vs quadrature and Monte Carlo")
     return parser
@@ -326,15 +341,23 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise CLIError(
             "the model file does not say which data set it was trained on; pass --dataset"
         )
-    data = load_dataset(name, args.split, data_dir=args.data_dir)
-    terms = model.evaluate_terms(data.x, rng=args.seed)
-    print(f"{model!r}\non {name} {args.split} ({data.n_examples} examples), nats per example:")
-    if isinstance(model, VAE):
-        print(f"  ELBO           {-terms['loss']:10.3f}   (-ELBO = {terms['loss']:.3f})")
-        print(f"  reconstruction {terms['reconstruction']:10.3f}   E_q[-ln p(x|z)], one sample")
-        print(f"  KL             {terms['kl']:10.3f}   KL(q(z|x) || N(0, I))")
-    else:
+    x = load_dataset(name, args.split, data_dir=args.data_dir).x[: args.max_examples]
+    terms = model.evaluate_terms(x, rng=args.seed)
+    print(f"{model!r}\non {name} {args.split} ({len(x)} examples), nats per example:")
+    if not isinstance(model, VAE):
         print(f"  reconstruction loss {terms['loss']:10.3f}")
+        return 0
+    print(f"  ELBO           {-terms['loss']:10.3f}   (-ELBO = {terms['loss']:.3f})")
+    print(f"  reconstruction {terms['reconstruction']:10.3f}   E_q[-ln p(x|z)], one sample")
+    print(f"  KL             {terms['kl']:10.3f}   KL(q(z|x) || N(0, I))")
+    if args.iwae_k:
+        from .evaluate import exact_log_likelihood, iwae_log_likelihood
+
+        iwae = iwae_log_likelihood(model, x, k=args.iwae_k, rng=args.seed).mean()
+        print(f"  IWAE (k={args.iwae_k}) {iwae:10.3f}   importance-weighted bound on ln p(x)")
+        if model.latent_dim == 2:
+            exact = exact_log_likelihood(model, x).mean()
+            print(f"  exact ln p(x)  {exact:10.3f}   quadrature over the latent plane")
     return 0
 
 
