@@ -77,8 +77,20 @@ def test_sample_and_evaluate_use_a_trained_model(trained_run, tmp_path, capsys):
 
 def test_evaluate_with_iwae_prints_bounds_in_order(trained_run, capsys):
     """evaluate --iwae-k prints IWAE <= exact ln p(x) (2-D latent) and a one-sample ELBO near it."""
-    assert main(["evaluate", "--model", str(trained_run / "model.npz"), "--iwae-k", "200",
-                 "--max-examples", "40"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--model",
+                str(trained_run / "model.npz"),
+                "--iwae-k",
+                "200",
+                "--max-examples",
+                "40",
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     elbo = float(re.search(r"ELBO\s+(-?\d+\.\d+)", text).group(1))
     iwae = float(re.search(r"IWAE \(k=200\)\s+(-?\d+\.\d+)", text).group(1))
@@ -161,3 +173,44 @@ def test_models_trained_by_the_cli_match_the_python_api(tmp_path):
     cli = VAE.load(tmp_path / "model.npz")
     for k, p in api.parameters().items():
         np.testing.assert_array_equal(cli.parameters()[k], p)
+
+
+def test_ctrl_c_during_train_keeps_checkpoint_and_prints_resume_command(tmp_path):
+    """SIGINT stops `vae-numpy train` cleanly (exit 130), keeps the checkpoint, and --resume finishes."""
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    cmd = [
+        sys.executable,
+        "-m",
+        "vae_numpy.cli",
+        "train",
+        "--epochs",
+        "400",
+        "--hidden",
+        "16",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (out / "checkpoint.npz").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert (
+        f"resume with: vae-numpy train --epochs 400 --hidden 16 --out {out} --no-progress --resume"
+        in err
+    )
+    from vae_numpy.train import load_checkpoint
+
+    epoch = load_checkpoint(out / "checkpoint.npz")[1]["epoch"]
+    assert 1 <= epoch < 400
+    shorter = [*cmd[:4], "--epochs", str(epoch + 1), *cmd[6:], "--resume"]  # finish 1 epoch later
+    resumed = subprocess.run(shorter, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert len(VAE.load(out / "model.npz").history_["loss"]) == epoch + 1

@@ -261,12 +261,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             resume=args.resume,
         )
     except TrainingInterrupted as exc:
-        print(
-            f"\nstopped: {exc}.\nresume with: vae-numpy train {' '.join(sys.argv[2:])} --resume".replace(
-                " --resume --resume", " --resume"
-            ),
-            file=sys.stderr,
-        )
+        again = [a for a in args.argv if a != "--resume"] + ["--resume"]
+        print(f"\nstopped: {exc}.\nresume with: vae-numpy {' '.join(again)}", file=sys.stderr)
         return 130
     seconds = time.perf_counter() - t0
     model.save(out / "model.npz")
@@ -393,7 +389,9 @@ COMMANDS = {
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``vae-numpy``; returns the exit status."""
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.argv = argv  # to print the command that resumes an interrupted run
     try:
         return COMMANDS[args.command](args)
     except (CLIError, ValueError, TypeError, FileNotFoundError, OSError) as exc:
