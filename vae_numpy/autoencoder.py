@@ -23,7 +23,12 @@ import numpy as np
 from ._validation import check_choice
 from .base import BaseModel
 from .layers import sigmoid
-from .losses import _bernoulli_nll, _bernoulli_nll_grad, _squared_error, _squared_error_grad
+from .losses import (
+    _bernoulli_nll,
+    _bernoulli_nll_and_grad,
+    _squared_error,
+    _squared_error_grad,
+)
 
 __all__ = ["Autoencoder", "AE_LOSSES"]
 
@@ -111,10 +116,10 @@ class Autoencoder(BaseModel):
         n = len(x)
         z = self.encoder.forward(x)
         out = self.decoder.forward(z)
-        rec = self._reconstruction(out, x)
-        d_out = (
-            _bernoulli_nll_grad(out, x) if self.loss_name == "bce" else _squared_error_grad(out, x)
-        )
+        if self.loss_name == "bce":
+            rec, d_out = _bernoulli_nll_and_grad(out, x)  # one tanh serves both
+        else:
+            rec, d_out = _squared_error(out, x), _squared_error_grad(out, x)
         d_out /= n
         d_z = self.decoder.backward(d_out, accumulate=False)  # gradients overwritten, not added
         self.encoder.backward(d_z, input_grad=False, accumulate=False)

@@ -22,7 +22,6 @@ import numpy as np
 
 from ._validation import as_array, check_finite, check_unit_interval
 from .distributions import LOG_2PI
-from .layers import sigmoid
 
 __all__ = [
     "bernoulli_nll",
@@ -47,13 +46,34 @@ def _same_shape(**arrays: Any) -> list[np.ndarray]:
 # --- private kernels: the model calls these on arrays it has already validated ---------------
 
 
+def _bernoulli_nll_and_grad(logits: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """-ln p(x|logits) per example and its gradient sigmoid(logits) - x, sharing one tanh.
+
+    With t = tanh(l / 2): sigmoid(l) = (1 + t) / 2, and the loss per entry is
+    ``softplus(l) - x l = max(l, 0) - x l - ln sigmoid(|l|)``, where sigmoid(|l|) = (1 + |t|) / 2
+    lies in [1/2, 1], so its logarithm never overflows or loses precision.
+    """
+    t = np.multiply(logits, 0.5)
+    np.tanh(t, out=t)
+    grad = np.multiply(t, 0.5)  # sigmoid(l) - x
+    grad += 0.5
+    grad -= x
+    np.abs(t, out=t)  # t becomes ln sigmoid(|l|) in place
+    t += 1
+    t *= 0.5
+    np.log(t, out=t)
+    nll = np.maximum(logits, 0)
+    nll -= x * logits
+    nll -= t
+    return nll.sum(axis=1), grad
+
+
 def _bernoulli_nll(logits: np.ndarray, x: np.ndarray) -> np.ndarray:
-    # softplus(l) - x*l, with softplus(l) = max(l, 0) + log1p(exp(-|l|)) (no overflow)
-    return np.sum(np.maximum(logits, 0) - x * logits + np.log1p(np.exp(-np.abs(logits))), axis=1)
+    return _bernoulli_nll_and_grad(logits, x)[0]
 
 
 def _bernoulli_nll_grad(logits: np.ndarray, x: np.ndarray) -> np.ndarray:
-    return sigmoid(logits) - x
+    return _bernoulli_nll_and_grad(logits, x)[1]
 
 
 def _gaussian_nll(mean: np.ndarray, log_var: np.ndarray, x: np.ndarray) -> np.ndarray:

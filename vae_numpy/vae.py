@@ -39,7 +39,12 @@ from .base import BaseModel
 from .distributions import reparameterize_backward
 from .kl import kl_standard_normal, kl_standard_normal_grad
 from .layers import sigmoid
-from .losses import _bernoulli_nll, _bernoulli_nll_grad, _gaussian_nll, _gaussian_nll_grad
+from .losses import (
+    _bernoulli_nll,
+    _bernoulli_nll_and_grad,
+    _gaussian_nll,
+    _gaussian_nll_grad,
+)
 
 __all__ = ["VAE", "LOG_VAR_RANGE", "LIKELIHOODS"]
 
@@ -190,6 +195,17 @@ class VAE(BaseModel):
             return _bernoulli_nll(out, x)
         return _gaussian_nll(out, self._decoder_log_var(), x)
 
+    def _nll_and_grads(
+        self, out: np.ndarray, x: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """-ln p(x|z), its gradient for the decoder output, and (Gaussian) for decoder.log_var."""
+        if self.likelihood == "bernoulli":
+            nll, d_out = _bernoulli_nll_and_grad(out, x)  # one tanh serves both
+            return nll, d_out, None
+        log_var = self._decoder_log_var()
+        d_out, d_log_var = _gaussian_nll_grad(out, log_var, x)
+        return _gaussian_nll(out, log_var, x), d_out, d_log_var
+
     # --- the loss and its gradient ----------------------------------------------------------
 
     def _noise(self, batch: int, eps: Any, rng: Any) -> np.ndarray:
@@ -204,23 +220,21 @@ class VAE(BaseModel):
             )
         return eps_a.astype(self.dtype, copy=False)
 
-    def _forward(self, x: np.ndarray, eps: Any, rng: Any) -> dict[str, np.ndarray]:
+    def _forward(
+        self, x: np.ndarray, eps: Any, rng: Any, *, with_grads: bool = False
+    ) -> dict[str, Any]:
         mu, log_var, raw_log_var = self._encode(x)
         eps = self._noise(len(x), eps, rng)
         std = np.exp(0.5 * log_var)
         z = mu + std * eps  # reparameterisation: (batch, latent)
         out = self.decoder.forward(z)  # logits or Gaussian mean, (batch, input_dim)
-        rec = self._nll(out, x)
-        kl = kl_standard_normal(mu, log_var)
-        return {
-            "mu": mu,
-            "log_var": log_var,
-            "raw_log_var": raw_log_var,
-            "eps": eps,
-            "out": out,
-            "reconstruction": rec,
-            "kl": kl,
-        }
+        f = {"mu": mu, "log_var": log_var, "raw_log_var": raw_log_var, "eps": eps}
+        if with_grads:
+            f["reconstruction"], f["d_out"], f["d_decoder_log_var"] = self._nll_and_grads(out, x)
+        else:
+            f["reconstruction"] = self._nll(out, x)
+        f["kl"] = kl_standard_normal(mu, log_var)
+        return f
 
     def _loss_terms(
         self, x: np.ndarray, *, eps: Any = None, rng: Any = None, beta: float | None = None
@@ -283,16 +297,16 @@ class VAE(BaseModel):
         Returns the mean loss and its mean reconstruction and KL terms.
         """
         beta = self.beta if beta is None else beta
-        f = self._forward(x, eps, rng)
+        f = self._forward(x, eps, rng, with_grads=True)
         n = len(x)
         # decoder: d(mean loss)/d(out), then back through the decoder MLP to z
-        if self.likelihood == "bernoulli":
-            d_out = _bernoulli_nll_grad(f["out"], x)
-        else:
-            d_out, d_dec_lv = _gaussian_nll_grad(f["out"], self._decoder_log_var(), x)
-            active = self._extra_params["decoder.log_var"] > DECODER_LOG_VAR_MIN
-            self._extra_grads["decoder.log_var"][...] = d_dec_lv.sum(axis=0) * active / n
+        d_out = f["d_out"]
         d_out /= n
+        if f["d_decoder_log_var"] is not None:  # Gaussian decoder's learned log-variance
+            active = self._extra_params["decoder.log_var"] > DECODER_LOG_VAR_MIN
+            self._extra_grads["decoder.log_var"][...] = (
+                f["d_decoder_log_var"].sum(axis=0) * active / n
+            )
         d_z = self.decoder.backward(d_out, accumulate=False)  # (batch, latent); grads overwritten
         # reparameterisation z = mu + exp(log_var / 2) * eps, plus the KL term's own gradient
         d_mu, d_log_var = reparameterize_backward(d_z, f["eps"], f["log_var"])
