@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from . import assignments
 from .autoencoder import Autoencoder
 from .base import BaseModel
 from .data import DATASETS, load_dataset
@@ -177,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     sub.add_parser("verify-kl", help="closed-form KL between normals vs quadrature and Monte Carlo")
+    assignments.add_subcommand(sub)
     return parser
 
 
@@ -379,6 +381,7 @@ def cmd_verify_kl(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {
+    "assignments": assignments.run,
     "train": cmd_train,
     "sample": cmd_sample,
     "evaluate": cmd_evaluate,
