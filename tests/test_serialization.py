@@ -117,3 +117,15 @@ def test_killing_the_process_during_a_save_keeps_the_previous_checkpoint(tmp_pat
     proc.wait()
     arrays, meta = load_npz(path, kind="t")
     np.testing.assert_array_equal(arrays["w"], np.zeros(10))
+
+
+def test_saved_files_get_the_usual_permissions(tmp_path):
+    """Atomic writes end with mode 0666 & ~umask, not the 0600 of a temporary file."""
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        path = save_npz(tmp_path / "m.npz", {"w": np.zeros(2)}, {"kind": "t"})
+    finally:
+        os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o644
