@@ -392,3 +392,14 @@ def test_grading_kernel_runs_this_interpreter(tmp_path):
     ran = nbformat.read(executed, 4)
     printed = [o["text"].strip() for c in ran.cells for o in c.get("outputs", []) if "text" in o]
     assert sys.executable in printed
+
+
+def test_default_source_dir_is_the_repository_folder():
+    """SOURCE_DIR, computed from the package's location, is notebooks/assignments/source here."""
+    from pathlib import Path
+
+    from vae_numpy.assignments import SOURCE_DIR as DEFAULT
+
+    repo = Path(__file__).resolve().parents[1]
+    assert DEFAULT == repo / "notebooks" / "assignments" / "source"
+    assert DEFAULT.is_dir()

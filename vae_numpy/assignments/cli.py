@@ -1,0 +1,214 @@
+"""Command line of the assignments: ``list``, ``release``, ``grade`` and ``grade-all``.
+
+:func:`add_subcommand` adds them as ``vae-numpy assignments ACTION`` to another parser and
+:func:`run` executes the parsed arguments; :func:`main` is ``python -m vae_numpy.assignments
+ACTION``. Exit status 0 when done (for ``grade``, whatever the score), 1 when
+``release --check`` finds stale copies or ``grade-all`` could not grade some notebooks, 2 when
+the request could not be carried out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..serialization import atomic_write_bytes
+from .grade import DEFAULT_TIMEOUT, grade_folder, grade_notebook
+from .notebooks import GradingError, _is_hidden, _kind, _load_source, _nbgrader, list_assignments
+from .release import release, verify_release
+from .report import _csv_bytes
+
+__all__ = ["add_subcommand", "run", "main"]
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text}")
+    return value
+
+
+def _add_actions(sub: Any) -> None:
+    source_help = "folder of the source notebooks (default: notebooks/assignments/source)"
+
+    listing = sub.add_parser("list", help="list the assignments and their points")
+    listing.add_argument("--source", default=None, metavar="DIR", help=source_help)
+
+    rel = sub.add_parser(
+        "release",
+        help="write the student copies",
+        description="Write the student copy of every source notebook: solutions replaced by "
+        "'# YOUR CODE HERE / raise NotImplementedError()', hidden tests removed, outputs cleared.",
+    )
+    rel.add_argument(
+        "--out", required=True, metavar="DIR", help="folder to write the student copies into"
+    )
+    rel.add_argument("--source", default=None, metavar="DIR", help=source_help)
+    rel.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 if the copies in --out are stale (for CI)",
+    )
+
+    grade = sub.add_parser(
+        "grade",
+        help="grade a submitted notebook offline",
+        description="Run a submission with the source's visible and hidden tests, a time limit "
+        "per cell, and print the points of every test. Exit status 0 when grading ran "
+        "(whatever the score), 2 when it could not.",
+    )
+    grade.add_argument("submission", metavar="SUBMISSION.ipynb", help="the student's notebook")
+    grade.add_argument(
+        "--assignment", default=None, metavar="NAME", help="name or number (default: detected)"
+    )
+    grade.add_argument("--source", default=None, metavar="DIR", help=source_help)
+    grade.add_argument("--json", action="store_true", help="print a JSON report instead")
+    grade.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help=f"seconds each cell may run (default {DEFAULT_TIMEOUT:g})",
+    )
+    grade.add_argument(
+        "--executed",
+        default=None,
+        metavar="PATH",
+        help="also write the executed notebook (with outputs) here",
+    )
+
+    many = sub.add_parser(
+        "grade-all",
+        help="grade every notebook in a folder into a CSV file",
+        description="Grade every .ipynb under DIR and write one CSV row per submission: "
+        "submission, assignment, score, max_score, error, then the points of each test. "
+        "Exit status 0 when every notebook was graded, 1 when some could not be.",
+    )
+    many.add_argument("folder", metavar="DIR", help="folder of submissions (searched recursively)")
+    many.add_argument("--csv", required=True, metavar="PATH", help="CSV file to write")
+    many.add_argument(
+        "--assignment", default=None, metavar="NAME", help="name or number (default: detected)"
+    )
+    many.add_argument("--source", default=None, metavar="DIR", help=source_help)
+    many.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help=f"seconds each cell may run (default {DEFAULT_TIMEOUT:g})",
+    )
+
+
+def add_subcommand(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``assignments`` (with ``list``, ``release``, ``grade``, ``grade-all``) to a CLI.
+
+    ``subparsers`` is what ``ArgumentParser.add_subparsers`` returned; execute the parsed
+    arguments with :func:`run`.
+    """
+    parser = subparsers.add_parser(
+        "assignments",
+        help="release student copies of the assignments and grade submissions offline",
+        description="Classroom assignments: release student copies, grade submissions.",
+    )
+    actions = parser.add_subparsers(dest="assignments_command", required=True, metavar="ACTION")
+    _add_actions(actions)
+    return parser
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    for name, path in list_assignments(args.source).items():
+        nb = _load_source(path)
+        tests = [c for c in nb.cells if _kind(c) == "test"]
+        hidden = sum(1 for c in tests if _is_hidden(c))
+        points = sum(int(_nbgrader(c)["points"]) for c in tests)
+        print(f"{name:<28} {points:>3} points, {len(tests)} test cells ({hidden} hidden)")
+    return 0
+
+
+def _cmd_release(args: argparse.Namespace) -> int:
+    if args.check:
+        stale = verify_release(args.out, args.source)
+        for name in stale:
+            print(f"stale: {Path(args.out) / name}")
+        if stale:
+            print("run: vae-numpy assignments release --out " + str(args.out), file=sys.stderr)
+            return 1
+        print(f"{args.out}: the student copies are up to date")
+        return 0
+    for path in release(args.out, source_dir=args.source):
+        print(f"wrote {path}")
+    return 0
+
+
+def _cmd_grade(args: argparse.Namespace) -> int:
+    report = grade_notebook(
+        args.submission,
+        assignment=args.assignment,
+        source_dir=args.source,
+        timeout=args.timeout,
+        executed_path=args.executed,
+    )
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(report.format())
+    return 0
+
+
+def _cmd_grade_all(args: argparse.Namespace) -> int:
+    root = Path(args.folder)
+    results = grade_folder(
+        root, assignment=args.assignment, source_dir=args.source, timeout=args.timeout
+    )
+    atomic_write_bytes(args.csv, _csv_bytes(root, results))
+    failed = 0
+    for path, result in results:
+        if isinstance(result, GradingError):
+            failed += 1
+            print(f"{path}: not graded: {result}", file=sys.stderr)
+        else:
+            print(f"{path}: {result.score} / {result.max_score}")
+    print(f"wrote {args.csv} ({len(results)} submissions, {failed} not graded)")
+    return 1 if failed else 0
+
+
+_ACTIONS = {
+    "list": _cmd_list,
+    "release": _cmd_release,
+    "grade": _cmd_grade,
+    "grade-all": _cmd_grade_all,
+}
+
+
+def run(args: argparse.Namespace) -> int:
+    """Execute a parsed ``assignments`` command; return the exit status.
+
+    0: done (for ``grade``, whatever the score); 1: ``release --check`` found stale copies or
+    ``grade-all`` could not grade some notebooks; 2: the request could not be carried out
+    (unreadable notebook, unknown assignment, missing folder, no kernel).
+    """
+    action = args.assignments_command
+    try:
+        return _ACTIONS[action](args)
+    except (GradingError, ValueError, OSError) as exc:
+        print(f"vae-numpy assignments {action}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m vae_numpy.assignments ACTION ...``: the same actions as the sub-command."""
+    parser = argparse.ArgumentParser(
+        prog="python -m vae_numpy.assignments",
+        description="Classroom assignments: release student copies, grade submissions.",
+    )
+    actions = parser.add_subparsers(dest="assignments_command", required=True, metavar="ACTION")
+    _add_actions(actions)
+    return run(parser.parse_args(argv))
