@@ -146,8 +146,17 @@ def kl_standard_normal(mu: Any, log_var: Any) -> np.ndarray:
     ``1/2 sum_j [exp(log_var_j) - 1 - log_var_j + mu_j^2]``. ``exp(v) - 1`` is evaluated
     as ``expm1(v)``, which keeps ``expm1(v) - v >= 0`` under rounding.
     """
-    mu_a, lv_a = _latent_pair(mu, log_var)
-    return 0.5 * np.sum(np.expm1(lv_a) - lv_a + mu_a * mu_a, axis=-1)
+    return _kl_standard_normal(*_latent_pair(mu, log_var))
+
+
+def _kl_standard_normal_per_dim(mu: np.ndarray, log_var: np.ndarray) -> np.ndarray:
+    # private kernel for validated arrays: one KL per latent dimension, shape of mu
+    return 0.5 * (np.expm1(log_var) - log_var + mu * mu)
+
+
+def _kl_standard_normal(mu: np.ndarray, log_var: np.ndarray) -> np.ndarray:
+    # private kernel for validated arrays (the VAE's training step)
+    return np.sum(_kl_standard_normal_per_dim(mu, log_var), axis=-1)
 
 
 def kl_standard_normal_grad(mu: Any, log_var: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -161,7 +170,12 @@ def kl_standard_normal_grad(mu: Any, log_var: Any) -> tuple[np.ndarray, np.ndarr
         ``(exp(log_var) - 1) / 2``.
     """
     mu_a, lv_a = _latent_pair(mu, log_var)
-    return mu_a.copy(), 0.5 * np.expm1(lv_a)
+    return mu_a.copy(), _kl_standard_normal_grad_log_var(lv_a)
+
+
+def _kl_standard_normal_grad_log_var(log_var: np.ndarray) -> np.ndarray:
+    # private kernel: d KL / d log_var (d KL / d mu is mu itself)
+    return 0.5 * np.expm1(log_var)
 
 
 def _log_normal_density(x: np.ndarray | float, mean: float, std: float) -> Any:

@@ -132,6 +132,19 @@ def _resume(
     return int(meta["epoch"]), _restore_rng(meta["rng"])
 
 
+def _warmup_ramp(step: int, warmup_steps: float) -> float:
+    """KL weight factor: rises linearly from 0 to 1 over ``warmup_steps`` steps (1 if none)."""
+    return 1.0 if warmup_steps == 0 else min(1.0, step / warmup_steps)
+
+
+def _restore(model: BaseModel, opt: Optimizer, snapshot: tuple[dict[str, np.ndarray], Any]) -> None:
+    """Put back the parameters and optimiser state saved at the start of an epoch."""
+    params, opt_state = snapshot
+    for k, p in model.parameters().items():
+        p[...] = params[k]
+    opt.load_state_dict(opt_state)
+
+
 def fit(
     model: BaseModel,
     X: Any,
@@ -205,8 +218,7 @@ def fit(
     ckpt = None if checkpoint is None else Path(checkpoint)
     if ckpt is not None and ckpt.suffix != ".npz":
         ckpt = ckpt.with_name(ckpt.name + ".npz")
-    if resume:
-        assert ckpt is not None
+    if ckpt is not None and resume:
         if not ckpt.exists():
             raise FileNotFoundError(
                 f"{ckpt}: no checkpoint to resume from; train without resume=True first"
@@ -242,13 +254,10 @@ def fit(
                     kwargs: dict[str, Any] = {"rng": gen}
                     if beta_target is not None:
                         step = epoch * steps_per_epoch + b
-                        ramp = 1.0 if warmup == 0 else min(1.0, step / (warmup * steps_per_epoch))
-                        kwargs["beta"] = beta_target * ramp
+                        kwargs["beta"] = beta_target * _warmup_ramp(step, warmup * steps_per_epoch)
                     loss, parts = model._loss_and_gradients(xb, **kwargs)
                     if not np.isfinite(loss):
-                        for k, p in model.parameters().items():
-                            p[...] = snapshot[0][k]
-                        opt.load_state_dict(snapshot[1])
+                        _restore(model, opt, snapshot)
                         raise FloatingPointError(
                             f"the training loss became {loss} at epoch {epoch + 1}, batch {b + 1};"
                             f" try a smaller learning rate than lr={opt.lr:g} (e.g. lr={opt.lr / 10:g})."

@@ -37,7 +37,11 @@ import numpy as np
 from ._validation import check_choice, check_positive_float, check_positive_int
 from .base import BaseModel
 from .distributions import reparameterize_backward
-from .kl import kl_standard_normal, kl_standard_normal_grad
+from .kl import (
+    _kl_standard_normal,
+    _kl_standard_normal_grad_log_var,
+    _kl_standard_normal_per_dim,
+)
 from .layers import sigmoid
 from .losses import (
     _bernoulli_nll,
@@ -233,7 +237,7 @@ class VAE(BaseModel):
             f["reconstruction"], f["d_out"], f["d_decoder_log_var"] = self._nll_and_grads(out, x)
         else:
             f["reconstruction"] = self._nll(out, x)
-        f["kl"] = kl_standard_normal(mu, log_var)
+        f["kl"] = _kl_standard_normal(mu, log_var)
         return f
 
     def _loss_terms(
@@ -271,7 +275,7 @@ class VAE(BaseModel):
         """
         x = self._check_x(x)
         f = self._forward(x, eps, rng)
-        kl_per_dim = 0.5 * np.mean(np.expm1(f["log_var"]) - f["log_var"] + f["mu"] ** 2, axis=0)
+        kl_per_dim = np.mean(_kl_standard_normal_per_dim(f["mu"], f["log_var"]), axis=0)
         rec, kl = float(np.mean(f["reconstruction"])), float(np.mean(f["kl"]))
         return {
             "loss": rec + self.beta * kl,
@@ -310,9 +314,10 @@ class VAE(BaseModel):
         d_z = self.decoder.backward(d_out, accumulate=False)  # (batch, latent); grads overwritten
         # reparameterisation z = mu + exp(log_var / 2) * eps, plus the KL term's own gradient
         d_mu, d_log_var = reparameterize_backward(d_z, f["eps"], f["log_var"])
-        kl_d_mu, kl_d_log_var = kl_standard_normal_grad(f["mu"], f["log_var"])
+        # KL term: d/dmu = mu and d/dlog_var = (exp(log_var) - 1) / 2, weighted by beta / n
+        kl_d_log_var = _kl_standard_normal_grad_log_var(f["log_var"])
         scale = beta / n
-        d_h = np.concatenate([d_mu + scale * kl_d_mu, d_log_var + scale * kl_d_log_var], axis=1)
+        d_h = np.concatenate([d_mu + scale * f["mu"], d_log_var + scale * kl_d_log_var], axis=1)
         low, high = LOG_VAR_RANGE
         d_h[:, self.latent_dim :] *= (f["raw_log_var"] > low) & (f["raw_log_var"] < high)  # clip
         self.encoder.backward(d_h, input_grad=False, accumulate=False)
