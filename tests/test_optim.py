@@ -134,3 +134,18 @@ def test_optimizers_reject_bad_arguments():
         Adam([np.zeros(3)])
     with pytest.raises(ValueError, match="is for"):
         Adam(p).load_state_dict(SGD(p, lr=0.1).state_dict())
+
+
+@pytest.mark.parametrize("cls", [SGD, Adam])
+def test_decaying_state_never_becomes_subnormal(cls):
+    """A gradient that turns to zero lets the moments decay to 0 without subnormal floats."""
+    p = {"w": np.ones(1000, np.float32)}
+    opt = cls(p, lr=1e-3, momentum=0.9) if cls is SGD else cls(p, lr=1e-3)
+    opt.step({"w": np.full(1000, 0.5, np.float32)})
+    zero = {"w": np.zeros(1000, np.float32)}
+    tiny = np.finfo(np.float32).tiny
+    for _ in range(1500):  # 0.9**1500 would pass through the subnormal range
+        opt.step(zero)
+        for buffers in opt.state.values():
+            a = buffers["w"]
+            assert not np.any((a != 0) & (np.abs(a) < tiny)), f"subnormal state at step {opt.t}"

@@ -79,6 +79,25 @@ class Optimizer:
         self.t += 1
         for name, p in self.params.items():
             self._update(name, p, grads[name], self._scratch[name])
+        self._flush_subnormals()
+
+    def _flush_subnormals(self) -> None:
+        """Every 64 steps, set state values that are about to become subnormal to exactly zero.
+
+        A moment whose gradient is always zero (the weight of an MNIST pixel that is always
+        black) decays geometrically and becomes a subnormal number (below 1.2e-38 in float32)
+        after a few hundred steps. Arithmetic on subnormals is 10-100x slower on common CPUs:
+        without this, epochs slowed down by 80% within three epochs. Values below
+        ``tiny * 2**(mantissa bits + 1)`` (2e-31 in float32) are zeroed; beta1 = 0.9 needs more
+        than 64 steps to take a value from there into the subnormal range. Such a moment moves
+        a parameter by less than lr * 1e-22 per step, so nothing measurable changes.
+        """
+        if self.t % _FLUSH_EVERY:
+            return
+        for buffers in self.state.values():
+            for a in buffers.values():
+                info = np.finfo(a.dtype)
+                a[np.abs(a) < info.tiny * 2.0 ** (info.nmant + 1)] = 0
 
     def _update(self, name: str, p: np.ndarray, g: np.ndarray, buf: np.ndarray) -> None:
         raise NotImplementedError  # pragma: no cover
@@ -217,6 +236,7 @@ class Adam(Optimizer):
         self._eps_t = self.eps * root_bias2
         for name, p in self.params.items():
             self._update(name, p, grads[name], self._scratch[name])
+        self._flush_subnormals()
 
     def _update(self, name: str, p: np.ndarray, g: np.ndarray, buf: np.ndarray) -> None:
         m, v = self.state["m"][name], self.state["v"][name]
@@ -239,6 +259,7 @@ class Adam(Optimizer):
 
 
 _BLOCK = 1 << 16
+_FLUSH_EVERY = 64
 
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {"adam": Adam, "sgd": SGD, "adagrad": Adagrad}
