@@ -28,15 +28,22 @@ import platform
 import time
 
 import numpy as np
-from _common import blas_threads, gemm_peak_gflops, matmul_flops_per_example, median_iqr, mnist_or_random
+from _common import (
+    blas_threads,
+    gemm_peak_gflops,
+    matmul_flops_per_example,
+    median_iqr,
+    mnist_or_random,
+)
 
 import vae_numpy
 from vae_numpy.optim import Adam
 from vae_numpy.vae import VAE
 
 
-def numpy_epoch(model: VAE, opt: Adam, x: np.ndarray, order: np.ndarray, batch: int,
-                rng: np.random.Generator) -> float:
+def numpy_epoch(
+    model: VAE, opt: Adam, x: np.ndarray, order: np.ndarray, batch: int, rng: np.random.Generator
+) -> float:
     """One epoch in the given batch order; returns seconds."""
     t = time.perf_counter()
     for lo in range(0, len(x), batch):
@@ -62,8 +69,12 @@ def make_torch(model: VAE, threads: int):  # pragma: no cover - optional depende
             self.dec1 = torch.nn.Linear(latent, hidden)
             self.dec2 = torch.nn.Linear(hidden, 784)
             with torch.no_grad():
-                for layer, name in ((self.enc1, "encoder.0"), (self.enc2, "encoder.2"),
-                                    (self.dec1, "decoder.0"), (self.dec2, "decoder.2")):
+                for layer, name in (
+                    (self.enc1, "encoder.0"),
+                    (self.enc2, "encoder.2"),
+                    (self.dec1, "decoder.0"),
+                    (self.dec2, "decoder.2"),
+                ):
                     layer.weight.copy_(torch.from_numpy(params[f"{name}.W"].T.copy()))
                     layer.bias.copy_(torch.from_numpy(params[f"{name}.b"].copy()))
 
@@ -125,15 +136,23 @@ def run(latent: int, x: np.ndarray, args: argparse.Namespace, peak: float, threa
     flops = matmul_flops_per_example(784, hidden, latent) * len(x)
     med, q1, q3 = median_iqr(ours)
     limit = flops / (peak * 1e9)
-    print(f"\nVAE 784-{hidden}-{latent}, batch {batch}, Adam, {len(x):,} examples per epoch, {args.rounds} rounds")
-    print(f"  vae_numpy   {med:6.3f} s/epoch (IQR {q1:.3f}-{q3:.3f})   {len(x) / med:9,.0f} examples/s"
-          f"   {flops / med / 1e9:6.1f} GFLOP/s in matrix products")
-    print(f"  GEMM-bound limit {limit:.3f} s/epoch ({flops / 1e9:.1f} GFLOP at {peak:.0f} GFLOP/s):"
-          f" {limit / med:.0%} of the limit reached")
+    print(
+        f"\nVAE 784-{hidden}-{latent}, batch {batch}, Adam, {len(x):,} examples per epoch, {args.rounds} rounds"
+    )
+    print(
+        f"  vae_numpy   {med:6.3f} s/epoch (IQR {q1:.3f}-{q3:.3f})   {len(x) / med:9,.0f} examples/s"
+        f"   {flops / med / 1e9:6.1f} GFLOP/s in matrix products"
+    )
+    print(
+        f"  GEMM-bound limit {limit:.3f} s/epoch ({flops / 1e9:.1f} GFLOP at {peak:.0f} GFLOP/s):"
+        f" {limit / med:.0%} of the limit reached"
+    )
     if ratios:
         tm, tq1, tq3 = median_iqr(theirs)
         rm, rq1, rq3 = median_iqr(ratios)
-        print(f"  PyTorch {torch_version}  {tm:6.3f} s/epoch (IQR {tq1:.3f}-{tq3:.3f})   {len(x) / tm:9,.0f} examples/s")
+        print(
+            f"  PyTorch {torch_version}  {tm:6.3f} s/epoch (IQR {tq1:.3f}-{tq3:.3f})   {len(x) / tm:9,.0f} examples/s"
+        )
         print(f"  paired ratio vae_numpy / PyTorch: median {rm:.3f} (IQR {rq1:.3f}-{rq3:.3f})")
     else:
         print("  PyTorch not installed: no paired ratio (pip install torch==2.13.0 to compare)")
@@ -141,9 +160,15 @@ def run(latent: int, x: np.ndarray, args: argparse.Namespace, peak: float, threa
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=5, help="timed epochs per framework (default 5)")
-    parser.add_argument("--examples", type=int, default=60_000, help="examples per epoch (default 60000)")
-    parser.add_argument("--latent", type=int, nargs="+", default=[20, 2], help="latent sizes (default 20 2)")
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="timed epochs per framework (default 5)"
+    )
+    parser.add_argument(
+        "--examples", type=int, default=60_000, help="examples per epoch (default 60000)"
+    )
+    parser.add_argument(
+        "--latent", type=int, nargs="+", default=[20, 2], help="latent sizes (default 20 2)"
+    )
     parser.add_argument("--quick", action="store_true", help="2 rounds of 12,800 examples")
     args = parser.parse_args()
     if args.quick:
@@ -151,8 +176,10 @@ def main() -> None:
     x, source = mnist_or_random(args.examples)
     threads = blas_threads()
     peak = gemm_peak_gflops()
-    print(f"vae_numpy {vae_numpy.__version__}, numpy {np.__version__}, Python {platform.python_version()},"
-          f" {platform.machine()}, BLAS threads {threads}")
+    print(
+        f"vae_numpy {vae_numpy.__version__}, numpy {np.__version__}, Python {platform.python_version()},"
+        f" {platform.machine()}, BLAS threads {threads}"
+    )
     print(f"data: {source}; numpy float32 GEMM peak (2048^3): {peak:.0f} GFLOP/s")
     for latent in args.latent:
         run(latent, x, args, peak, threads)

@@ -68,10 +68,12 @@ def main() -> None:
     for lo in range(0, len(x), 128):
         x[order[lo : lo + 128]]
     TIMES["data shuffling"] = time.perf_counter() - t
-    TIMES["element-wise and the rest"] = total - sum(
-        v for k, v in TIMES.items() if k != "data shuffling"
-    ) - TIMES["data shuffling"]
-    print(f"one epoch of VAE 784-400-20 on {len(x):,} examples ({source}), batch 128, Adam: {total:.2f} s")
+    TIMES["element-wise and the rest"] = (
+        total - sum(v for k, v in TIMES.items() if k != "data shuffling") - TIMES["data shuffling"]
+    )
+    print(
+        f"one epoch of VAE 784-400-20 on {len(x):,} examples ({source}), batch 128, Adam: {total:.2f} s"
+    )
     for k in ("matrix products", "Adam update", "element-wise and the rest", "data shuffling"):
         print(f"  {k:28s} {TIMES[k]:6.3f} s  {TIMES[k] / total:6.1%}")
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB

@@ -53,11 +53,20 @@ def part_pytorch(data: Path, epochs: int) -> None:
     print(f"{'epoch':>5} {'train loss':>11} {'test loss':>10} {'seconds':>8}")
     for epoch in range(1, epochs + 1):
         t = time.perf_counter()
-        model.fit(x, epochs=1, batch_size=128, lr=1e-3, rng=rng, progress=False,
-                  optimizer=model.optimizer_ or "adam")
+        model.fit(
+            x,
+            epochs=1,
+            batch_size=128,
+            lr=1e-3,
+            rng=rng,
+            progress=False,
+            optimizer=model.optimizer_ or "adam",
+        )
         seconds = time.perf_counter() - t
-        print(f"{epoch:5d} {model.history_['loss'][-1]:11.2f} {test_loss(model, x_test, epoch):10.2f} {seconds:8.1f}",
-              flush=True)
+        print(
+            f"{epoch:5d} {model.history_['loss'][-1]:11.2f} {test_loss(model, x_test, epoch):10.2f} {seconds:8.1f}",
+            flush=True,
+        )
     print(f"pytorch/examples after {epochs} epochs: about {PYTORCH_EXAMPLE_EPOCH_10}")
 
 
@@ -72,11 +81,15 @@ def part_iwae(data: Path, epochs: int, n_test: int) -> None:
     t = time.perf_counter()
     iwae = iwae_log_likelihood(model, x_test_bin, k=5000, rng=0)
     elbo = model.score(x_test_bin, rng=0)
-    print(f"dynamically binarised MNIST, 784-400-20, {epochs} epochs ({train_seconds:.0f} s);"
-          f" first {n_test} test images binarised once (seed 123)")
+    print(
+        f"dynamically binarised MNIST, 784-400-20, {epochs} epochs ({train_seconds:.0f} s);"
+        f" first {n_test} test images binarised once (seed 123)"
+    )
     print(f"  ELBO (1 sample)   {elbo:8.2f}")
-    print(f"  IWAE k=5000       {iwae.mean():8.2f} ± {iwae.std(ddof=1) / np.sqrt(n_test):.2f}"
-          f"  ({time.perf_counter() - t:.0f} s)")
+    print(
+        f"  IWAE k=5000       {iwae.mean():8.2f} ± {iwae.std(ddof=1) / np.sqrt(n_test):.2f}"
+        f"  ({time.perf_counter() - t:.0f} s)"
+    )
     print("  IWAE paper, VAE with one stochastic layer, k=1, 3,280 epochs: -86.76")
 
 
@@ -88,25 +101,38 @@ def part_frey(data: Path, epochs: int) -> None:
     model = VAE(560, (200,), 2, likelihood="gaussian", rng=0)
     t = time.perf_counter()
     model.fit(train.x, epochs=epochs, batch_size=100, lr=1e-3, rng=0, progress=False)
-    print(f"Frey Face, Gaussian decoder, 560-200-2, {epochs} epochs ({time.perf_counter() - t:.0f} s):"
-          f" test ELBO {model.score(test.x):.1f} nats per image")
+    print(
+        f"Frey Face, Gaussian decoder, 560-200-2, {epochs} epochs ({time.perf_counter() - t:.0f} s):"
+        f" test ELBO {model.score(test.x):.1f} nats per image"
+    )
     out = HERE.parent / "docs" / "figures" / "frey_manifold.png"
-    plots.plot_manifold(model, train.image_shape, n=12, title="Frey Face manifold (Gaussian decoder, 2-D latent)",
-                        path=out)
+    plots.plot_manifold(
+        model,
+        train.image_shape,
+        n=12,
+        title="Frey Face manifold (Gaussian decoder, 2-D latent)",
+        path=out,
+    )
     print(f"  wrote {out.relative_to(HERE.parent)}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--part", choices=("pytorch", "iwae", "frey", "all"), default="all")
-    parser.add_argument("--epochs", type=int, default=10, help="epochs of the pytorch part (default 10)")
+    parser.add_argument(
+        "--epochs", type=int, default=10, help="epochs of the pytorch part (default 10)"
+    )
     parser.add_argument("--iwae-epochs", type=int, default=30)
-    parser.add_argument("--iwae-test", type=int, default=1000, help="test images for IWAE (default 1000)")
+    parser.add_argument(
+        "--iwae-test", type=int, default=1000, help="test images for IWAE (default 1000)"
+    )
     parser.add_argument("--frey-epochs", type=int, default=300)
     args = parser.parse_args()
     data = shared_data_dir()
     if data is None:
-        raise SystemExit("real data not found: set VAE_NUMPY_TEST_DATA or place shared/data beside the checkout")
+        raise SystemExit(
+            "real data not found: set VAE_NUMPY_TEST_DATA or place shared/data beside the checkout"
+        )
     if args.part in ("pytorch", "all"):
         part_pytorch(data, args.epochs)
     if args.part in ("iwae", "all"):
