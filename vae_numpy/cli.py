@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from . import assignments
+from ._argtypes import non_negative_float, positive_float, positive_int
 from .autoencoder import Autoencoder
 from .base import BaseModel
 from .data import DATASETS, load_dataset
@@ -49,31 +50,6 @@ KL_CASES = [
 
 class CLIError(Exception):
     """A problem with the user's request, reported as one line."""
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = _positive_float(text) if text.strip() not in ("0", "0.0") else 0.0
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -105,34 +81,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="VAE decoder (default: gaussian for frey-faces, bernoulli otherwise)",
     )
     train.add_argument(
-        "--latent-dim", type=_positive_int, default=2, help="latent dimensions (default 2)"
+        "--latent-dim", type=positive_int, default=2, help="latent dimensions (default 2)"
     )
     train.add_argument(
         "--hidden",
-        type=_positive_int,
+        type=positive_int,
         nargs="+",
         default=[128],
         help="hidden layer sizes of the encoder, mirrored in the decoder (default 128)",
     )
     train.add_argument(
         "--epochs",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help=f"passes over the data (default per data set: {DEFAULT_EPOCHS})",
     )
     train.add_argument(
-        "--batch-size", type=_positive_int, default=64, help="examples per step (default 64)"
+        "--batch-size", type=positive_int, default=64, help="examples per step (default 64)"
     )
     train.add_argument(
-        "--lr", type=_positive_float, default=1e-3, help="Adam learning rate (default 1e-3)"
+        "--lr", type=positive_float, default=1e-3, help="Adam learning rate (default 1e-3)"
     )
     train.add_argument("--optimizer", default="adam", choices=("adam", "sgd", "adagrad"))
-    train.add_argument(
-        "--beta", type=_non_negative_float, default=1.0, help="KL weight (default 1)"
-    )
+    train.add_argument("--beta", type=non_negative_float, default=1.0, help="KL weight (default 1)")
     train.add_argument(
         "--kl-warmup",
-        type=_non_negative_float,
+        type=non_negative_float,
         default=0.0,
         help="epochs over which beta ramps up from 0 (default 0: off)",
     )
@@ -146,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sample = sub.add_parser("sample", help="draw new images from a trained VAE")
     sample.add_argument("--model", required=True, help="model.npz written by 'vae-numpy train'")
-    sample.add_argument("-n", type=_positive_int, default=64, help="number of samples (default 64)")
+    sample.add_argument("-n", type=positive_int, default=64, help="number of samples (default 64)")
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--out", default="samples.png", help="PNG to write (default samples.png)")
 
@@ -163,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument(
         "--iwae-k",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         metavar="K",
         help="also print the importance-weighted bound with K samples (and, for a "
@@ -171,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument(
         "--max-examples",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="evaluate the first N examples only",

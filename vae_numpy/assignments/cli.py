@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .._argtypes import positive_float
 from ..serialization import atomic_write_bytes
 from .grade import DEFAULT_TIMEOUT, grade_folder, grade_notebook
 from .notebooks import GradingError, _is_hidden, _kind, _load_source, _nbgrader, list_assignments
@@ -24,16 +24,6 @@ from .release import release, verify_release
 from .report import _csv_bytes
 
 __all__ = ["add_subcommand", "run", "main"]
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text}")
-    return value
 
 
 def _add_actions(sub: Any) -> None:
@@ -73,7 +63,7 @@ def _add_actions(sub: Any) -> None:
     grade.add_argument("--json", action="store_true", help="print a JSON report instead")
     grade.add_argument(
         "--timeout",
-        type=_seconds,
+        type=positive_float,
         default=DEFAULT_TIMEOUT,
         metavar="SECONDS",
         help=f"seconds each cell may run (default {DEFAULT_TIMEOUT:g})",
@@ -100,7 +90,7 @@ def _add_actions(sub: Any) -> None:
     many.add_argument("--source", default=None, metavar="DIR", help=source_help)
     many.add_argument(
         "--timeout",
-        type=_seconds,
+        type=positive_float,
         default=DEFAULT_TIMEOUT,
         metavar="SECONDS",
         help=f"seconds each cell may run (default {DEFAULT_TIMEOUT:g})",
