@@ -201,3 +201,30 @@ def test_fit_rejects_bad_arguments(digits):
         fit(model, x, epochs=1, resume=True)
     with pytest.raises(ValueError, match="64"):
         fit(model, x[:, :10], epochs=1)
+
+
+def _blas_threads_seen_during_fit(model, x, batch_size):
+    from threadpoolctl import threadpool_info
+
+    seen = []
+    original = model._loss_and_gradients
+
+    def spy(*args, **kwargs):
+        seen.append(max(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"))
+        return original(*args, **kwargs)
+
+    model._loss_and_gradients = spy
+    model.fit(x, epochs=1, batch_size=batch_size, rng=0, progress=False)
+    return set(seen)
+
+
+def test_small_models_train_on_one_blas_thread_and_large_ones_keep_theirs(digits):
+    """Below SMALL_PRODUCT multiply-adds per product BLAS uses one thread; above, its default."""
+    from threadpoolctl import threadpool_info
+
+    default = max(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
+    x, _ = digits
+    assert _blas_threads_seen_during_fit(VAE(64, (128,), 2, rng=0), x[:128], 64) == {1}
+    big = np.zeros((256, 784), np.float32)
+    assert _blas_threads_seen_during_fit(VAE(784, (400,), 20, rng=0), big, 128) == {default}
+    assert max(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas") == default
