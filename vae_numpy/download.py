@@ -15,8 +15,8 @@ place, so that no half-written or corrupt file is ever left in the cache. A mism
 :class:`DownloadError` (an OSError).
 
 This module knows file names and URLs, not file formats: the readers are in
-:mod:`vae_numpy.data`, which passes a structural check to :func:`fetch_file` where no checksum
-has been published (Frey Face).
+:mod:`vae_numpy.formats`, and :mod:`vae_numpy.data` passes a structural check to
+:func:`fetch_file` where no checksum has been published (Frey Face).
 """
 
 from __future__ import annotations
