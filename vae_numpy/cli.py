@@ -26,6 +26,7 @@ from .autoencoder import Autoencoder
 from .base import BaseModel
 from .data import DATASETS, load_dataset
 from .kl import kl_by_quadrature, kl_monte_carlo, kl_normal
+from .resources import copy_notebooks
 from .serialization import atomic_write_bytes
 from .train import TrainingInterrupted
 from .vae import VAE
@@ -152,6 +153,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     sub.add_parser("verify-kl", help="closed-form KL between normals vs quadrature and Monte Carlo")
+
+    notebooks = sub.add_parser(
+        "notebooks",
+        help="copy the lecture notebooks and the assignments (student copies) into a folder",
+        description="Copy the five lecture notebooks into DIR and the student copies of the "
+        "assignments into DIR/assignments, from the installed package. Open them with "
+        "'jupyter lab DIR'.",
+    )
+    notebooks.add_argument("dir", metavar="DIR", help="folder to copy into (created if missing)")
+    notebooks.add_argument(
+        "--force", action="store_true", help="overwrite notebooks that already exist in DIR"
+    )
     assignments.add_subcommand(sub)
     return parser
 
@@ -354,12 +367,29 @@ def cmd_verify_kl(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_notebooks(args: argparse.Namespace) -> int:
+    try:
+        written = copy_notebooks(args.dir, force=args.force)
+    except FileExistsError as exc:
+        raise CLIError(str(exc).replace(" (force=True)", "")) from exc
+    lecture = [p for p in written if p.parent.name != "assignments"]
+    student = [p for p in written if p.parent.name == "assignments"]
+    for p in written:
+        print(f"wrote {p}")
+    print(
+        f"{len(lecture)} lecture notebooks and {len(student)} assignments (student copies)"
+        f" in {args.dir}; open them with: jupyter lab {args.dir}"
+    )
+    return 0
+
+
 COMMANDS = {
     "assignments": assignments.run,
     "train": cmd_train,
     "sample": cmd_sample,
     "evaluate": cmd_evaluate,
     "verify-kl": cmd_verify_kl,
+    "notebooks": cmd_notebooks,
 }
 
 
