@@ -437,3 +437,15 @@ def test_notebooks_copies_lecture_notebooks_and_student_copies_and_refuses_to_ov
     assert (tmp_path / "course" / lectures[0]).read_text() == "my notes"  # nothing overwritten
     assert main(["notebooks", str(tmp_path / "course"), "--force"]) == 0
     assert (tmp_path / "course" / lectures[0]).read_bytes() == (root / lectures[0]).read_bytes()
+
+
+def test_notebooks_with_solutions_adds_the_sources_for_instructors(tmp_path, capsys):
+    """--solutions also writes each assignment's source notebook into DIR/solutions."""
+    from pathlib import Path
+
+    sources = Path(__file__).resolve().parents[1] / "notebooks" / "assignments" / "source"
+    assert main(["notebooks", str(tmp_path), "--solutions"]) == 0
+    for source in sorted(sources.glob("*.ipynb")):
+        assert (tmp_path / "solutions" / source.name).read_bytes() == source.read_bytes()
+    n = len(list(sources.glob("*.ipynb")))
+    assert n >= 5 and f"and their {n} solutions" in capsys.readouterr().out

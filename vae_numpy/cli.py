@@ -188,6 +188,12 @@ def build_parser() -> argparse.ArgumentParser:
     notebooks.add_argument(
         "--force", action="store_true", help="overwrite notebooks that already exist in DIR"
     )
+    notebooks.add_argument(
+        "--solutions",
+        action="store_true",
+        help="for instructors: also copy the assignment sources (solutions, hidden tests)"
+        " into DIR/solutions",
+    )
     assignments.add_subcommand(sub)
     return parser
 
@@ -501,16 +507,18 @@ def cmd_verify_kl(args: argparse.Namespace) -> int:
 
 def cmd_notebooks(args: argparse.Namespace) -> int:
     try:
-        written = copy_notebooks(args.dir, force=args.force)
+        written = copy_notebooks(args.dir, force=args.force, solutions=args.solutions)
     except FileExistsError as exc:
         raise CLIError(str(exc).replace(" (force=True)", "")) from exc
-    lecture = [p for p in written if p.parent.name != "assignments"]
     student = [p for p in written if p.parent.name == "assignments"]
+    solutions = [p for p in written if p.parent.name == "solutions"]
+    lecture = len(written) - len(student) - len(solutions)
     for p in written:
         print(f"wrote {p}")
     print(
-        f"{len(lecture)} lecture notebooks and {len(student)} assignments (student copies)"
-        f" in {args.dir}; open them with: jupyter lab {args.dir}"
+        f"{lecture} lecture notebooks and {len(student)} assignments (student copies)"
+        + (f" and their {len(solutions)} solutions" if solutions else "")
+        + f" in {args.dir}; open them with: jupyter lab {args.dir}"
     )
     return 0
 

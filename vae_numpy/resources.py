@@ -75,11 +75,14 @@ def assignments_dir(kind: str) -> Path:
     return notebooks_dir() / "assignments" / kind
 
 
-def copy_notebooks(dest: str | os.PathLike[str], *, force: bool = False) -> list[Path]:
+def copy_notebooks(
+    dest: str | os.PathLike[str], *, force: bool = False, solutions: bool = False
+) -> list[Path]:
     """Copy the lecture notebooks and the assignments' student copies into ``dest``.
 
-    The lecture notebooks go to ``dest/``, the student copies to ``dest/assignments/``. The
-    solutions (assignment sources) are not copied. Each file is written atomically.
+    The lecture notebooks go to ``dest/``, the student copies to ``dest/assignments/``, and,
+    only when asked, the solutions (the assignment sources, with hidden tests) to
+    ``dest/solutions/``. Each file is written atomically.
 
     Parameters
     ----------
@@ -88,6 +91,8 @@ def copy_notebooks(dest: str | os.PathLike[str], *, force: bool = False) -> list
     force : bool
         Overwrite notebooks that already exist in ``dest``. Without it nothing is written when
         any of them exists.
+    solutions : bool
+        Also copy the source notebooks, for instructors (e.g. to use them with nbgrader).
 
     Returns
     -------
@@ -107,6 +112,11 @@ def copy_notebooks(dest: str | os.PathLike[str], *, force: bool = False) -> list
         (p, folder / "assignments" / p.name)
         for p in sorted(assignments_dir("release").glob("*.ipynb"))
     ]
+    if solutions:
+        plan += [
+            (p, folder / "solutions" / p.name)
+            for p in sorted(assignments_dir("source").glob("*.ipynb"))
+        ]
     existing = [target for _, target in plan if target.exists()]
     if existing and not force:
         names = ", ".join(str(p) for p in existing[:3]) + (" ..." if len(existing) > 3 else "")
