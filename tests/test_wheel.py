@@ -128,12 +128,14 @@ def test_installed_package_is_the_wheel_not_the_checkout(installed):
 
 
 def test_installed_cli_trains_lists_releases_grades_and_copies_notebooks(installed):
-    """From an empty folder: train on digits, list and release assignments, grade, copy notebooks."""
+    """From an empty folder: train, sample, evaluate; list, release, grade; copy the notebooks."""
     train = installed.run("train", "--out", "run", "--epochs", "2", "--no-progress")
     assert train.returncode == 0, train.stderr
     assert (installed.cwd / "run" / "model.npz").is_file()
     sample = installed.run("sample", "--model", "run/model.npz", "-n", "4", "--out", "s.png")
     assert sample.returncode == 0 and (installed.cwd / "s.png").is_file(), sample.stderr
+    evaluate = installed.run("evaluate", "--model", "run/model.npz", "--max-examples", "20")
+    assert evaluate.returncode == 0 and "ELBO" in evaluate.stdout, evaluate.stderr
 
     listing = installed.run("assignments", "list")
     assert listing.returncode == 0, listing.stderr
