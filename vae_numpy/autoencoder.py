@@ -53,6 +53,8 @@ class Autoencoder(BaseModel):
     """
 
     _kind = "Autoencoder"
+    generative = False
+    beta = None  # no KL term: the training loop's warm-up leaves this model alone
 
     def __init__(
         self,
@@ -90,6 +92,10 @@ class Autoencoder(BaseModel):
     def encode(self, x: Any) -> np.ndarray:
         """The code z = f(x), shape (batch, latent_dim)."""
         return self.encoder.forward(self._check_x(x))
+
+    def code(self, x: Any) -> np.ndarray:
+        """The code z = f(x), shape (batch, latent_dim) (the same as :meth:`encode`)."""
+        return self.encode(x)
 
     def decode(self, z: Any) -> np.ndarray:
         """The reconstruction g(z): probabilities (bce) or values (mse), shape (batch, input_dim)."""

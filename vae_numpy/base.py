@@ -116,6 +116,34 @@ class BaseModel:
     def _check_z(self, z: Any) -> np.ndarray:
         return as_batch(z, "z", features=self.latent_dim).astype(self.dtype, copy=False)
 
+    # --- the model protocol (vae_numpy.protocol) ---------------------------------------------
+
+    @property
+    def kind(self) -> str:
+        """Name written into saved files and checkpoints (``"VAE"``, ``"Autoencoder"``)."""
+        return self._kind
+
+    def check_data(self, *arrays: Any, name: str = "X") -> tuple[np.ndarray, ...]:
+        """Validate ``X`` (batch, input_dim) once at the boundary; return ``(X,)`` in the model's dtype."""
+        if len(arrays) != 1:
+            raise TypeError(
+                f"{type(self).__name__} is trained on X alone, got {len(arrays)} arrays;"
+                " pass fit(X) without labels"
+            )
+        return (self._check_x(arrays[0], name),)
+
+    def loss_and_gradients_for_batch(
+        self, batch: tuple[np.ndarray, ...], *, rng: np.random.Generator, beta: float | None = None
+    ) -> tuple[float, dict[str, float]]:
+        """One training step on a checked batch ``(x,)``: see :mod:`vae_numpy.protocol`."""
+        return self._loss_and_gradients(batch[0], rng=rng, beta=beta)
+
+    def loss_terms_for_batch(
+        self, batch: tuple[np.ndarray, ...], *, rng: np.random.Generator
+    ) -> dict[str, np.ndarray]:
+        """Per-example loss and terms on a checked batch ``(x,)``, each of shape (batch,)."""
+        return self._loss_terms(batch[0], rng=rng)
+
     # --- the loss (subclasses) --------------------------------------------------------------
 
     # ``eps`` (fixed noise), ``rng`` and ``beta`` (KL weight override) matter to the VAE only;

@@ -90,6 +90,7 @@ class VAE(BaseModel):
     """
 
     _kind = "VAE"
+    generative = True
 
     def __init__(
         self,
@@ -155,6 +156,10 @@ class VAE(BaseModel):
         """
         mu, log_var, _ = self._encode(self._check_x(x))
         return mu.copy(), log_var
+
+    def code(self, x: Any) -> np.ndarray:
+        """The code of ``x``: the mean ``mu`` of q(z|x), shape (batch, latent_dim)."""
+        return self.encode(x)[0]
 
     def decode(self, z: Any) -> np.ndarray:
         """Mean of p(x|z): probabilities (bernoulli) or the Gaussian mean, shape (batch, input_dim)."""
