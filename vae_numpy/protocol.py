@@ -51,7 +51,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["Batch", "Model", "LatentModel", "GenerativeModel"]
+__all__ = ["Batch", "Model", "LatentModel", "GenerativeModel", "VariationalModel"]
 
 #: One minibatch: ``(x,)`` or ``(x, y)``, arrays sharing their first axis.
 Batch = tuple[np.ndarray, ...]
@@ -81,9 +81,13 @@ class Model(Protocol):
     kind: str
     input_dim: int
     dtype: np.dtype
-    beta: float | None
     history_: dict[str, list[float]]
     optimizer_: Any
+
+    @property
+    def beta(self) -> float | None:
+        """The KL weight (None: no KL term)."""
+        ...
 
     def parameters(self) -> dict[str, np.ndarray]:
         """The live parameter arrays under unique names; an optimiser updates them in place."""
@@ -163,4 +167,35 @@ class GenerativeModel(LatentModel, Protocol):
 
     def sample(self, n: int, *, rng: Any = None) -> np.ndarray:
         """``n`` new examples decoded from z ~ p(z), shape (n, input_dim)."""
+        ...
+
+
+@runtime_checkable
+class VariationalModel(GenerativeModel, Protocol):
+    """A VAE: Gaussian q(z|x), prior N(0, I), likelihood p(x|z). What :mod:`vae_numpy.evaluate` needs.
+
+    Attributes
+    ----------
+    likelihood : {"bernoulli", "gaussian"}
+        The decoder's distribution: Bernoulli logits, or a Gaussian mean with the per-feature
+        log-variance ``decoder_log_var`` of shape (input_dim,).
+    """
+
+    likelihood: str
+
+    @property
+    def decoder_log_var(self) -> np.ndarray:
+        """The Gaussian decoder's log-variance, shape (input_dim,) (AttributeError for Bernoulli)."""
+        ...
+
+    def encode(self, x: Any) -> tuple[np.ndarray, np.ndarray]:
+        """``(mu, log_var)`` of q(z|x), each of shape (batch, latent_dim)."""
+        ...
+
+    def log_likelihood(self, x: Any, z: Any) -> np.ndarray:
+        """ln p(x|z) for paired rows, summed over features: shape (batch,), nats."""
+        ...
+
+    def decoder_output(self, z: Any) -> np.ndarray:
+        """The decoder's raw output (logits or Gaussian mean), shape (batch, input_dim)."""
         ...
