@@ -195,6 +195,13 @@ class BaseModel:
     def load(cls: type[M], path: str | os.PathLike[str]) -> M:
         """Rebuild a model saved with :meth:`save`; raises ValueError on a wrong or damaged file."""
         arrays, meta = load_npz(path, kind=cls.kind)
+        return cls.from_saved(arrays, meta, path)
+
+    @classmethod
+    def from_saved(
+        cls: type[M], arrays: dict[str, np.ndarray], meta: dict[str, Any], path: Any = "file"
+    ) -> M:
+        """The model held by ``(arrays, meta)`` as read from a saved file (``path`` for messages)."""
         try:
             model = cls(**meta["config"])
         except (TypeError, ValueError, KeyError) as exc:

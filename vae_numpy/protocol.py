@@ -35,6 +35,8 @@ Contract of one training step
 * ``beta`` overrides the model's KL weight for this step (KL warm-up); ``None`` means the
   model's own ``beta``. Models without a KL term ignore it (their ``beta`` is ``None``).
 
+A saved model is read back, whatever its class, with :func:`vae_numpy.models.load_model`.
+
 Everything else a model offers (``encode``, ``loss``, ``loss_parts``, ``fit``, ``score``...) is
 its own public API, for users; the machinery of the package relies only on this protocol.
 
