@@ -193,6 +193,7 @@ class _Agent:
         raise ValueError(f"unknown request {op!r}")
 
     def serve(self) -> None:
+        send_frame(self.sock, {"ready": True})
         while True:
             request = recv_frame(self.sock)
             if request.get("op") == "end":

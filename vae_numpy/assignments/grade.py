@@ -291,6 +291,15 @@ class _Session:
         )
         self.remote.deadline = deadline
         filename = f"<test {gid}>"
+        if not self.remote.wait_ready(_PROBE_SECONDS, self.kernel.kc.shell_channel.msg_ready):
+            result = self.kernel.finish(msg_id, time.monotonic() + 1.0, probe=2.0)
+            self.stopped = (
+                "not run: the kernel did not run the grader's cell"
+                + (f" ({result.ename}: {result.evalue})" if result.ename else "")
+                + ": does your code change how cells run (input transformers, exec hooks)?"
+            )
+            self.remote.dead = self.stopped
+            return _Run("error", self.stopped.removeprefix("not run: "), time.monotonic() - start)
         try:
             names = self.remote.student_names(self.owned)
             for name in self.student - set(names):

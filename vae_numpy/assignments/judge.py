@@ -315,6 +315,25 @@ class Remote:
             elif interrupted_at is not None and now >= interrupted_at + self.grace:
                 raise EOFError("the kernel did not stop after an interrupt")
 
+    def wait_ready(self, seconds: float, finished: Callable[[], bool]) -> bool:
+        """Wait for the agent to start serving; False when the cell ``finished`` without it or
+        ``seconds`` pass."""
+        limit = time.monotonic() + seconds
+        while time.monotonic() < limit:
+            self.sock.settimeout(0.05)
+            try:
+                hello = recv_frame(self.sock)
+            except TimeoutError:
+                if finished():
+                    return False
+                continue
+            except (OSError, EOFError, WireError):
+                return False
+            finally:
+                self.sock.settimeout(None)
+            return hello == {"ready": True}
+        return False
+
     def end(self) -> None:
         """Tell the agent to stop serving (its cell then finishes)."""
         if self.dead:
