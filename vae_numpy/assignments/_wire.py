@@ -101,7 +101,9 @@ def array_from_wire(spec: Any) -> np.ndarray:
 
 
 def float_to_wire(x: float) -> Any:
-    return x if math.isfinite(x) else {"f": "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")}
+    return (
+        x if math.isfinite(x) else {"f": "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")}
+    )
 
 
 def float_from_wire(tag: Any) -> float:

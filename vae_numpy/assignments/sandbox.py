@@ -93,7 +93,7 @@ def unavailable_message(dotted: str) -> str:
     )
 
 
-def _stub(node: ast.stmt, dotted: str) -> ast.stmt:
+def _stub(node: ast.FunctionDef | ast.ClassDef, dotted: str) -> ast.stmt:
     message = unavailable_message(dotted)
     if isinstance(node, ast.ClassDef):
         text = (
@@ -198,7 +198,15 @@ class Kernel:
         ]
         if self.isolation == "namespaces":
             launcher += ["--bind", str(site / "vae_numpy"), str(real)]
-        argv = [*launcher, "--", sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+        argv = [
+            *launcher,
+            "--",
+            sys.executable,
+            "-m",
+            "ipykernel_launcher",
+            "-f",
+            "{connection_file}",
+        ]
         if self.isolation == "namespaces":
             argv = [*_UNSHARE, *argv]
         self.isolation += f", memory limit {memory_limit / 1024**3:g} GiB"
@@ -263,7 +271,9 @@ class Kernel:
 
     def start(self, code: str) -> str:
         """Send ``code`` to run; return the message id (see :meth:`finish`)."""
-        return str(self.kc.execute(code, store_history=False, allow_stdin=False, stop_on_error=False))
+        return str(
+            self.kc.execute(code, store_history=False, allow_stdin=False, stop_on_error=False)
+        )
 
     def finish(self, msg_id: str, deadline: float, *, probe: float = 10.0) -> CellResult:
         """Collect the outputs and reply of the cell ``msg_id``; interrupt it at ``deadline``.
@@ -305,13 +315,21 @@ class Kernel:
                     kept += size
                     out = {"output_type": kind, **content}
                     if kind == "stream":
-                        out = {"output_type": "stream", "name": content.get("name", "stdout"),
-                               "text": content.get("text", "")}
+                        out = {
+                            "output_type": "stream",
+                            "name": content.get("name", "stdout"),
+                            "text": content.get("text", ""),
+                        }
                     result.outputs.append(out)
                 elif not dropped:
                     dropped = True
-                    result.outputs.append({"output_type": "stream", "name": "stderr",
-                                           "text": f"[output beyond {self.output_limit} characters dropped by the grader]\n"})
+                    result.outputs.append(
+                        {
+                            "output_type": "stream",
+                            "name": "stderr",
+                            "text": f"[output beyond {self.output_limit} characters dropped by the grader]\n",
+                        }
+                    )
         if result.status != "dead":
             try:
                 reply = self.kc.get_shell_msg(timeout=probe)
