@@ -339,3 +339,21 @@ def test_grade_all_survives_a_submission_that_kills_its_parent(tmp_path, capsys)
     assert rows["honest.ipynb"]["score"] == "11"
     assert {"problems", "flags", "seed"} <= set(rows["honest.ipynb"])
     assert "near-identical to killer.ipynb" in rows["honest.ipynb"]["flags"]
+
+
+@pytest.mark.notebooks
+@pytest.mark.parametrize("name", sorted(p.stem for p in SOURCE_DIR.glob("*.ipynb")))
+def test_source_notebooks_still_run_in_process_as_under_nbgrader(name, tmp_path):
+    """Run top to bottom in one kernel, tests included (as Jupyter or nbgrader would), every
+    cell of a source notebook succeeds: the tests call the student's code directly there."""
+    from vae_numpy.assignments.sandbox import Kernel
+
+    nb = nbformat.read(SOURCE_DIR / f"{name}.ipynb", 4)
+    kernel = Kernel(tmp_path, [])
+    try:
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                result = kernel.run(cell.source, 120)
+                assert result.status == "ok", (cell.source[:80], result.ename, result.evalue)
+    finally:
+        kernel.close()

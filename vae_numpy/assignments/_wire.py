@@ -35,7 +35,7 @@ DTYPES = frozenset(
 )
 """The dtypes an array may have to cross the boundary."""
 
-MAX_FRAME = 1 << 30  # bytes: one message may not exceed 1 GiB
+MAX_FRAME = 1 << 28  # bytes: one message may not exceed 256 MiB
 MAX_DEPTH = 32  # nesting of lists, tuples and dicts in one value
 _HEADER = struct.Struct(">Q")
 

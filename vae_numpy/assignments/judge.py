@@ -440,19 +440,18 @@ class Handle:
     def __hash__(self) -> int:
         return id(self)
 
-    def __instancecheck__(self, obj: Any) -> bool:
+    def _relation(self, op: str, obj: Any) -> bool:
         try:
             sent = self._remote.send_value(obj)
         except TypeError:
-            return False
-        return self._ask("isinstance", obj=sent) is True
+            return False  # a judge object is never an instance of a student's class
+        return self._ask(op, obj=sent) is True
+
+    def __instancecheck__(self, obj: Any) -> bool:
+        return self._relation("isinstance", obj)
 
     def __subclasscheck__(self, cls: Any) -> bool:
-        try:
-            sent = self._remote.send_value(cls)
-        except TypeError:
-            return False
-        return self._ask("issubclass", obj=sent) is True
+        return self._relation("issubclass", cls)
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         value = self._ask("array")
