@@ -357,3 +357,19 @@ def test_source_notebooks_still_run_in_process_as_under_nbgrader(name, tmp_path)
                 assert result.status == "ok", (cell.source[:80], result.ename, result.evalue)
     finally:
         kernel.close()
+
+
+@pytest.mark.notebooks
+def test_without_namespaces_the_session_sandbox_still_grades(tmp_path, monkeypatch):
+    """With namespaces turned off the kernel runs in its own session with rlimits, the report
+    says so, and the solution still earns full marks."""
+    from vae_numpy.assignments import sandbox
+
+    monkeypatch.setenv("VAE_NUMPY_NO_NAMESPACES", "1")
+    sandbox.namespaces_available.cache_clear()
+    try:
+        report = grade_notebook(SOURCE_DIR / "04_adam.ipynb", source_dir=SOURCE_DIR)
+    finally:
+        sandbox.namespaces_available.cache_clear()
+    assert report.isolation.startswith("session+rlimits"), report.isolation
+    assert report.score == report.max_score, report.format()

@@ -10,7 +10,8 @@ in it. Whatever the machine offers, the kernel gets:
   attribute access and subclassing all meet the stub (:func:`sanitized_package`).
 
 When unprivileged user namespaces work (:func:`namespaces_available`; ``unshare`` from
-util-linux), the kernel also runs in new user, PID, mount and network namespaces: it sees
+util-linux; ``VAE_NUMPY_NO_NAMESPACES=1`` turns them off), the kernel also runs in new user,
+PID, mount and network namespaces: it sees
 only its own processes (it cannot signal the grader or another submission), has no network,
 the real package directory is covered by the sanitised copy (so reading the reference's
 source file finds the stub too), and when the kernel exits every process it started dies
@@ -68,7 +69,13 @@ _UNSHARE = [
 
 @functools.cache
 def namespaces_available() -> bool:
-    """Does ``unshare`` start a process in new user, PID, mount and network namespaces here?"""
+    """Does ``unshare`` start a process in new user, PID, mount and network namespaces here?
+
+    Setting the environment variable ``VAE_NUMPY_NO_NAMESPACES=1`` says no (for a machine
+    where they misbehave).
+    """
+    if os.environ.get("VAE_NUMPY_NO_NAMESPACES", "") not in ("", "0"):
+        return False
     if shutil.which("unshare") is None or shutil.which("mount") is None:
         return False
     try:
