@@ -373,3 +373,25 @@ def test_without_namespaces_the_session_sandbox_still_grades(tmp_path, monkeypat
         sandbox.namespaces_available.cache_clear()
     assert report.isolation.startswith("session+rlimits"), report.isolation
     assert report.score == report.max_score, report.format()
+
+
+def test_a_reexported_reference_is_withheld_where_it_is_defined_too(tmp_path):
+    """Withholding vae_numpy.data.two_moons (defined in vae_numpy.toy, re-exported by data)
+    stubs it in both modules, so neither route reaches the real function."""
+    site = sanitized_package(["vae_numpy.data.two_moons"], tmp_path)
+    probe = (
+        "import vae_numpy.data, vae_numpy.toy\n"
+        "for f in (vae_numpy.data.two_moons, vae_numpy.toy.two_moons):\n"
+        "    try:\n        f(10)\n        print('ran')\n"
+        "    except RuntimeError as exc:\n        print(exc)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    lines = done.stdout.splitlines()
+    assert len(lines) == 2 and all("vae_numpy.data.two_moons is the reference" in x for x in lines)
