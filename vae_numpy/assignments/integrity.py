@@ -25,7 +25,6 @@ import ast
 import difflib
 import io
 import itertools
-import keyword
 import tokenize
 from collections.abc import Sequence
 from pathlib import Path
@@ -234,7 +233,7 @@ def pair_flags(
         except Exception:  # unreadable meanwhile: nothing to compare
             continue
         mine = own_tokens(source, composed, roles)
-        if len(mine) >= MIN_TOKENS and not keyword.iskeyword(mine[0] if mine else ""):
+        if len(mine) >= MIN_TOKENS:
             tokens[path] = (report.assignment, mine)
     reports = dict(results)
     for a, b in itertools.combinations(sorted(tokens), 2):
