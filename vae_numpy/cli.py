@@ -23,9 +23,10 @@ from typing import Any
 from . import assignments
 from ._argtypes import non_negative_float, positive_float, positive_int
 from .autoencoder import Autoencoder
-from .base import BaseModel
 from .data import DATASETS, FOLDERS, Dataset, MissingDataError, get_data_dir, load_dataset
 from .kl import kl_by_quadrature, kl_monte_carlo, kl_normal
+from .models import load_model
+from .protocol import LatentModel
 from .resources import copy_notebooks
 from .serialization import atomic_write_bytes
 from .train import load_checkpoint
@@ -201,16 +202,12 @@ def build_parser() -> argparse.ArgumentParser:
 # --- helpers ------------------------------------------------------------------------------
 
 
-def _load_model(path: str) -> BaseModel:
+def _load_model(path: str) -> Any:
+    """Any saved model, as its own class (the commands ask what it can do, not what it is)."""
     p = Path(path)
     if not p.exists():
         raise CLIError(f"no model file at {p}; train one with 'vae-numpy train --out DIR'")
-    try:
-        return VAE.load(p)
-    except ValueError as exc:
-        if "expected 'VAE'" not in str(exc):
-            raise
-    return Autoencoder.load(p)
+    return load_model(p)
 
 
 def _load_data(name: str, split: str, args: argparse.Namespace) -> Dataset:
@@ -239,7 +236,7 @@ def _load_data(name: str, split: str, args: argparse.Namespace) -> Dataset:
         ) from exc
 
 
-def _image_shape(model: BaseModel) -> tuple[int, int]:
+def _image_shape(model: LatentModel) -> tuple[int, int]:
     shape = model.metadata.get("image_shape")
     if shape:
         return int(shape[0]), int(shape[1])
@@ -256,13 +253,13 @@ def _write_json(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode("utf-8"))
 
 
-def _model_name(model: BaseModel, dataset: str | None) -> str:
+def _model_name(model: LatentModel, dataset: str | None) -> str:
     """ "VAE on digits": the model and data set that every figure title names."""
     return f"{type(model).__name__} on {dataset}" if dataset else type(model).__name__
 
 
 def _stopped(
-    args: argparse.Namespace, model: BaseModel, checkpoint: Path, saved: bool, why: str
+    args: argparse.Namespace, model: LatentModel, checkpoint: Path, saved: bool, why: str
 ) -> int:
     """After Ctrl-C: keep a loadable model of the last completed epoch, say what to run next."""
     out = Path(args.out)
@@ -282,7 +279,7 @@ def _stopped(
     _write_json(out / "history.json", model.history_)
     sample = (
         f"\nsample from it with: vae-numpy sample --model {out / 'model.npz'}"
-        if isinstance(model, VAE)
+        if model.generative
         else ""
     )
     print(
@@ -305,7 +302,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     train_set = _load_data(args.dataset, "train", args)
     test_set = _load_data(args.dataset, "test", args)
     epochs = args.epochs or DEFAULT_EPOCHS[args.dataset]
-    model: BaseModel
+    model: Any  # VAE or Autoencoder: below, only what the model can do is asked
     if args.model == "vae":
         likelihood = args.likelihood or (
             "gaussian" if args.dataset == "frey-faces" else "bernoulli"
@@ -399,15 +396,14 @@ def cmd_train(args: argparse.Namespace) -> int:
             title=f"{name}: test images and their reconstructions",
         ),
     )
-    codes = model.encode(test_set.x)
-    codes = codes[0] if isinstance(codes, tuple) else codes
+    codes = model.code(test_set.x)  # a VAE's code is the mean of q(z|x)
     figure(
         "latent.png",
         lambda path: plots.plot_latent_scatter(
             codes, test_set.y, path=path, title=f"{name}: means of q(z|x), test set"
         ),
     )
-    if isinstance(model, VAE):
+    if model.generative:
         figure(
             "samples.png",
             lambda path: plots.plot_image_grid(
@@ -440,7 +436,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from . import plots
 
     model = _load_model(args.model)
-    if not isinstance(model, VAE):
+    if not model.generative:
         raise CLIError(
             f"{args.model} holds an {type(model).__name__}, which has no prior to sample from;"
             " use a VAE"
@@ -467,7 +463,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     x = _load_data(name, args.split, args).x[: args.max_examples]
     terms = model.evaluate_terms(x, rng=args.seed)
     print(f"{model!r}\non {name} {args.split} ({len(x)} examples), nats per example:")
-    if not isinstance(model, VAE):
+    if not model.generative:
         print(f"  reconstruction loss {terms['loss']:10.3f}")
         return 0
     print(f"  ELBO           {-terms['loss']:10.3f}   (-ELBO = {terms['loss']:.3f})")
