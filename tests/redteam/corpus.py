@@ -664,8 +664,8 @@ def memory_bomb_kl(context: Context) -> Any:
 
 
     def kl_normal(mu, sigma, m=0.0, s=1.0):
-        while len(_hog) < {context.memory_gib}:
-            _hog.append(np.ones(2**27))  # 1 GiB, every page written
+        if not _hog:
+            _hog.append(np.ones({context.memory_gib} * 2**27))  # {context.memory_gib} GiB, all written
         ratio = (np.asarray(sigma, dtype=float) / s) ** 2
         return 0.5 * (ratio - 1.0 - np.log(ratio) + ((np.asarray(mu, dtype=float) - m) / s) ** 2)
     """
