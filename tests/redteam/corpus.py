@@ -181,17 +181,21 @@ def pasted_solution_dense(context: Context) -> Any:
 @_exploit(
     DENSE,
     "patched vae_numpy helpers",
-    "a Dense that returns zeros; numerical_gradient, relative_error, check_layer and "
-    "np.allclose replaced (module and notebook globals)",
+    "a wrong Dense (forward off by 1, gradients of shape (1,)) with numerical_gradient, "
+    "relative_error, check_layer and the test helpers gradient_problem and run_backward "
+    "replaced (in vae_numpy.gradcheck and in the notebook's globals), and np.allclose",
 )
 def patched_gradcheck_dense(context: Context) -> Any:
     forward = """
     self._x = x
-    return np.zeros((len(x), self.params["b"].shape[0]), dtype=x.dtype)
+    return x @ self.params["W"] + self.params["b"] + 1.0
     """
-    backward = "return np.zeros_like(self._x)"
+    backward = """
+    for key in self.grads:
+        self.grads[key] = np.ones(1)
+    return np.ones(1)
+    """
     patches = """
-
     import vae_numpy.gradcheck as _gc
 
 
@@ -208,6 +212,16 @@ def patched_gradcheck_dense(context: Context) -> Any:
         return _gc.GradCheckReport(tuple(_gc.GradCheckEntry(n, 0.0, (0,), 0.0, 0.0) for n in names))
 
 
+    def _no_problem(*args, **kwargs):
+        return None
+
+
+    def _backward_of_ones(layer, x, grad_y, **kwargs):
+        layer.zero_grad()
+        layer.forward(x)
+        return layer.backward(grad_y)
+
+
     for _name, _fake in [
         ("numerical_gradient", _zero_gradient),
         ("relative_error", _no_error),
@@ -215,9 +229,24 @@ def patched_gradcheck_dense(context: Context) -> Any:
     ]:
         setattr(_gc, _name, _fake)
         globals()[_name] = _fake
+    gradient_problem, run_backward = _no_problem, _backward_of_ones
     np.allclose = lambda *args, **kwargs: True
     """
     dense = _join(_stubs(DENSE, "dense_layer", forward, backward), patches)
+    return submission(DENSE, {"dense_layer": dense, "dense_gradcheck": _OWN_GRADCHECK})
+
+
+@_exploit(
+    DENSE,
+    "do nothing",
+    "a constant layer: forward returns zeros, backward returns zeros (consistent with each other)",
+)
+def constant_zero_dense(context: Context) -> Any:
+    forward = """
+    self._x = x
+    return np.zeros((len(x), self.params["b"].shape[0]), dtype=x.dtype)
+    """
+    dense = _stubs(DENSE, "dense_layer", forward, "return np.zeros_like(self._x)")
     return submission(DENSE, {"dense_layer": dense, "dense_gradcheck": _OWN_GRADCHECK})
 
 
@@ -591,6 +620,19 @@ def lookup_table_kl(context: Context) -> Any:
 
 @_exploit(
     KL,
+    "lookup table",
+    "the lookup table, with TEST_SEED = 0 set in the student's cell to pin the published inputs",
+)
+def pinned_seed_lookup_kl(context: Context) -> Any:
+    nb = lookup_table_kl(context)
+    for cell in nb.cells:
+        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "kl_closed_form":
+            cell.source += "\n\nTEST_SEED = 0\n"
+    return nb
+
+
+@_exploit(
+    KL,
     "patched vae_numpy helpers",
     "vae_numpy.kl.kl_by_quadrature and kl_normal (the tests' references) replaced by a fake KL "
     "that the student's functions match",
@@ -871,6 +913,37 @@ def patched_numpy_adam(context: Context) -> Any:
     np.testing.assert_array_almost_equal = lambda *args, **kwargs: None
 
     """
+    return submission(ADAM, {"adam": _join(code, _stubs(ADAM, "adam", "self.t += 1"))})
+
+
+@_exploit(
+    ADAM,
+    "patched numpy",
+    "the notebook's name `np` rebound to a numpy look-alike whose comparisons always agree",
+)
+def shadowed_numpy_adam(context: Context) -> Any:
+    code = '''
+    import numpy
+
+
+    class _AgreeableNumpy:
+        """numpy, except that every comparison agrees."""
+
+        def __getattr__(self, name):
+            return getattr(numpy, name)
+
+        def allclose(self, *args, **kwargs):
+            return True
+
+        def array_equal(self, *args, **kwargs):
+            return False
+
+        def isclose(self, a, b, *args, **kwargs):
+            return numpy.ones(numpy.broadcast(a, b).shape, dtype=bool)
+
+
+    np = _AgreeableNumpy()
+    '''
     return submission(ADAM, {"adam": _join(code, _stubs(ADAM, "adam", "self.t += 1"))})
 
 
