@@ -25,6 +25,8 @@ same process must still work. Submissions that start processes name them with th
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import re
 import textwrap
@@ -567,7 +569,8 @@ def _published_kl_answers() -> str:
             continue
         namespace.update({f.__name__: f for f in students})
         try:
-            exec(cell.source, namespace)
+            with contextlib.redirect_stdout(io.StringIO()):
+                exec(cell.source, namespace)
         except Exception:  # e.g. a display cell; the inputs it passed are recorded anyway
             pass
     return json.dumps(table)
