@@ -22,8 +22,16 @@ from typing import Any
 
 import numpy as np
 
-from ._wire import DTYPES, array_from_wire, array_to_wire, dtype_from_wire, float_from_wire
-from ._wire import float_to_wire, recv_frame, send_frame
+from ._wire import (
+    DTYPES,
+    array_from_wire,
+    array_to_wire,
+    dtype_from_wire,
+    float_from_wire,
+    float_to_wire,
+    recv_frame,
+    send_frame,
+)
 
 __all__ = ["connect", "serve"]
 
@@ -151,7 +159,9 @@ class _Agent:
                 "d": [
                     [name, self.out(value)]
                     for name, value in list(user.items())
-                    if type(name) is str and not name.startswith("_") and name not in skip
+                    if type(name) is str
+                    and not name.startswith("_")
+                    and name not in skip
                     and not (hasattr(builtins, name) and value is getattr(builtins, name))
                 ]
             }
@@ -193,6 +203,7 @@ class _Agent:
         raise ValueError(f"unknown request {op!r}")
 
     def serve(self) -> None:
+        send_frame(self.sock, {"ready": True})
         while True:
             request = recv_frame(self.sock)
             if request.get("op") == "end":

@@ -35,7 +35,7 @@ DTYPES = frozenset(
 )
 """The dtypes an array may have to cross the boundary."""
 
-MAX_FRAME = 1 << 30  # bytes: one message may not exceed 1 GiB
+MAX_FRAME = 1 << 28  # bytes: one message may not exceed 256 MiB
 MAX_DEPTH = 32  # nesting of lists, tuples and dicts in one value
 _HEADER = struct.Struct(">Q")
 
@@ -101,7 +101,9 @@ def array_from_wire(spec: Any) -> np.ndarray:
 
 
 def float_to_wire(x: float) -> Any:
-    return x if math.isfinite(x) else {"f": "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")}
+    return (
+        x if math.isfinite(x) else {"f": "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")}
+    )
 
 
 def float_from_wire(tag: Any) -> float:

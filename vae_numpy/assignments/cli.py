@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .._argtypes import positive_float
+from .._argtypes import positive_float, positive_int
 from ..serialization import atomic_write_bytes
 from .grade import (
     DEFAULT_MEMORY,
@@ -106,31 +106,19 @@ def _add_actions(sub: Any) -> None:
     _add_limits(many)
     many.add_argument(
         "--jobs",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="notebooks graded at once (default: the usable cores)",
     )
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
-    return value
-
-
 def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if not 0 <= value < 2**32:
-        raise argparse.ArgumentTypeError(f"the seed must be in [0, 2**32), got {value}")
-    return value
+    if not (text.strip().isdigit() and int(text) < 2**32):
+        raise argparse.ArgumentTypeError(
+            f"the seed must be a whole number in [0, 2**32), got {text!r}"
+        )
+    return int(text)
 
 
 def _memory(text: str) -> int:

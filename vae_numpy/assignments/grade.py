@@ -34,6 +34,9 @@ from pathlib import Path
 from typing import Any
 
 from ..serialization import atomic_write_bytes
+from ._wire import WireError
+from .integrity import DEFAULT_SIMILARITY, copy_flag, pair_flags, reference_flags, student_code
+from .judge import KernelGone, Remote, StudentError
 from .notebooks import (
     GradingError,
     _detect_assignment,
@@ -46,9 +49,6 @@ from .notebooks import (
     list_assignments,
     read_notebook,
 )
-from ._wire import WireError
-from .integrity import DEFAULT_SIMILARITY, copy_flag, pair_flags, reference_flags, student_code
-from .judge import KernelGone, Remote, StudentError
 from .release import _release_cell
 from .report import GradedTest, GradeReport
 from .sandbox import DEFAULT_MEMORY, DEFAULT_OUTPUT_LIMIT, Kernel
@@ -269,11 +269,18 @@ class _Session:
                 self.stopped = f"not run: the kernel died in {label}"
                 return _Run("dead", "the Python kernel died while running this cell"), result
             self.stopped = f"not run: the kernel could not be stopped after {label} ran out of time"
-            return _Run("timeout", f"TimeoutError: {label} ran past the time limit of "
-                        f"{timeout:g} s and could not be interrupted", result.seconds), result
+            return _Run(
+                "timeout",
+                f"TimeoutError: {label} ran past the time limit of "
+                f"{timeout:g} s and could not be interrupted",
+                result.seconds,
+            ), result
         return (
-            _Run("error", _kernel_error_text(result.ename, result.evalue, result.traceback),
-                 result.seconds),
+            _Run(
+                "error",
+                _kernel_error_text(result.ename, result.evalue, result.traceback),
+                result.seconds,
+            ),
             result,
         )
 
@@ -291,6 +298,15 @@ class _Session:
         )
         self.remote.deadline = deadline
         filename = f"<test {gid}>"
+        if not self.remote.wait_ready(_PROBE_SECONDS, self.kernel.kc.shell_channel.msg_ready):
+            result = self.kernel.finish(msg_id, time.monotonic() + 1.0, probe=2.0)
+            self.stopped = (
+                "not run: the kernel did not run the grader's cell"
+                + (f" ({result.ename}: {result.evalue})" if result.ename else "")
+                + ": does your code change how cells run (input transformers, exec hooks)?"
+            )
+            self.remote.dead = self.stopped
+            return _Run("error", self.stopped.removeprefix("not run: "), time.monotonic() - start)
         try:
             names = self.remote.student_names(self.owned)
             for name in self.student - set(names):
@@ -405,7 +421,9 @@ def grade_notebook(
         if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
             raise ValueError(f"{name} must be a number of seconds > 0, got {value!r}")
     if not (isinstance(memory_limit, int) and memory_limit >= 256 * 1024**2):
-        raise ValueError(f"memory_limit must be a whole number of bytes >= 256 MiB, got {memory_limit!r}")
+        raise ValueError(
+            f"memory_limit must be a whole number of bytes >= 256 MiB, got {memory_limit!r}"
+        )
     if seed is None:
         seed = int.from_bytes(os.urandom(4), "little")
     if not (isinstance(seed, int) and 0 <= seed < 2**32):
@@ -460,7 +478,9 @@ def grade_notebook(
                     try:
                         session.run_judge_cell(cell.source, label)
                     except Exception as exc:
-                        raise GradingError(f"{label} of the source fails in the judge: {exc}") from exc
+                        raise GradingError(
+                            f"{label} of the source fails in the judge: {exc}"
+                        ) from exc
         finally:
             session.close()
     if executed_path is not None:  # for the instructor's eyes: written even if not valid

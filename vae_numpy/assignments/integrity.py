@@ -82,7 +82,9 @@ def student_code(nb: Any, roles: Sequence[Any]) -> list[tuple[str, str]]:
     out = []
     for cell, role in zip(nb.cells, roles, strict=True):
         if role.kind in ("solution", "extra") and cell.cell_type == "code":
-            label = f"solution cell {role.grade_id!r}" if role.kind == "solution" else "an added cell"
+            label = (
+                f"solution cell {role.grade_id!r}" if role.kind == "solution" else "an added cell"
+            )
             out.append((label, cell.source))
     return out
 

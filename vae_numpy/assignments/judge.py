@@ -32,8 +32,15 @@ from typing import Any
 
 import numpy as np
 
-from ._wire import WireError, array_from_wire, array_to_wire, dtype_from_wire, float_from_wire
-from ._wire import recv_frame, send_frame
+from ._wire import (
+    WireError,
+    array_from_wire,
+    array_to_wire,
+    dtype_from_wire,
+    float_from_wire,
+    recv_frame,
+    send_frame,
+)
 
 __all__ = [
     "Remote",
@@ -89,8 +96,8 @@ def _student_error(name: str, message: str, where: str) -> StudentError:
             _ERROR_CLASSES[name] = type(name, (StudentError, base), {})
         else:
             _ERROR_CLASSES[name] = type(name, (StudentError,), {})
-    error = _ERROR_CLASSES[name](name, message, where)
-    return error  # type: ignore[no-any-return]
+    error: StudentError = _ERROR_CLASSES[name](name, message, where)
+    return error
 
 
 class Remote:
@@ -129,7 +136,10 @@ class Remote:
         self.free_links.append(number)
 
     def _register(self, number: int, array: np.ndarray) -> None:
-        self.links[number] = weakref.ref(array, lambda _, n=number: self._forget(n))
+        def forget(_: Any, n: int = number) -> None:
+            self._forget(n)
+
+        self.links[number] = weakref.ref(array, forget)
         self.link_of[id(array)] = number
         self.snapshots[number] = array.tobytes()
 
@@ -160,7 +170,9 @@ class Remote:
             spec = array_to_wire(value)
             self._register(number, value)
             return {"nd": spec, "id": number}
-        if isinstance(value, np.dtype) or (isinstance(value, type) and issubclass(value, np.generic)):
+        if isinstance(value, np.dtype) or (
+            isinstance(value, type) and issubclass(value, np.generic)
+        ):
             return {"dt": np.dtype(value).name}
         if isinstance(value, list):
             return [self.send_value(v, depth + 1) for v in value]
@@ -278,7 +290,9 @@ class Remote:
         self._apply(reply.get("sync", []))
         if "err" in reply:
             err = reply["err"]
-            if not (isinstance(err, list) and len(err) == 3 and all(isinstance(e, str) for e in err)):
+            if not (
+                isinstance(err, list) and len(err) == 3 and all(isinstance(e, str) for e in err)
+            ):
                 raise WireError("a malformed error")
             name, message_text, where = err
             if name == "KeyboardInterrupt" and self.interrupted:
@@ -315,6 +329,25 @@ class Remote:
             elif interrupted_at is not None and now >= interrupted_at + self.grace:
                 raise EOFError("the kernel did not stop after an interrupt")
 
+    def wait_ready(self, seconds: float, finished: Callable[[], bool]) -> bool:
+        """Wait for the agent to start serving; False when the cell ``finished`` without it or
+        ``seconds`` pass."""
+        limit = time.monotonic() + seconds
+        while time.monotonic() < limit:
+            self.sock.settimeout(0.05)
+            try:
+                hello = recv_frame(self.sock)
+            except TimeoutError:
+                if finished():
+                    return False
+                continue
+            except (OSError, EOFError, WireError):
+                return False
+            finally:
+                self.sock.settimeout(None)
+            return hello == {"ready": True}
+        return False
+
     def end(self) -> None:
         """Tell the agent to stop serving (its cell then finishes)."""
         if self.dead:
@@ -329,7 +362,10 @@ class Remote:
 
     def student_names(self, skip: set[str]) -> dict[str, Any]:
         """The student's global names (those not in ``skip``) as handles or plain values."""
-        return self.request("globals", skip=sorted(skip))  # type: ignore[no-any-return]
+        names = self.request("globals", skip=sorted(skip))
+        if not isinstance(names, dict):
+            raise WireError("the list of names is not a dict")
+        return names
 
 
 class Handle:
@@ -363,9 +399,7 @@ class Handle:
         return self._ask("item", key=self._remote.send_value(key))
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        self._ask(
-            "setitem", key=self._remote.send_value(key), value=self._remote.send_value(value)
-        )
+        self._ask("setitem", key=self._remote.send_value(key), value=self._remote.send_value(value))
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         send = self._remote.send_value
@@ -406,19 +440,18 @@ class Handle:
     def __hash__(self) -> int:
         return id(self)
 
-    def __instancecheck__(self, obj: Any) -> bool:
+    def _relation(self, op: str, obj: Any) -> bool:
         try:
             sent = self._remote.send_value(obj)
         except TypeError:
-            return False
-        return self._ask("isinstance", obj=sent) is True
+            return False  # a judge object is never an instance of a student's class
+        return self._ask(op, obj=sent) is True
+
+    def __instancecheck__(self, obj: Any) -> bool:
+        return self._relation("isinstance", obj)
 
     def __subclasscheck__(self, cls: Any) -> bool:
-        try:
-            sent = self._remote.send_value(cls)
-        except TypeError:
-            return False
-        return self._ask("issubclass", obj=sent) is True
+        return self._relation("issubclass", cls)
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         value = self._ask("array")

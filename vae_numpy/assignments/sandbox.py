@@ -10,7 +10,8 @@ in it. Whatever the machine offers, the kernel gets:
   attribute access and subclassing all meet the stub (:func:`sanitized_package`).
 
 When unprivileged user namespaces work (:func:`namespaces_available`; ``unshare`` from
-util-linux), the kernel also runs in new user, PID, mount and network namespaces: it sees
+util-linux; ``VAE_NUMPY_NO_NAMESPACES=1`` turns them off), the kernel also runs in new user,
+PID, mount and network namespaces: it sees
 only its own processes (it cannot signal the grader or another submission), has no network,
 the real package directory is covered by the sanitised copy (so reading the reference's
 source file finds the stub too), and when the kernel exits every process it started dies
@@ -68,7 +69,13 @@ _UNSHARE = [
 
 @functools.cache
 def namespaces_available() -> bool:
-    """Does ``unshare`` start a process in new user, PID, mount and network namespaces here?"""
+    """Does ``unshare`` start a process in new user, PID, mount and network namespaces here?
+
+    Setting the environment variable ``VAE_NUMPY_NO_NAMESPACES=1`` says no (for a machine
+    where they misbehave).
+    """
+    if os.environ.get("VAE_NUMPY_NO_NAMESPACES", "") not in ("", "0"):
+        return False
     if shutil.which("unshare") is None or shutil.which("mount") is None:
         return False
     try:
@@ -93,7 +100,7 @@ def unavailable_message(dotted: str) -> str:
     )
 
 
-def _stub(node: ast.stmt, dotted: str) -> ast.stmt:
+def _stub(node: ast.FunctionDef | ast.ClassDef, dotted: str) -> ast.stmt:
     message = unavailable_message(dotted)
     if isinstance(node, ast.ClassDef):
         text = (
@@ -198,7 +205,15 @@ class Kernel:
         ]
         if self.isolation == "namespaces":
             launcher += ["--bind", str(site / "vae_numpy"), str(real)]
-        argv = [*launcher, "--", sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+        argv = [
+            *launcher,
+            "--",
+            sys.executable,
+            "-m",
+            "ipykernel_launcher",
+            "-f",
+            "{connection_file}",
+        ]
         if self.isolation == "namespaces":
             argv = [*_UNSHARE, *argv]
         self.isolation += f", memory limit {memory_limit / 1024**3:g} GiB"
@@ -263,7 +278,9 @@ class Kernel:
 
     def start(self, code: str) -> str:
         """Send ``code`` to run; return the message id (see :meth:`finish`)."""
-        return str(self.kc.execute(code, store_history=False, allow_stdin=False, stop_on_error=False))
+        return str(
+            self.kc.execute(code, store_history=False, allow_stdin=False, stop_on_error=False)
+        )
 
     def finish(self, msg_id: str, deadline: float, *, probe: float = 10.0) -> CellResult:
         """Collect the outputs and reply of the cell ``msg_id``; interrupt it at ``deadline``.
@@ -305,13 +322,21 @@ class Kernel:
                     kept += size
                     out = {"output_type": kind, **content}
                     if kind == "stream":
-                        out = {"output_type": "stream", "name": content.get("name", "stdout"),
-                               "text": content.get("text", "")}
+                        out = {
+                            "output_type": "stream",
+                            "name": content.get("name", "stdout"),
+                            "text": content.get("text", ""),
+                        }
                     result.outputs.append(out)
                 elif not dropped:
                     dropped = True
-                    result.outputs.append({"output_type": "stream", "name": "stderr",
-                                           "text": f"[output beyond {self.output_limit} characters dropped by the grader]\n"})
+                    result.outputs.append(
+                        {
+                            "output_type": "stream",
+                            "name": "stderr",
+                            "text": f"[output beyond {self.output_limit} characters dropped by the grader]\n",
+                        }
+                    )
         if result.status != "dead":
             try:
                 reply = self.kc.get_shell_msg(timeout=probe)
