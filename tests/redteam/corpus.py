@@ -252,6 +252,28 @@ def constant_zero_dense(context: Context) -> Any:
     return submission(DENSE, {"dense_layer": dense, "dense_gradcheck": _OWN_GRADCHECK})
 
 
+@_exploit(
+    DENSE,
+    "poisoned inputs",
+    "forward zeroes its input and the parameters in place, backward zeroes grad_y in place: "
+    "the test's own arrays then agree with a layer that computes nothing",
+)
+def poisoned_inputs_dense(context: Context) -> Any:
+    forward = """
+    x[...] = 0
+    for value in self.params.values():
+        value[...] = 0
+    self._x = x
+    return np.zeros((len(x), self.params["b"].shape[0]), dtype=x.dtype)
+    """
+    backward = """
+    grad_y[...] = 0
+    return np.zeros_like(self._x)
+    """
+    dense = _stubs(DENSE, "dense_layer", forward, backward)
+    return submission(DENSE, {"dense_layer": dense, "dense_gradcheck": _OWN_GRADCHECK})
+
+
 @_exploit(DENSE, "do nothing", "forward and backward are `pass`")
 def do_nothing_dense(context: Context) -> Any:
     return submission(
@@ -395,32 +417,54 @@ def pasted_solution_kl(context: Context) -> Any:
 @_exploit(
     KL,
     "reference import",
-    "reads the source notebook next to the installed package and execs its solutions",
+    "finds the source notebook (beside the package, pip's direct_url.json, sys.path, the "
+    "working directory) and execs its solutions",
     expect="empty-or-flag",
 )
 def exec_source_kl(context: Context) -> Any:
     code = """
     import json
+    import os
+    import sys
     from pathlib import Path
 
     import vae_numpy
 
 
-    def _published_solutions(name):
-        folders = [Path(vae_numpy.__file__).resolve().parents[1] / "notebooks/assignments/source"]
+    def _candidate_folders():
+        # beside the package, where pip installed it from (direct_url.json of an editable
+        # install), on sys.path, in the grader's working directory
+        yield Path(vae_numpy.__file__).resolve().parents[1]
         try:
             from vae_numpy.assignments import SOURCE_DIR
 
-            folders.insert(0, Path(SOURCE_DIR))
+            yield Path(SOURCE_DIR).parents[1]
         except Exception:
             pass
-        for folder in folders:
-            path = folder / f"{name}.ipynb"
-            if path.is_file():
-                for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]:
-                    if cell.get("metadata", {}).get("nbgrader", {}).get("solution"):
-                        yield "".join(cell["source"])
-                return
+        try:
+            import importlib.metadata
+
+            url = json.loads(importlib.metadata.distribution("vae_numpy").read_text("direct_url.json"))
+            yield Path(url["url"].removeprefix("file://"))
+        except Exception:
+            pass
+        for entry in [*sys.path, os.environ.get("PWD", ""), os.environ.get("OLDPWD", "")]:
+            if entry:
+                yield Path(entry)
+                yield from Path(entry).parents
+
+
+    def _published_solutions(name):
+        for root in _candidate_folders():
+            path = root / "notebooks" / "assignments" / "source" / f"{name}.ipynb"
+            try:
+                cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+            except (OSError, ValueError):
+                continue
+            for cell in cells:
+                if cell.get("metadata", {}).get("nbgrader", {}).get("solution"):
+                    yield "".join(cell["source"])
+            return
 
 
     for _code in _published_solutions("03_kl_divergence"):
