@@ -66,9 +66,12 @@ row of its CSV) that tests and scripts may rely on:
 The package has one module per step: :mod:`~vae_numpy.assignments.notebooks` (reading and
 finding the source notebooks, the markers, the nbgrader metadata, :func:`check_source`),
 :mod:`~vae_numpy.assignments.release` (the student copies), :mod:`~vae_numpy.assignments.grade`
-(running a submission in a kernel and scoring it), :mod:`~vae_numpy.assignments.report` (the
+(running a submission and scoring it), :mod:`~vae_numpy.assignments.sandbox` (the student's
+kernel and its limits), :mod:`~vae_numpy.assignments.judge` (handles and plain values; its
+kernel-side partner is ``_agent``, the message format ``_wire``),
+:mod:`~vae_numpy.assignments.integrity` (the flags), :mod:`~vae_numpy.assignments.report` (the
 results and the CSV table) and :mod:`~vae_numpy.assignments.cli` (the command line). Every
-public name is importable from ``vae_numpy.assignments`` itself.
+public name of the first steps is importable from ``vae_numpy.assignments`` itself.
 
 Command line (wired into ``vae-numpy``; also ``python -m vae_numpy.assignments ...``)::
 
@@ -86,7 +89,14 @@ nbgrader: https://nbgrader.readthedocs.io (cell metadata, solution and hidden-te
 from __future__ import annotations
 
 from .cli import add_subcommand, main, run
-from .grade import DEFAULT_TIMEOUT, grade_folder, grade_notebook
+from .grade import (
+    DEFAULT_MEMORY,
+    DEFAULT_NOTEBOOK_TIMEOUT,
+    DEFAULT_TIMEOUT,
+    grade_folder,
+    grade_notebook,
+    usable_cores,
+)
 from .notebooks import (
     BEGIN_HIDDEN,
     BEGIN_SOLUTION,
@@ -105,6 +115,8 @@ from .report import GradedTest, GradeReport
 __all__ = [
     "SOURCE_DIR",
     "DEFAULT_TIMEOUT",
+    "DEFAULT_NOTEBOOK_TIMEOUT",
+    "DEFAULT_MEMORY",
     "CODE_STUB",
     "BEGIN_SOLUTION",
     "END_SOLUTION",
@@ -122,6 +134,7 @@ __all__ = [
     "verify_release",
     "grade_notebook",
     "grade_folder",
+    "usable_cores",
     "add_subcommand",
     "run",
     "main",

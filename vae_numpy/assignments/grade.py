@@ -1,14 +1,18 @@
-"""Offline grading: run a submission with the source's tests in a fresh kernel, cell by cell.
+"""Offline grading: the student's cells in a sandboxed kernel, the tests in the judge.
 
 :func:`grade_notebook` builds the notebook to run from the submission's solution cells, matched
-by ``grade_id`` (a deleted one is replaced by the empty stub), interleaved with the *source's*
-test and read-only cells -- visible and hidden tests alike, never the student's copies of them
--- and keeps any code cells the student added, after the cell they followed. It runs the result
-with nbclient in a fresh ``python3`` kernel of this interpreter, in a temporary working
-directory, with a time limit per cell (:data:`DEFAULT_TIMEOUT`): a cell that runs out of time is
-interrupted and the grading goes on. A test cell earns its points when it raises no error; a
-failing one reports the exception's message. :func:`grade_folder` grades every notebook in a
-folder, one bad file never stopping the others.
+by ``grade_id`` (a deleted one is replaced by the empty stub), the source's read-only cells and
+any code cells the student added (after the cell they followed). It starts a kernel for it
+(:class:`~vae_numpy.assignments.sandbox.Kernel`) and goes through the cells in order: solution,
+added and read-only cells run in the kernel; read-only cells tagged ``judge`` (setup, test
+helpers) also run in the judge's namespace; the *source's* test cells, visible and hidden,
+run only in the judge (this process), where the student's names are handles
+(:mod:`~vae_numpy.assignments.judge`), with ``TEST_SEED`` set to the run's seed. A test earns
+its points when it raises nothing. Cells and tests have a time limit each (:data:`DEFAULT_TIMEOUT`),
+the notebook as a whole another (:data:`DEFAULT_NOTEBOOK_TIMEOUT`); a kernel that dies or
+cannot be interrupted ends the run and the remaining tests are reported as not run.
+:func:`grade_folder` grades every notebook in a folder, each in its own process, ``jobs`` at
+a time, one bad file never stopping the others, and flags near-identical pairs.
 """
 
 from __future__ import annotations
@@ -315,9 +319,11 @@ class _Session:
             self.student = set(names)
             before = set(self.namespace)
             printed = io.StringIO()
-            with contextlib.redirect_stdout(printed):
-                exec(compile(code, filename, "exec"), self.namespace)
-            self.owned |= set(self.namespace) - before
+            try:
+                with contextlib.redirect_stdout(printed):
+                    exec(compile(code, filename, "exec"), self.namespace)
+            finally:  # names a test defines are the judge's, even when it fails
+                self.owned |= set(self.namespace) - before
             run = _Run("ok", _clip(printed.getvalue().strip()))
         except KernelGone as exc:
             self.stopped = (

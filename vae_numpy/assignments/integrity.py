@@ -25,7 +25,6 @@ import ast
 import difflib
 import io
 import itertools
-import keyword
 import tokenize
 from collections.abc import Sequence
 from pathlib import Path
@@ -138,7 +137,7 @@ def similarity(a: Sequence[str], b: Sequence[str]) -> float:
 
 
 def _reference_hits(tree: ast.AST, module: str, name: str) -> list[str]:
-    hits = []
+    hits, attributes = [], []
     strings = set()
     imports_module = False
     for node in ast.walk(tree):
@@ -156,9 +155,11 @@ def _reference_hits(tree: ast.AST, module: str, name: str) -> list[str]:
         elif isinstance(node, ast.Attribute) and node.attr == name:
             base = node.value
             if not (isinstance(base, ast.Name) and base.id in ("self", "cls")):
-                hits.append(f"{ast.unparse(node)}")
+                attributes.append(ast.unparse(node))
         elif isinstance(node, ast.Constant) and isinstance(node.value, str):
             strings.add(node.value)
+    tail = module.rpartition(".")[2]
+    hits += [a for a in attributes if imports_module or f"{tail}." in a]
     dotted = f"{module}.{name}"
     if any(dotted in s for s in strings):
         hits.append(f"the string {dotted!r}")
@@ -234,7 +235,7 @@ def pair_flags(
         except Exception:  # unreadable meanwhile: nothing to compare
             continue
         mine = own_tokens(source, composed, roles)
-        if len(mine) >= MIN_TOKENS and not keyword.iskeyword(mine[0] if mine else ""):
+        if len(mine) >= MIN_TOKENS:
             tokens[path] = (report.assignment, mine)
     reports = dict(results)
     for a, b in itertools.combinations(sorted(tokens), 2):

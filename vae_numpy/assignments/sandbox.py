@@ -121,36 +121,62 @@ def _package_dir() -> Path:
     return Path(vae_numpy.__file__).resolve().parent
 
 
+def _module_file(package: Path, parts: Sequence[str]) -> Path:
+    """The file of module ``vae_numpy.<parts>`` inside the copied package."""
+    module = package.joinpath(*parts).with_suffix(".py")
+    return module if module.is_file() else package.joinpath(*parts, "__init__.py")
+
+
+def _imported_from(node: ast.stmt, name: str, module: Path, package: Path) -> Path | None:
+    """The file a relative ``from .x import name`` in ``module`` takes ``name`` from."""
+    if not (isinstance(node, ast.ImportFrom) and node.level >= 1):
+        return None
+    if not any(alias.name == name and alias.asname in (None, name) for alias in node.names):
+        return None
+    base = module.parent
+    for _ in range(node.level - 1):
+        base = base.parent
+    parts = list(base.relative_to(package).parts) + (node.module or "").split(".")
+    return _module_file(package, [p for p in parts if p])
+
+
 def sanitized_package(references: Sequence[str], dest: Path) -> Path:
     """Copy the ``vae_numpy`` package into ``dest`` with every reference replaced by a stub.
 
-    ``references`` are dotted names ``vae_numpy.module.name`` of top-level functions and
-    classes. A stub function raises RuntimeError saying the name is the assignment's
-    reference; a stub class raises it when instantiated or subclassed. Returns the folder to
-    put first on ``sys.path`` (it holds ``vae_numpy/``).
+    ``references`` are dotted names ``vae_numpy.module.name`` of functions and classes. Each
+    top-level definition of the name is replaced by a stub: a function that raises
+    RuntimeError saying the name is the assignment's reference, or a class that raises it
+    when instantiated or subclassed. A name the module imports from another module of the
+    package (``from ._kernels import name``) is withheld there too, and the module's own
+    binding is replaced as well. Returns the folder to put first on ``sys.path`` (it holds
+    ``vae_numpy/``).
     """
     source = _package_dir()
     target = dest / "vae_numpy"
     shutil.copytree(source, target, ignore=shutil.ignore_patterns("*.so"), dirs_exist_ok=True)
-    by_file: dict[Path, dict[str, str]] = {}
+    pending: list[tuple[Path, str, str]] = []
     for dotted in references:
         parts = dotted.split(".")
         if len(parts) < 3 or parts[0] != "vae_numpy":
             raise ValueError(f"a reference must be vae_numpy.MODULE.NAME, got {dotted!r}")
-        module = target.joinpath(*parts[1:-1]).with_suffix(".py")
-        if not module.is_file():
-            module = target.joinpath(*parts[1:-1], "__init__.py")
-        by_file.setdefault(module, {})[parts[-1]] = dotted
-    for module, names in by_file.items():
+        pending.append((_module_file(target, parts[1:-1]), parts[-1], dotted))
+    done: set[tuple[Path, str]] = set()
+    while pending:
+        module, name, dotted = pending.pop()
+        if (module, name) in done or not module.is_file():
+            continue
+        done.add((module, name))
         tree = ast.parse(module.read_text(encoding="utf-8"))
-        found = set()
+        defined = False
         for index, node in enumerate(tree.body):
-            if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name in names:
-                tree.body[index] = _stub(node, names[node.name])
-                found.add(node.name)
-        missing = set(names) - found
-        if missing:
-            raise ValueError(f"no top-level {sorted(missing)} in {module.name} to withhold")
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name == name:
+                tree.body[index] = _stub(node, dotted)
+                defined = True
+            origin = _imported_from(node, name, module, target)
+            if origin is not None:
+                pending.append((origin, name, dotted))
+        if not defined:  # imported or assigned: rebind the name at the end of the module
+            tree.body.append(_stub(ast.FunctionDef(name=name), dotted))  # type: ignore[call-arg]
         module.write_text(ast.unparse(tree) + "\n", encoding="utf-8")
     return dest
 
