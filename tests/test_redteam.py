@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from tests.redteam.corpus import EXPLOITS, Context, exploits, write_corpus
-from tests.redteam.notebooks import RELEASE_DIR, ROOT, SOURCE_DIR
+from tests.redteam.notebooks import RELEASE_DIR, ROOT, SOURCE_DIR, failures_in_process
 from tests.redteam.processes import descendants, kill_marked, marked, new_token
 from vae_numpy.assignments import GradeReport, grade_notebook
 
@@ -275,3 +275,22 @@ def test_every_hostile_notebook_is_valid_python_and_differs_from_the_student_cop
         ours = [c.source for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution")]
         theirs = [c.source for c in release.cells if c.metadata.get("nbgrader", {}).get("solution")]
         assert ours != theirs, name
+
+
+# seeds per assignment: as many as a few seconds allow (03 integrates, 05 trains)
+SEEDS = {
+    "01_dense_layer": 30,
+    "02_reparameterization": 30,
+    "03_kl_divergence": 3,
+    "04_adam": 30,
+    "05_elbo_training": 1,
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(SEEDS))
+def test_solutions_pass_their_own_tests_whatever_the_seed(name):
+    """The grader draws a fresh TEST_SEED every run, so the solution notebook must pass all of
+    its tests for every seed, not only for the published 0: run in-process for many seeds."""
+    failed = {s: f for s in range(SEEDS[name]) if (f := failures_in_process(name, s))}
+    assert failed == {}, f"the solution of {name} fails its own tests for these seeds: {failed}"

@@ -9,6 +9,8 @@ methods are stubs) and :func:`plant_mistake` applies one of ``tests/assignment_m
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import textwrap
@@ -35,6 +37,7 @@ __all__ = [
     "submission",
     "plant_mistake",
     "write",
+    "failures_in_process",
 ]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -152,3 +155,26 @@ def write(nb: Any, path: str | os.PathLike[str]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, path)
     return path
+
+
+def failures_in_process(assignment: str, seed: int) -> list[tuple[str, str]]:
+    """Run the solution notebook in this process, its tests drawing inputs from ``seed``.
+
+    Every code cell runs in order in one namespace, as in Jupyter (nbgrader's way), with
+    ``TEST_SEED`` set to ``seed`` right after the cell that defines it -- what the grader does
+    with a fresh seed. Returns ``(grade_id, error)`` for every cell that raised.
+    """
+    namespace: dict[str, Any] = {}
+    failures = []
+    for cell in source_notebook(assignment).cells:
+        if cell.cell_type != "code":
+            continue
+        grade_id = _nbgrader(cell).get("grade_id", "?")
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                exec(compile(cell.source, f"{assignment}:{grade_id}", "exec"), namespace)
+        except Exception as exc:
+            failures.append((grade_id, f"{type(exc).__name__}: {str(exc)[:300]}"))
+        if "TEST_SEED" in namespace and "TEST_SEED =" in cell.source:
+            namespace["TEST_SEED"] = seed
+    return failures
