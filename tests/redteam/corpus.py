@@ -783,6 +783,15 @@ def huge_error_kl(context: Context) -> Any:
     )
 
 
+@_exploit(KL, "endless output", "kl_standard_normal returns a 1.5 GB array of ones")
+def huge_return_kl(context: Context) -> Any:
+    code = """
+    def kl_standard_normal(mu, log_var):
+        return np.ones((14000, 14000))
+    """
+    return submission(KL, {"kl_standard_normal": code})
+
+
 @_exploit(
     KL,
     "always-equal objects",
