@@ -106,6 +106,11 @@ def _with_token(code: str, context: Context) -> str:
     return code.replace("@TOKEN@", context.token)
 
 
+def _adam_step(step: str) -> Any:
+    """The Adam template of 04 with ``step`` as the body of its step method."""
+    return submission(ADAM, {"adam": _stubs(ADAM, "adam", step)})
+
+
 def _join(*parts: str) -> str:
     """Code pieces, each dedented, one after the other with a blank line between them."""
     return "\n\n\n".join(textwrap.dedent(p).strip("\n") for p in parts) + "\n"
@@ -1019,17 +1024,17 @@ def kill_parent_in_step_adam(context: Context) -> Any:
 
     os.kill(os.getppid(), signal.SIGKILL)
     """
-    return submission(ADAM, {"adam": _stubs(ADAM, "adam", step)})
+    return _adam_step(step)
 
 
 @_exploit(ADAM, "exit", "os._exit(0) when step is called", killer=True)
 def os_exit_in_step_adam(context: Context) -> Any:
-    return submission(ADAM, {"adam": _stubs(ADAM, "adam", "import os\n\nos._exit(0)")})
+    return _adam_step("import os\n\nos._exit(0)")
 
 
 @_exploit(ADAM, "endless loop", "step loops forever")
 def endless_loop_adam(context: Context) -> Any:
-    return submission(ADAM, {"adam": _stubs(ADAM, "adam", "while True:\n    pass")})
+    return _adam_step("while True:\n    pass")
 
 
 @_exploit(
@@ -1053,12 +1058,12 @@ def stubborn_loop_adam(context: Context) -> Any:
         except BaseException:
             pass
     """
-    return submission(ADAM, {"adam": _stubs(ADAM, "adam", step)})
+    return _adam_step(step)
 
 
 @_exploit(ADAM, "do nothing", "step is `pass`")
 def do_nothing_adam(context: Context) -> Any:
-    return submission(ADAM, {"adam": _stubs(ADAM, "adam", "pass")})
+    return _adam_step("pass")
 
 
 @_exploit(
