@@ -205,7 +205,8 @@ def test_grader_survives_killers_in_its_own_process_and_then_grades_honest_work(
         )
         assert isinstance(report, GradeReport), name
         assert report.score <= _empty_score(graded_class, exploit.assignment), report.format()
-    honest = grade_notebook(SOURCE_DIR / "04_adam.ipynb", timeout=TIMEOUT)
+    # the published seed: whether every seed suits the tests is checked on its own below
+    honest = grade_notebook(SOURCE_DIR / "04_adam.ipynb", timeout=TIMEOUT, seed=0)
     assert honest.score == honest.max_score > 0, honest.format()
     left, new = _settle(token, before)
     assert left == [] and new == set()
