@@ -396,3 +396,17 @@ def test_a_reexported_reference_is_withheld_where_it_is_defined_too(tmp_path):
     )
     lines = done.stdout.splitlines()
     assert len(lines) == 2 and all("vae_numpy.data.two_moons is the reference" in x for x in lines)
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in SOURCE_DIR.glob("*.ipynb")))
+def test_every_declared_reference_exists_in_the_library(name):
+    """Each assignment declares the library's versions of what the student writes, and each
+    declared name exists (a refactoring that moves one must update the list)."""
+    import importlib
+
+    nb = nbformat.read(SOURCE_DIR / f"{name}.ipynb", 4)
+    references = nb.metadata["vae_numpy"]["references"]
+    assert references
+    for dotted in references:
+        module, _, attr = dotted.rpartition(".")
+        assert callable(getattr(importlib.import_module(module), attr, None)), dotted

@@ -319,9 +319,11 @@ class _Session:
             self.student = set(names)
             before = set(self.namespace)
             printed = io.StringIO()
-            with contextlib.redirect_stdout(printed):
-                exec(compile(code, filename, "exec"), self.namespace)
-            self.owned |= set(self.namespace) - before
+            try:
+                with contextlib.redirect_stdout(printed):
+                    exec(compile(code, filename, "exec"), self.namespace)
+            finally:  # names a test defines are the judge's, even when it fails
+                self.owned |= set(self.namespace) - before
             run = _Run("ok", _clip(printed.getvalue().strip()))
         except KernelGone as exc:
             self.stopped = (

@@ -137,7 +137,7 @@ def similarity(a: Sequence[str], b: Sequence[str]) -> float:
 
 
 def _reference_hits(tree: ast.AST, module: str, name: str) -> list[str]:
-    hits = []
+    hits, attributes = [], []
     strings = set()
     imports_module = False
     for node in ast.walk(tree):
@@ -155,9 +155,11 @@ def _reference_hits(tree: ast.AST, module: str, name: str) -> list[str]:
         elif isinstance(node, ast.Attribute) and node.attr == name:
             base = node.value
             if not (isinstance(base, ast.Name) and base.id in ("self", "cls")):
-                hits.append(f"{ast.unparse(node)}")
+                attributes.append(ast.unparse(node))
         elif isinstance(node, ast.Constant) and isinstance(node.value, str):
             strings.add(node.value)
+    tail = module.rpartition(".")[2]
+    hits += [a for a in attributes if imports_module or f"{tail}." in a]
     dotted = f"{module}.{name}"
     if any(dotted in s for s in strings):
         hits.append(f"the string {dotted!r}")
