@@ -13,6 +13,21 @@ the notebook as a whole another (:data:`DEFAULT_NOTEBOOK_TIMEOUT`); a kernel tha
 cannot be interrupted ends the run and the remaining tests are reported as not run.
 :func:`grade_folder` grades every notebook in a folder, each in its own process, ``jobs`` at
 a time, one bad file never stopping the others, and flags near-identical pairs.
+
+Report fields (``GradeReport.to_dict()``, ``grade --json``; ``grade-all`` writes the same per
+row of its CSV) that tests and scripts may rely on:
+
+* ``assignment`` (str), ``submission`` (str), ``score`` and ``max_score`` (int);
+* ``tests``: one dict per test cell, ``{"grade_id", "points", "max_points", "passed", "hidden",
+  "message", "seconds"}`` -- ``message`` is the failure message (with the student's line when
+  their code raised), or what a passing test printed;
+* ``problems`` (list of str): cells that raised, timed out, a dead kernel ("kernel died"),
+  missing solution cells, cells not run;
+* ``flags`` (list of str): ``"reference implementation used: ..."``, ``"near-copy of the
+  published solution: ..."``, and in ``grade-all`` ``"near-identical to OTHER ..."``;
+* ``seed`` (int): the tests' seed (``--seed`` reproduces the grade);
+* ``isolation`` (str): ``"namespaces, memory limit 4 GiB"`` or ``"session+rlimits, ..."``;
+* ``seconds`` (float).
 """
 
 from __future__ import annotations
