@@ -491,7 +491,14 @@ def grade_notebook(
                 deadline = min(now + limits.cell, end_of_time)
                 if role.kind == "test":
                     assert role.grade_id is not None
-                    runs[index] = session.run_test(cell.source, role.grade_id, deadline)
+                    runs[index] = run = session.run_test(cell.source, role.grade_id, deadline)
+                    verdict = "passed" if run.status == "ok" else "failed"
+                    text = f"[judge] {verdict}" + (f": {run.message}" if run.message else "")
+                    cell.outputs = [
+                        nbformat_output(
+                            {"output_type": "stream", "name": "stdout", "text": text + "\n"}
+                        )
+                    ]
                     continue
                 runs[index], result = session.run_kernel_cell(cell.source, deadline, label)
                 cell.outputs = [nbformat_output(o) for o in result.outputs]
