@@ -54,7 +54,14 @@ from typing import Any
 
 from ..serialization import atomic_write_bytes
 from ._wire import WireError
-from .integrity import DEFAULT_SIMILARITY, copy_flag, pair_flags, reference_flags, student_code
+from .integrity import (
+    DEFAULT_SIMILARITY,
+    copy_flag,
+    near_identical_pairs,
+    own_tokens,
+    reference_flags,
+    student_code,
+)
 from .judge import KernelGone, Remote, StudentError
 from .notebooks import (
     GradingError,
@@ -647,8 +654,38 @@ def grade_folder(
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         graded = list(pool.map(lambda p: _grade_in_worker(p, options), paths))
     results = list(zip(paths, graded, strict=True))
-    pair_flags(root, results, source_dir, similarity)
+    _pair_flags(root, results, source_dir, similarity)
     return results
+
+
+def _pair_flags(
+    root: Path,
+    results: Sequence[tuple[Path, GradeReport | GradingError]],
+    source_dir: str | os.PathLike[str] | None,
+    threshold: float,
+) -> None:
+    """Add a flag to both reports of every pair of near-identical submissions (in place)."""
+    sources: dict[str, Any] = {}
+    tokens: dict[str, tuple[str, list[str]]] = {}
+    reports: dict[str, GradeReport] = {}
+    for path, report in results:
+        if not isinstance(report, GradeReport):
+            continue
+        name = path.relative_to(root).as_posix()
+        try:
+            if report.assignment not in sources:
+                sources[report.assignment] = _load_source(
+                    find_assignment(report.assignment, source_dir)
+                )
+            source = sources[report.assignment]
+            composed, roles, _ = _compose(source, read_notebook(path))
+        except (GradingError, ValueError):  # unreadable meanwhile: nothing to compare
+            continue
+        tokens[name] = (report.assignment, own_tokens(source, composed, roles))
+        reports[name] = report
+    for a, b, ratio in near_identical_pairs(tokens, threshold):
+        reports[a].flags.append(f"near-identical to {b} ({ratio:.0%} of the solution code)")
+        reports[b].flags.append(f"near-identical to {a} ({ratio:.0%} of the solution code)")
 
 
 def usable_cores() -> int:
