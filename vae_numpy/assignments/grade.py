@@ -228,7 +228,14 @@ def _test_failure(exc: BaseException, code: str, filename: str) -> str:
 class _Session:
     """One submission's kernel, its agent connection and the judge's namespace."""
 
-    def __init__(self, workdir: Path, references: Sequence[str], seed: int, limits: _Limits):
+    def __init__(
+        self,
+        workdir: Path,
+        references: Sequence[str],
+        seed: int,
+        limits: _Limits,
+        hide: Sequence[Path] = (),
+    ):
         self.limits = limits
         self.seed = seed
         path = str(workdir / "judge.sock")
@@ -242,6 +249,7 @@ class _Session:
                 references,
                 memory_limit=limits.memory,
                 output_limit=limits.output,
+                hide=hide,
             )
         except Exception as exc:
             listener.close()
@@ -480,7 +488,7 @@ def grade_notebook(
     isolation = ""
     end_of_time = start + limits.notebook
     with tempfile.TemporaryDirectory(prefix="vae-numpy-grade-") as workdir:
-        session = _Session(Path(workdir), references, seed, limits)
+        session = _Session(Path(workdir), references, seed, limits, hide=[source_path.parent])
         isolation = session.kernel.isolation
         try:
             for index, (cell, role) in enumerate(zip(composed.cells, roles, strict=True)):
