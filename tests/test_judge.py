@@ -410,3 +410,31 @@ def test_every_declared_reference_exists_in_the_library(name):
     for dotted in references:
         module, _, attr = dotted.rpartition(".")
         assert callable(getattr(importlib.import_module(module), attr, None)), dotted
+
+
+@pytest.mark.notebooks
+def test_the_solutions_are_out_of_reach_while_grading(tmp_path):
+    """A submission that reads the source notebook, through importlib.resources or by its
+    path, and runs its solution earns nothing: with namespaces an empty folder covers them."""
+    code = f"""
+import importlib.resources, json, pathlib
+routes = (
+    lambda: importlib.resources.files("vae_numpy._notebooks") / "assignments/source/04_adam.ipynb",
+    lambda: pathlib.Path({str(SOURCE_DIR / "04_adam.ipynb")!r}),
+)
+stolen = None
+for route in routes:
+    try:
+        stolen = json.loads(route().read_text())
+        break
+    except Exception:
+        pass
+for cell in (stolen or {{}}).get("cells", []):
+    if cell["metadata"].get("nbgrader", {{}}).get("grade_id") == "adam":
+        exec("".join(cell["source"]))
+"""
+    path = _solution_with("04_adam", "adam", code, tmp_path / "thief.ipynb")
+    report = grade_notebook(path, source_dir=SOURCE_DIR, timeout=20)
+    if not report.isolation.startswith("namespaces"):
+        pytest.skip("without namespaces the kernel can read the sources (see the README)")
+    assert report.score == 0, report.format()

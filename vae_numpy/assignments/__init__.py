@@ -48,20 +48,7 @@ raise in the kernel's copy of the package while grading (:mod:`~vae_numpy.assign
 flags code that refers to them). :func:`grade_folder` grades each notebook in its own process,
 ``jobs`` at a time, and flags near-identical pairs.
 
-Report fields (``GradeReport.to_dict()``, ``grade --json``; ``grade-all`` writes the same per
-row of its CSV) that tests and scripts may rely on:
-
-* ``assignment`` (str), ``submission`` (str), ``score`` and ``max_score`` (int);
-* ``tests``: one dict per test cell, ``{"grade_id", "points", "max_points", "passed", "hidden",
-  "message", "seconds"}`` -- ``message`` is the failure message (with the student's line when
-  their code raised), or what a passing test printed;
-* ``problems`` (list of str): cells that raised, timed out, a dead kernel ("kernel died"),
-  missing solution cells, cells not run;
-* ``flags`` (list of str): ``"reference implementation used: ..."``, ``"near-copy of the
-  published solution: ..."``, and in ``grade-all`` ``"near-identical to OTHER ..."``;
-* ``seed`` (int): the tests' seed (``--seed`` reproduces the grade);
-* ``isolation`` (str): ``"namespaces, memory limit 4 GiB"`` or ``"session+rlimits, ..."``;
-* ``seconds`` (float).
+The report's fields, for scripts and tests, are listed in :mod:`~vae_numpy.assignments.grade`.
 
 The package has one module per step: :mod:`~vae_numpy.assignments.notebooks` (reading and
 finding the source notebooks, the markers, the nbgrader metadata, :func:`check_source`),

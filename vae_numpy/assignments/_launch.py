@@ -1,6 +1,6 @@
 """Launcher of the student's kernel: set the limits, cover the package, supervise the kernel.
 
-Run by path (``python -I _launch.py --memory BYTES [--bind SOURCE TARGET] -- COMMAND ...``) by
+Run by path (``python -I _launch.py --memory BYTES [--bind SOURCE TARGET]... -- COMMAND ...``) by
 :class:`~vae_numpy.assignments.sandbox.Kernel`; standard library only, so that it starts fast.
 It starts the kernel as its child and waits: the kernel's parent is this disposable
 supervisor, never the grader, so ``os.kill(os.getppid(), ...)`` reaches only the supervisor.
@@ -47,12 +47,14 @@ def _die_with_parent() -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="_launch.py")
     parser.add_argument("--memory", type=int, required=True)
-    parser.add_argument("--bind", nargs=2, default=None, metavar=("SOURCE", "TARGET"))
+    parser.add_argument(
+        "--bind", nargs=2, action="append", default=[], metavar=("SOURCE", "TARGET")
+    )
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    if args.bind:
-        subprocess.run(["mount", "--bind", *args.bind], check=True)
+    for source, target in args.bind:  # in order: a later mount may cover an earlier one
+        subprocess.run(["mount", "--bind", source, target], check=True)
     _limit(resource.RLIMIT_AS, args.memory)
     _limit(resource.RLIMIT_CORE, 0)
     _limit(resource.RLIMIT_NPROC, len(os.listdir("/proc")) + _NPROC_EXTRA)

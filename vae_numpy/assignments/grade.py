@@ -13,6 +13,21 @@ the notebook as a whole another (:data:`DEFAULT_NOTEBOOK_TIMEOUT`); a kernel tha
 cannot be interrupted ends the run and the remaining tests are reported as not run.
 :func:`grade_folder` grades every notebook in a folder, each in its own process, ``jobs`` at
 a time, one bad file never stopping the others, and flags near-identical pairs.
+
+Report fields (``GradeReport.to_dict()``, ``grade --json``; ``grade-all`` writes the same per
+row of its CSV) that tests and scripts may rely on:
+
+* ``assignment`` (str), ``submission`` (str), ``score`` and ``max_score`` (int);
+* ``tests``: one dict per test cell, ``{"grade_id", "points", "max_points", "passed", "hidden",
+  "message", "seconds"}`` -- ``message`` is the failure message (with the student's line when
+  their code raised), or what a passing test printed;
+* ``problems`` (list of str): cells that raised, timed out, a dead kernel ("kernel died"),
+  missing solution cells, cells not run;
+* ``flags`` (list of str): ``"reference implementation used: ..."``, ``"near-copy of the
+  published solution: ..."``, and in ``grade-all`` ``"near-identical to OTHER ..."``;
+* ``seed`` (int): the tests' seed (``--seed`` reproduces the grade);
+* ``isolation`` (str): ``"namespaces, memory limit 4 GiB"`` or ``"session+rlimits, ..."``;
+* ``seconds`` (float).
 """
 
 from __future__ import annotations
@@ -39,7 +54,14 @@ from typing import Any
 
 from ..serialization import atomic_write_bytes
 from ._wire import WireError
-from .integrity import DEFAULT_SIMILARITY, copy_flag, pair_flags, reference_flags, student_code
+from .integrity import (
+    DEFAULT_SIMILARITY,
+    copy_flag,
+    near_identical_pairs,
+    own_tokens,
+    reference_flags,
+    student_code,
+)
 from .judge import KernelGone, Remote, StudentError
 from .notebooks import (
     GradingError,
@@ -206,7 +228,14 @@ def _test_failure(exc: BaseException, code: str, filename: str) -> str:
 class _Session:
     """One submission's kernel, its agent connection and the judge's namespace."""
 
-    def __init__(self, workdir: Path, references: Sequence[str], seed: int, limits: _Limits):
+    def __init__(
+        self,
+        workdir: Path,
+        references: Sequence[str],
+        seed: int,
+        limits: _Limits,
+        hide: Sequence[Path] = (),
+    ):
         self.limits = limits
         self.seed = seed
         path = str(workdir / "judge.sock")
@@ -220,6 +249,7 @@ class _Session:
                 references,
                 memory_limit=limits.memory,
                 output_limit=limits.output,
+                hide=hide,
             )
         except Exception as exc:
             listener.close()
@@ -458,7 +488,7 @@ def grade_notebook(
     isolation = ""
     end_of_time = start + limits.notebook
     with tempfile.TemporaryDirectory(prefix="vae-numpy-grade-") as workdir:
-        session = _Session(Path(workdir), references, seed, limits)
+        session = _Session(Path(workdir), references, seed, limits, hide=[source_path.parent])
         isolation = session.kernel.isolation
         try:
             for index, (cell, role) in enumerate(zip(composed.cells, roles, strict=True)):
@@ -476,7 +506,14 @@ def grade_notebook(
                 deadline = min(now + limits.cell, end_of_time)
                 if role.kind == "test":
                     assert role.grade_id is not None
-                    runs[index] = session.run_test(cell.source, role.grade_id, deadline)
+                    runs[index] = run = session.run_test(cell.source, role.grade_id, deadline)
+                    verdict = "passed" if run.status == "ok" else "failed"
+                    text = f"[judge] {verdict}" + (f": {run.message}" if run.message else "")
+                    cell.outputs = [
+                        nbformat_output(
+                            {"output_type": "stream", "name": "stdout", "text": text + "\n"}
+                        )
+                    ]
                     continue
                 runs[index], result = session.run_kernel_cell(cell.source, deadline, label)
                 cell.outputs = [nbformat_output(o) for o in result.outputs]
@@ -625,8 +662,38 @@ def grade_folder(
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         graded = list(pool.map(lambda p: _grade_in_worker(p, options), paths))
     results = list(zip(paths, graded, strict=True))
-    pair_flags(root, results, source_dir, similarity)
+    _pair_flags(root, results, source_dir, similarity)
     return results
+
+
+def _pair_flags(
+    root: Path,
+    results: Sequence[tuple[Path, GradeReport | GradingError]],
+    source_dir: str | os.PathLike[str] | None,
+    threshold: float,
+) -> None:
+    """Add a flag to both reports of every pair of near-identical submissions (in place)."""
+    sources: dict[str, Any] = {}
+    tokens: dict[str, tuple[str, list[str]]] = {}
+    reports: dict[str, GradeReport] = {}
+    for path, report in results:
+        if not isinstance(report, GradeReport):
+            continue
+        name = path.relative_to(root).as_posix()
+        try:
+            if report.assignment not in sources:
+                sources[report.assignment] = _load_source(
+                    find_assignment(report.assignment, source_dir)
+                )
+            source = sources[report.assignment]
+            composed, roles, _ = _compose(source, read_notebook(path))
+        except (GradingError, ValueError):  # unreadable meanwhile: nothing to compare
+            continue
+        tokens[name] = (report.assignment, own_tokens(source, composed, roles))
+        reports[name] = report
+    for a, b, ratio in near_identical_pairs(tokens, threshold):
+        reports[a].flags.append(f"near-identical to {b} ({ratio:.0%} of the solution code)")
+        reports[b].flags.append(f"near-identical to {a} ({ratio:.0%} of the solution code)")
 
 
 def usable_cores() -> int:

@@ -10,8 +10,8 @@ Flags are for the instructor's eyes; they never change a score.
 * :func:`copy_flag` -- the student's own code (what they wrote into the solution cells, i.e.
   the tokens that differ from the released template) compared with the published solution
   regions of the source notebook.
-* :func:`pair_flags` -- in ``grade-all``, the same comparison between every two submissions
-  of an assignment.
+* :func:`near_identical_pairs` -- in ``grade-all``, the same comparison between every two
+  submissions of an assignment.
 
 The comparison is :class:`difflib.SequenceMatcher`'s ratio on normalised token sequences
 (``tokenize``: whitespace and layout dropped, comments kept lower-cased, since copied code
@@ -26,8 +26,7 @@ import difflib
 import io
 import itertools
 import tokenize
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 __all__ = [
@@ -38,7 +37,7 @@ __all__ = [
     "own_tokens",
     "reference_flags",
     "copy_flag",
-    "pair_flags",
+    "near_identical_pairs",
 ]
 
 DEFAULT_SIMILARITY = 0.9
@@ -209,42 +208,17 @@ def copy_flag(
     return None
 
 
-def pair_flags(
-    root: Path,
-    results: Sequence[tuple[Path, Any]],
-    source_dir: Any,
-    threshold: float = DEFAULT_SIMILARITY,
-) -> None:
-    """Add a flag to both reports of every pair of near-identical submissions (in place)."""
-    from .grade import _compose
-    from .notebooks import _load_source, find_assignment, read_notebook
-    from .report import GradeReport
-
-    sources: dict[str, Any] = {}
-    tokens: dict[Path, tuple[str, list[str]]] = {}
-    for path, report in results:
-        if not isinstance(report, GradeReport):
-            continue
-        try:
-            if report.assignment not in sources:
-                sources[report.assignment] = _load_source(
-                    find_assignment(report.assignment, source_dir)
-                )
-            source = sources[report.assignment]
-            composed, roles, _ = _compose(source, read_notebook(path))
-        except Exception:  # unreadable meanwhile: nothing to compare
-            continue
-        mine = own_tokens(source, composed, roles)
-        if len(mine) >= MIN_TOKENS:
-            tokens[path] = (report.assignment, mine)
-    reports = dict(results)
-    for a, b in itertools.combinations(sorted(tokens), 2):
+def near_identical_pairs(
+    tokens: Mapping[str, tuple[str, Sequence[str]]], threshold: float = DEFAULT_SIMILARITY
+) -> list[tuple[str, str, float]]:
+    """``(a, b, similarity)`` for every two submissions of the same assignment whose own code
+    is near-identical; ``tokens`` maps a submission's name to (assignment, own tokens)."""
+    pairs = []
+    names = sorted(n for n, (_, toks) in tokens.items() if len(toks) >= MIN_TOKENS)
+    for a, b in itertools.combinations(names, 2):
         if tokens[a][0] != tokens[b][0]:
             continue
         ratio = similarity(tokens[a][1], tokens[b][1])
         if ratio >= threshold:
-            for one, other in ((a, b), (b, a)):
-                reports[one].flags.append(
-                    f"near-identical to {other.relative_to(root).as_posix()} "
-                    f"({ratio:.0%} of the solution code)"
-                )
+            pairs.append((a, b, ratio))
+    return pairs

@@ -153,7 +153,8 @@ def sanitized_package(references: Sequence[str], dest: Path) -> Path:
     """
     source = _package_dir()
     target = dest / "vae_numpy"
-    shutil.copytree(source, target, ignore=shutil.ignore_patterns("*.so"), dirs_exist_ok=True)
+    ignore = shutil.ignore_patterns("*.so", "_notebooks", "*.ipynb")  # no solutions in the copy
+    shutil.copytree(source, target, ignore=ignore, dirs_exist_ok=True)
     pending: list[tuple[Path, str, str]] = []
     for dotted in references:
         parts = dotted.split(".")
@@ -179,6 +180,26 @@ def sanitized_package(references: Sequence[str], dest: Path) -> Path:
             tree.body.append(_stub(ast.FunctionDef(name=name), dotted))  # type: ignore[call-arg]
         module.write_text(ast.unparse(tree) + "\n", encoding="utf-8")
     return dest
+
+
+def _folders_to_hide(hide: Sequence[Path], package: Path, workdir: Path) -> list[Path]:
+    """The existing folders to cover: ``hide`` and the package's notebooks, except those inside
+    the package folder (the sanitised copy covers it whole) or inside another one, and those
+    the kernel needs (holding its working folder, the interpreter or the package)."""
+    folders = [Path(h).resolve() for h in hide]
+    try:
+        from ..resources import notebooks_dir
+
+        folders.append(notebooks_dir().resolve())
+    except (FileNotFoundError, ImportError):
+        pass
+    needed = [package, workdir.resolve(), Path(sys.executable).resolve()]
+    folders = [
+        f
+        for f in dict.fromkeys(folders)
+        if f.is_dir() and not any(n.is_relative_to(f) for n in needed)
+    ]
+    return [f for f in folders if not any(f != g and f.is_relative_to(g) for g in folders)]
 
 
 @dataclass
@@ -207,6 +228,11 @@ class Kernel:
         Bytes of address space.
     output_limit : int
         Characters of output kept per cell.
+    hide : sequence of Path
+        Folders the kernel must not read (the assignment sources, i.e. the solutions): with
+        namespaces an empty folder is mounted over each. The notebooks shipped in the package
+        (``vae_numpy._notebooks``) are always hidden, and never copied into the sanitised
+        package.
     """
 
     def __init__(
@@ -216,6 +242,7 @@ class Kernel:
         *,
         memory_limit: int = DEFAULT_MEMORY,
         output_limit: int = DEFAULT_OUTPUT_LIMIT,
+        hide: Sequence[Path] = (),
     ) -> None:
         self.workdir = workdir
         self.output_limit = output_limit
@@ -230,6 +257,10 @@ class Kernel:
             str(int(memory_limit)),
         ]
         if self.isolation == "namespaces":
+            empty = workdir / "hidden"
+            empty.mkdir(exist_ok=True)
+            for folder in _folders_to_hide(hide, real, workdir):
+                launcher += ["--bind", str(empty), str(folder)]
             launcher += ["--bind", str(site / "vae_numpy"), str(real)]
         argv = [
             *launcher,
