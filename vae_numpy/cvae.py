@@ -1,0 +1,571 @@
+"""The conditional VAE: generate a chosen kind of object (Sohn et al. 2015; Kingma et al. 2014).
+
+The lecture's first application is "generating new objects of a chosen kind". A plain VAE
+cannot be told which digit to draw; a conditional VAE is given the label y as an input to both
+networks:
+
+    recognition model  q(z|x, y) = N(mu(x, y), diag exp(log_var(x, y))),
+    generative model   z ~ p(z) = N(0, I),   x ~ p(x|z, y) = Bernoulli(sigmoid(decoder(z, y))),
+
+and maximises the conditional evidence lower bound
+
+    ELBO(x | y) = E_q[ln p(x|z, y)] - KL(q(z|x, y) || N(0, I))   <=   ln p(x|y).
+
+The label enters each network as a one-hot vector appended to its input. Because the label
+carries the class, the code z is free to carry what the class does not: slant, stroke width,
+style. Decoding one image's z under every label gives the "analogies" figure of Kingma et al.
+(2014, figure 1): the same style written as each digit (:meth:`ConditionalVAE.analogies`).
+
+The loss is the mean over the batch of -ELBO(x|y) in nats per example; its backward pass is
+written out in :meth:`ConditionalVAE.backward`, beside :meth:`ConditionalVAE.forward`.
+:mod:`vae_numpy.ssvae` reuses this pair (forward on per-row labels, backward with per-row
+weights) for the generative half of the semi-supervised model.
+
+References
+----------
+Kingma, D. P., Rezende, D. J., Mohamed, S. & Welling, M. (2014). Semi-supervised learning with
+deep generative models. NeurIPS. arXiv:1406.5298.
+Sohn, K., Lee, H. & Yan, X. (2015). Learning structured output representation using deep
+conditional generative models. NeurIPS.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from ._validation import (
+    as_batch,
+    check_choice,
+    check_dtype,
+    check_positive_int,
+    check_unit_interval,
+)
+from .data import binarize as binarize_batch
+from .distributions import reparameterize_backward
+from .kl import kl_standard_normal, kl_standard_normal_grad
+from .layers import ACTIVATIONS, Dense, Layer, Sequential, sigmoid
+from .losses import bernoulli_nll, bernoulli_nll_grad
+from .optim import make_optimizer
+from .serialization import load_npz, save_npz
+from .vae import LOG_VAR_RANGE
+
+__all__ = [
+    "ConditionalVAE",
+    "NetworkModel",
+    "ELU",
+    "build_mlp",
+    "check_labels",
+    "one_hot",
+    "hidden_tuple",
+    "MODEL_ACTIVATIONS",
+]
+
+M = TypeVar("M", bound="NetworkModel")
+
+#: Matrix products smaller than this (batch x in x out of the largest layer) run BLAS on one
+#: thread during ``fit``: splitting them costs more than it saves, many times more on a busy
+#: machine (the rule of ``vae_numpy.train``).
+SMALL_PRODUCT = 4_000_000
+
+
+class ELU(Layer):
+    """Exponential linear unit (Clevert et al. 2016): x for x > 0, alpha (exp(x) - 1) otherwise.
+
+    dy/dx = 1 for x > 0 and alpha exp(x) = y + alpha otherwise, so the backward pass reads the
+    cached output only.
+    """
+
+    def __init__(self, alpha: float = 1.0) -> None:
+        super().__init__()
+        self.alpha = float(alpha)
+        self._y: np.ndarray | None = None
+        self._positive: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._positive = x > 0
+        self._y = np.where(self._positive, x, self.alpha * np.expm1(np.minimum(x, 0)))
+        return self._y
+
+    def backward(self, grad_y: np.ndarray) -> np.ndarray:
+        y = self._need_cache(self._y)
+        return grad_y * np.where(self._need_cache(self._positive), 1, y + self.alpha)
+
+    def __repr__(self) -> str:
+        return f"ELU(alpha={self.alpha})"
+
+
+#: Hidden activations the models of this family accept: the core's plus ``"elu"``.
+MODEL_ACTIVATIONS: dict[str, type[Layer]] = {**ACTIVATIONS, "elu": ELU}
+
+
+def build_mlp(
+    sizes: Sequence[int], activation: str, *, rng: np.random.Generator, dtype: np.dtype
+) -> Sequential:
+    """``Dense → activation → ... → Dense`` (linear output) with parameters ``"0.W"``, ``"0.b"``, ..."""
+    layers: list[Layer] = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        layers.append(Dense(n_in, n_out, rng=rng, dtype=dtype))
+        if i < len(sizes) - 2:
+            layers.append(MODEL_ACTIVATIONS[activation]())
+    return Sequential(*layers)
+
+
+def hidden_tuple(hidden_dims: Any) -> tuple[int, ...]:
+    """Validate hidden layer sizes: an int or a non-empty sequence of positive ints."""
+    if isinstance(hidden_dims, int | np.integer) and not isinstance(hidden_dims, bool):
+        hidden_dims = (hidden_dims,)
+    if not isinstance(hidden_dims, Sequence) or isinstance(hidden_dims, str):
+        raise TypeError(
+            f"hidden_dims must be a sequence of ints such as (400,), got {hidden_dims!r}"
+        )
+    return tuple(check_positive_int(h, f"hidden_dims[{i}]") for i, h in enumerate(hidden_dims))
+
+
+def check_labels(y: Any, n: int, n_classes: int, *, allow_unlabelled: bool = False) -> np.ndarray:
+    """Validate integer labels: shape (n,), values in [0, n_classes) (or -1 when allowed).
+
+    Returns
+    -------
+    ndarray of shape (n,), int64
+    """
+    arr = np.asarray(y)
+    if arr.dtype.kind not in "iu":
+        if (
+            arr.dtype.kind == "f"
+            and arr.size
+            and np.all(np.isfinite(arr))
+            and np.all(arr == np.round(arr))
+        ):
+            arr = arr.astype(np.int64)
+        else:
+            raise TypeError(
+                f"y must hold integer class labels, got dtype {arr.dtype}; convert with y.astype(int)"
+            )
+    if arr.shape != (n,):
+        raise ValueError(f"y must have shape ({n},), one label per row of x, got {arr.shape}")
+    low = -1 if allow_unlabelled else 0
+    if arr.size and (arr.min() < low or arr.max() >= n_classes):
+        what = "-1 (unlabelled) or " if allow_unlabelled else ""
+        raise ValueError(
+            f"y has labels in [{arr.min()}, {arr.max()}]; expected {what}0 .. {n_classes - 1}"
+        )
+    return arr.astype(np.int64, copy=False)
+
+
+def one_hot(y: np.ndarray, n_classes: int, dtype: Any = np.float32) -> np.ndarray:
+    """One-hot rows for integer labels in [0, n_classes): shape (len(y), n_classes)."""
+    out = np.zeros((len(y), n_classes), dtype=dtype)
+    out[np.arange(len(y)), y] = 1
+    return out
+
+
+class NetworkModel:
+    """What the models of this family share: named networks, parameters, checks and files.
+
+    A subclass sets ``self.networks`` (name → :class:`~vae_numpy.layers.Sequential`) and,
+    optionally, ``self.extra_params``/``self.extra_grads`` (name → array, e.g. a prior's
+    means); :meth:`parameters` names them ``"<network>.<layer>.<key>"`` and ``"<name>"``.
+    """
+
+    _kind = "model"
+
+    def __init__(self, input_dim: int, latent_dim: int, activation: str, dtype: Any) -> None:
+        self.input_dim = check_positive_int(input_dim, "input_dim")
+        self.latent_dim = check_positive_int(latent_dim, "latent_dim")
+        self.activation = check_choice(activation, "activation", tuple(MODEL_ACTIVATIONS))
+        self.dtype = check_dtype(dtype)
+        self.networks: dict[str, Sequential] = {}
+        self.extra_params: dict[str, np.ndarray] = {}
+        self.extra_grads: dict[str, np.ndarray] = {}
+        self.history_: dict[str, list[float]] = {}
+        self.metadata: dict[str, Any] = {}
+
+    def get_config(self) -> dict[str, Any]:  # pragma: no cover - subclasses
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+    def parameters(self) -> dict[str, np.ndarray]:
+        """The live parameter arrays under unique names (``"encoder.0.W"``, ...)."""
+        params = {f"{n}.{k}": v for n, net in self.networks.items() for k, v in net.params.items()}
+        params.update(self.extra_params)
+        return params
+
+    def gradients(self) -> dict[str, np.ndarray]:
+        """The live gradient arrays, same keys and shapes as :meth:`parameters`."""
+        grads = {f"{n}.{k}": v for n, net in self.networks.items() for k, v in net.grads.items()}
+        grads.update(self.extra_grads)
+        return grads
+
+    def zero_grad(self) -> None:
+        for net in self.networks.values():
+            net.zero_grad()
+        for g in self.extra_grads.values():
+            g.fill(0)
+
+    def check_x(self, x: Any, name: str = "x") -> np.ndarray:
+        """Validate a (batch, input_dim) batch of values in [0, 1], in the model's dtype."""
+        arr = as_batch(x, name, features=self.input_dim).astype(self.dtype, copy=False)
+        return check_unit_interval(arr, name)
+
+    def noise(self, eps: Any, shape: tuple[int, ...], rng: Any) -> np.ndarray:
+        """``eps`` checked to ``shape`` (fixed noise), or fresh N(0, 1) noise from ``rng``."""
+        if eps is None:
+            return np.random.default_rng(rng).standard_normal(shape, dtype=self.dtype)
+        arr = np.asarray(eps)
+        if arr.shape != shape:
+            raise ValueError(f"eps must have shape {shape}, got {arr.shape}")
+        return arr.astype(self.dtype, copy=False)
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write parameters and configuration to ``path`` (.npz, atomic, no pickle)."""
+        meta = {"kind": self._kind, "config": self.get_config(), "history": self.history_}
+        return save_npz(path, self.parameters(), meta)
+
+    @classmethod
+    def load(cls: type[M], path: str | os.PathLike[str]) -> M:
+        """Rebuild a model saved with :meth:`save`; ValueError on a wrong or damaged file."""
+        arrays, meta = load_npz(path, kind=cls._kind)
+        try:
+            model = cls(**meta["config"])
+        except (TypeError, ValueError, KeyError) as exc:
+            raise ValueError(
+                f"{path}: invalid configuration {meta.get('config')!r}: {exc}"
+            ) from exc
+        params = model.parameters()
+        if set(arrays) != set(params) or any(arrays[k].shape != p.shape for k, p in params.items()):
+            raise ValueError(f"{path}: parameters do not match a {cls.__name__}{meta['config']}")
+        for k, p in params.items():
+            p[...] = arrays[k]
+        model.history_ = {k: list(v) for k, v in meta.get("history", {}).items()}
+        return model
+
+    def minibatches(
+        self, n: int, batch_size: int, epochs: int, gen: np.random.Generator
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield ``(epoch, indices)`` for shuffled minibatches, ``epochs`` passes over n rows.
+
+        Small models run BLAS on one thread meanwhile (see ``SMALL_PRODUCT``).
+        """
+        largest = max(p.shape[0] * p.shape[1] for p in self.parameters().values() if p.ndim == 2)
+        small = batch_size * largest < SMALL_PRODUCT
+        with threadpool_limits(1, user_api="blas") if small else contextlib.nullcontext():
+            for epoch in range(epochs):
+                order = gen.permutation(n)
+                for lo in range(0, n, batch_size):
+                    yield epoch, order[lo : lo + batch_size]
+
+
+class ConditionalVAE(NetworkModel):
+    """Conditional VAE with MLP networks and a Bernoulli decoder.
+
+    Parameters
+    ----------
+    input_dim : int
+        Number of features of x (values in [0, 1]).
+    n_classes : int
+        Number of labels; y takes integer values 0 .. n_classes - 1.
+    hidden_dims : sequence of int
+        Hidden layer sizes of the encoder; the decoder mirrors them.
+    latent_dim : int
+        Dimension of z.
+    activation : str
+        Hidden activation: one of ``vae_numpy.layers.ACTIVATIONS`` or ``"elu"``.
+    dtype : np.float32 or np.float64
+    rng : numpy.random.Generator, int or None
+        Initial weights.
+
+    Attributes
+    ----------
+    encoder : Sequential
+        [x | one_hot(y)] (input_dim + n_classes) → hidden → [mu | log_var] (2 latent_dim).
+    decoder : Sequential
+        [z | one_hot(y)] (latent_dim + n_classes) → hidden → logits (input_dim).
+    history_ : dict of lists
+        Filled by :meth:`fit`.
+    """
+
+    _kind = "ConditionalVAE"
+
+    def __init__(
+        self,
+        input_dim: int,
+        n_classes: int,
+        hidden_dims: Sequence[int] | int = (400,),
+        latent_dim: int = 20,
+        *,
+        activation: str = "relu",
+        dtype: Any = np.float32,
+        rng: Any = None,
+    ) -> None:
+        super().__init__(input_dim, latent_dim, activation, dtype)
+        self.n_classes = check_positive_int(n_classes, "n_classes")
+        self.hidden_dims = hidden_tuple(hidden_dims)
+        gen = np.random.default_rng(rng)
+        c, d = self.n_classes, self.latent_dim
+        enc_sizes = [self.input_dim + c, *self.hidden_dims, 2 * d]
+        dec_sizes = [d + c, *reversed(self.hidden_dims), self.input_dim]
+        self.encoder = build_mlp(enc_sizes, activation, rng=gen, dtype=self.dtype)
+        self.decoder = build_mlp(dec_sizes, activation, rng=gen, dtype=self.dtype)
+        self.networks = {"encoder": self.encoder, "decoder": self.decoder}
+        self._cache: dict[str, np.ndarray] | None = None
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "input_dim": self.input_dim,
+            "n_classes": self.n_classes,
+            "hidden_dims": list(self.hidden_dims),
+            "latent_dim": self.latent_dim,
+            "activation": self.activation,
+            "dtype": self.dtype.name,
+        }
+
+    # --- checks -----------------------------------------------------------------------------
+
+    def _labels_for(self, y: Any, n: int) -> np.ndarray:
+        """``y`` as an int label per row: an int broadcasts, an array must have n entries."""
+        if isinstance(y, int | np.integer) and not isinstance(y, bool):
+            y = np.full(n, int(y))
+        return check_labels(y, n, self.n_classes)
+
+    # --- the two networks -------------------------------------------------------------------
+
+    def _encode(self, x: np.ndarray, y1: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        h = self.encoder.forward(np.concatenate([x, y1], axis=1))  # (batch, 2 latent)
+        mu, raw_log_var = h[:, : self.latent_dim], h[:, self.latent_dim :]
+        return mu, np.clip(raw_log_var, *LOG_VAR_RANGE), raw_log_var
+
+    def encode(self, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Parameters of q(z|x, y).
+
+        Parameters
+        ----------
+        x : ndarray of shape (batch, input_dim)
+        y : int or ndarray of shape (batch,) of int
+
+        Returns
+        -------
+        mu, log_var : ndarray of shape (batch, latent_dim)
+        """
+        x = self.check_x(x)
+        y1 = one_hot(self._labels_for(y, len(x)), self.n_classes, self.dtype)
+        mu, log_var, _ = self._encode(x, y1)
+        return mu.copy(), log_var
+
+    def decode(self, z: Any, y: Any) -> np.ndarray:
+        """Mean of p(x|z, y) (pixel probabilities), shape (batch, input_dim).
+
+        Parameters
+        ----------
+        z : ndarray of shape (batch, latent_dim)
+        y : int or ndarray of shape (batch,) of int
+        """
+        z_a = as_batch(z, "z", features=self.latent_dim).astype(self.dtype, copy=False)
+        y1 = one_hot(self._labels_for(y, len(z_a)), self.n_classes, self.dtype)
+        return sigmoid(self.decoder.forward(np.concatenate([z_a, y1], axis=1)))
+
+    def reconstruct(self, x: Any, y: Any) -> np.ndarray:
+        """``decode(mu(x, y), y)``, shape (batch, input_dim)."""
+        mu, _ = self.encode(x, y)
+        return self.decode(mu, y)
+
+    def sample(self, n: int, *, y: Any = None, rng: Any = None) -> np.ndarray:
+        """Generate ``n`` examples of chosen classes: z ~ N(0, I), then the mean of p(x|z, y).
+
+        Parameters
+        ----------
+        n : int
+        y : None, int or ndarray of shape (n,) of int
+            The class of every row (an int), one class per row, or None for classes drawn
+            uniformly at random.
+        rng : numpy.random.Generator, int or None
+
+        Returns
+        -------
+        ndarray of shape (n, input_dim)
+        """
+        n = check_positive_int(n, "n")
+        gen = np.random.default_rng(rng)
+        labels = gen.integers(0, self.n_classes, n) if y is None else self._labels_for(y, n)
+        z = gen.standard_normal((n, self.latent_dim), dtype=self.dtype)
+        return self.decode(z, labels)
+
+    def analogies(self, x: Any, y: Any) -> np.ndarray:
+        """Each row's style under every label: ``decode(mu(x_i, y_i), c)`` for c = 0 .. C-1.
+
+        Parameters
+        ----------
+        x : ndarray of shape (batch, input_dim)
+        y : ndarray of shape (batch,) of int
+            The true labels of ``x`` (the code is inferred with them).
+
+        Returns
+        -------
+        ndarray of shape (batch, n_classes, input_dim)
+            Entry [i, c] is image i's code decoded as class c (Kingma et al. 2014, figure 1).
+        """
+        mu, _ = self.encode(x, y)  # (batch, latent)
+        b, c = len(mu), self.n_classes
+        z = np.repeat(mu, c, axis=0)  # (batch * C, latent): each code C times
+        labels = np.tile(np.arange(c), b)
+        return self.decode(z, labels).reshape(b, c, self.input_dim)
+
+    # --- the loss as a layer: forward per row, backward with per-row weights -----------------
+
+    def forward(self, x: np.ndarray, y1: np.ndarray, eps: np.ndarray) -> dict[str, np.ndarray]:
+        """-ELBO(x|y) per row with fixed noise; caches what :meth:`backward` needs.
+
+        Inputs are trusted (already checked, in the model's dtype).
+
+        Parameters
+        ----------
+        x : ndarray of shape (rows, input_dim)
+        y1 : ndarray of shape (rows, n_classes)
+            One-hot labels.
+        eps : ndarray of shape (rows, latent_dim)
+            Standard-normal noise of the reparameterisation z = mu + exp(log_var / 2) eps.
+
+        Returns
+        -------
+        dict
+            ``loss`` = ``reconstruction + kl``, each of shape (rows,), nats.
+        """
+        mu, log_var, raw_log_var = self._encode(x, y1)
+        std = np.exp(0.5 * log_var)
+        z = mu + std * eps  # (rows, latent)
+        logits = self.decoder.forward(np.concatenate([z, y1], axis=1))  # (rows, input_dim)
+        reconstruction = bernoulli_nll(logits, x)  # -ln p(x|z, y), (rows,)
+        kl = kl_standard_normal(mu, log_var)  # KL(q(z|x, y) || N(0, I)), (rows,)
+        self._cache = {
+            "x": x,
+            "logits": logits,
+            "mu": mu,
+            "log_var": log_var,
+            "raw_log_var": raw_log_var,
+            "eps": eps,
+        }
+        return {"loss": reconstruction + kl, "reconstruction": reconstruction, "kl": kl}
+
+    def backward(self, weights: np.ndarray) -> None:
+        """Gradient of ``sum_i weights_i * loss_i`` (the last :meth:`forward`) into ``gradients()``.
+
+        Parameters
+        ----------
+        weights : ndarray of shape (rows,)
+            dObjective/dloss_i: ``1 / batch`` for a mean, q(y|x) / batch in the semi-supervised
+            model's sum over labels.
+        """
+        if self._cache is None:
+            raise RuntimeError("backward called before forward")
+        c = self._cache
+        w = weights.astype(self.dtype, copy=False)[:, None]  # (rows, 1)
+        self.zero_grad()
+        # reconstruction: d(-ln p(x|z, y))/dlogits = sigmoid(logits) - x
+        d_logits = bernoulli_nll_grad(c["logits"], c["x"]) * w
+        d_zy = self.decoder.backward(d_logits)  # (rows, latent + C)
+        d_z = d_zy[:, : self.latent_dim]
+        # reparameterisation z = mu + exp(log_var / 2) eps
+        d_mu, d_log_var = reparameterize_backward(d_z, c["eps"], c["log_var"])
+        # KL(q || N(0, I)): d/dmu = mu, d/dlog_var = (exp(log_var) - 1) / 2
+        kl_d_mu, kl_d_log_var = kl_standard_normal_grad(c["mu"], c["log_var"])
+        d_mu = d_mu + w * kl_d_mu
+        d_log_var = d_log_var + w * kl_d_log_var
+        low, high = LOG_VAR_RANGE
+        d_log_var *= (c["raw_log_var"] > low) & (c["raw_log_var"] < high)  # the clip passes nothing
+        self.encoder.backward(np.concatenate([d_mu, d_log_var], axis=1))
+
+    # --- the public loss --------------------------------------------------------------------
+
+    def loss_parts(self, x: Any, y: Any, *, eps: Any = None, rng: Any = None) -> dict[str, float]:
+        """Mean -ELBO(x|y) and its reconstruction and KL terms over the batch (nats per example)."""
+        x = self.check_x(x)
+        y1 = one_hot(self._labels_for(y, len(x)), self.n_classes, self.dtype)
+        terms = self.forward(x, y1, self.noise(eps, (len(x), self.latent_dim), rng))
+        return {k: float(np.mean(v, dtype=np.float64)) for k, v in terms.items()}
+
+    def loss(self, x: Any, y: Any, *, eps: Any = None, rng: Any = None) -> float:
+        """Mean over the batch of -ELBO(x|y), nats per example.
+
+        Parameters
+        ----------
+        x : ndarray of shape (batch, input_dim)
+        y : int or ndarray of shape (batch,) of int
+        eps : ndarray of shape (batch, latent_dim), optional
+            Reparameterisation noise; with it the loss is deterministic.
+        rng : numpy.random.Generator, int or None
+            Draws the noise when ``eps`` is None.
+        """
+        return self.loss_parts(x, y, eps=eps, rng=rng)["loss"]
+
+    def loss_and_gradients(
+        self, x: Any, y: Any, *, eps: Any = None, rng: Any = None
+    ) -> tuple[float, dict[str, np.ndarray]]:
+        """Mean -ELBO(x|y) and its gradient for every parameter (the live buffers)."""
+        x = self.check_x(x)
+        y1 = one_hot(self._labels_for(y, len(x)), self.n_classes, self.dtype)
+        terms = self.forward(x, y1, self.noise(eps, (len(x), self.latent_dim), rng))
+        self.backward(np.full(len(x), 1.0 / len(x), dtype=self.dtype))
+        return float(np.mean(terms["loss"], dtype=np.float64)), self.gradients()
+
+    def score(self, X: Any, y: Any, *, batch_size: int = 1024, rng: Any = 0) -> float:
+        """Mean ELBO(x|y) per example over ``X`` (higher is better), one noise draw per row."""
+        X = self.check_x(X, "X")
+        labels = self._labels_for(y, len(X))
+        gen = np.random.default_rng(rng)
+        total = 0.0
+        for lo in range(0, len(X), check_positive_int(batch_size, "batch_size")):
+            xb, yb = X[lo : lo + batch_size], labels[lo : lo + batch_size]
+            total += self.loss_parts(xb, yb, rng=gen)["loss"] * len(xb)
+        return -total / len(X)
+
+    # --- training ---------------------------------------------------------------------------
+
+    def fit(
+        self,
+        X: Any,
+        y: Any,
+        *,
+        epochs: int,
+        batch_size: int = 128,
+        lr: float = 1e-3,
+        optimizer: Any = "adam",
+        binarize: bool = False,
+        rng: Any = None,
+    ) -> ConditionalVAE:
+        """Train on labelled data with minibatches; ``history_["loss"]`` holds each epoch's mean.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n, input_dim)
+        y : ndarray of shape (n,) of int
+        epochs, batch_size : int
+        lr : float
+        optimizer : {"adam", "sgd", "adagrad"} or Optimizer
+        binarize : bool
+            Draw a fresh binary version of every minibatch (dynamic binarisation).
+        rng : numpy.random.Generator, int or None
+            Shuffling, noise and binarisation.
+        """
+        X = self.check_x(X, "X")
+        labels = self._labels_for(y, len(X))
+        epochs = check_positive_int(epochs, "epochs")
+        batch_size = check_positive_int(batch_size, "batch_size")
+        opt = make_optimizer(optimizer, self.parameters(), lr)
+        gen = np.random.default_rng(rng)
+        sums = np.zeros(epochs)
+        for epoch, idx in self.minibatches(len(X), batch_size, epochs, gen):
+            xb = binarize_batch(X[idx], gen) if binarize else X[idx]
+            loss, grads = self.loss_and_gradients(xb, labels[idx], rng=gen)
+            opt.step(grads)
+            sums[epoch] += loss * len(idx)
+        self.history_ = {"loss": list(sums / len(X))}
+        return self
