@@ -44,6 +44,7 @@ from ._validation import (
     as_batch,
     check_choice,
     check_dtype,
+    check_positive_float,
     check_positive_int,
     check_unit_interval,
 )
@@ -174,7 +175,9 @@ class NetworkModel:
     means); :meth:`parameters` names them ``"<network>.<layer>.<key>"`` and ``"<name>"``.
     """
 
-    _kind = "model"
+    kind = "model"
+    #: Weight of the KL term (the training loop's warm-up ramps it); None: no KL term.
+    beta: float | None = None
 
     def __init__(self, input_dim: int, latent_dim: int, activation: str, dtype: Any) -> None:
         self.input_dim = check_positive_int(input_dim, "input_dim")
@@ -185,6 +188,7 @@ class NetworkModel:
         self.extra_params: dict[str, np.ndarray] = {}
         self.extra_grads: dict[str, np.ndarray] = {}
         self.history_: dict[str, list[float]] = {}
+        self.optimizer_: Any = None
         self.metadata: dict[str, Any] = {}
 
     def get_config(self) -> dict[str, Any]:  # pragma: no cover - subclasses
@@ -228,13 +232,18 @@ class NetworkModel:
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write parameters and configuration to ``path`` (.npz, atomic, no pickle)."""
-        meta = {"kind": self._kind, "config": self.get_config(), "history": self.history_}
+        meta = {
+            "kind": self.kind,
+            "config": self.get_config(),
+            "history": self.history_,
+            "metadata": self.metadata,
+        }
         return save_npz(path, self.parameters(), meta)
 
     @classmethod
     def load(cls: type[M], path: str | os.PathLike[str]) -> M:
         """Rebuild a model saved with :meth:`save`; ValueError on a wrong or damaged file."""
-        arrays, meta = load_npz(path, kind=cls._kind)
+        arrays, meta = load_npz(path, kind=cls.kind)
         try:
             model = cls(**meta["config"])
         except (TypeError, ValueError, KeyError) as exc:
@@ -247,6 +256,7 @@ class NetworkModel:
         for k, p in params.items():
             p[...] = arrays[k]
         model.history_ = {k: list(v) for k, v in meta.get("history", {}).items()}
+        model.metadata = dict(meta.get("metadata", {}))
         return model
 
     def minibatches(
@@ -278,6 +288,8 @@ class ConditionalVAE(NetworkModel):
         Hidden layer sizes of the encoder; the decoder mirrors them.
     latent_dim : int
         Dimension of z.
+    beta : float
+        Weight of the KL term (1: the conditional ELBO).
     activation : str
         Hidden activation: one of ``vae_numpy.layers.ACTIVATIONS`` or ``"elu"``.
     dtype : np.float32 or np.float64
@@ -294,7 +306,7 @@ class ConditionalVAE(NetworkModel):
         Filled by :meth:`fit`.
     """
 
-    _kind = "ConditionalVAE"
+    kind = "ConditionalVAE"
 
     def __init__(
         self,
@@ -303,12 +315,14 @@ class ConditionalVAE(NetworkModel):
         hidden_dims: Sequence[int] | int = (400,),
         latent_dim: int = 20,
         *,
+        beta: float = 1.0,
         activation: str = "relu",
         dtype: Any = np.float32,
         rng: Any = None,
     ) -> None:
         super().__init__(input_dim, latent_dim, activation, dtype)
         self.n_classes = check_positive_int(n_classes, "n_classes")
+        self.beta: float = check_positive_float(beta, "beta", allow_zero=True)
         self.hidden_dims = hidden_tuple(hidden_dims)
         gen = np.random.default_rng(rng)
         c, d = self.n_classes, self.latent_dim
@@ -318,6 +332,7 @@ class ConditionalVAE(NetworkModel):
         self.decoder = build_mlp(dec_sizes, activation, rng=gen, dtype=self.dtype)
         self.networks = {"encoder": self.encoder, "decoder": self.decoder}
         self._cache: dict[str, np.ndarray] | None = None
+        self._beta = self.beta
 
     def get_config(self) -> dict[str, Any]:
         return {
@@ -325,6 +340,7 @@ class ConditionalVAE(NetworkModel):
             "n_classes": self.n_classes,
             "hidden_dims": list(self.hidden_dims),
             "latent_dim": self.latent_dim,
+            "beta": self.beta,
             "activation": self.activation,
             "dtype": self.dtype.name,
         }
@@ -421,7 +437,9 @@ class ConditionalVAE(NetworkModel):
 
     # --- the loss as a layer: forward per row, backward with per-row weights -----------------
 
-    def forward(self, x: np.ndarray, y1: np.ndarray, eps: np.ndarray) -> dict[str, np.ndarray]:
+    def forward(
+        self, x: np.ndarray, y1: np.ndarray, eps: np.ndarray, beta: float | None = None
+    ) -> dict[str, np.ndarray]:
         """-ELBO(x|y) per row with fixed noise; caches what :meth:`backward` needs.
 
         Inputs are trusted (already checked, in the model's dtype).
@@ -433,12 +451,15 @@ class ConditionalVAE(NetworkModel):
             One-hot labels.
         eps : ndarray of shape (rows, latent_dim)
             Standard-normal noise of the reparameterisation z = mu + exp(log_var / 2) eps.
+        beta : float, optional
+            KL weight for this pass (None: the model's ``beta``).
 
         Returns
         -------
         dict
-            ``loss`` = ``reconstruction + kl``, each of shape (rows,), nats.
+            ``loss`` = ``reconstruction + beta * kl``, each of shape (rows,), nats.
         """
+        beta = self.beta if beta is None else beta
         mu, log_var, raw_log_var = self._encode(x, y1)
         std = np.exp(0.5 * log_var)
         z = mu + std * eps  # (rows, latent)
@@ -453,7 +474,8 @@ class ConditionalVAE(NetworkModel):
             "raw_log_var": raw_log_var,
             "eps": eps,
         }
-        return {"loss": reconstruction + kl, "reconstruction": reconstruction, "kl": kl}
+        self._beta = beta
+        return {"loss": reconstruction + beta * kl, "reconstruction": reconstruction, "kl": kl}
 
     def backward(self, weights: np.ndarray) -> None:
         """Gradient of ``sum_i weights_i * loss_i`` (the last :meth:`forward`) into ``gradients()``.
@@ -477,11 +499,41 @@ class ConditionalVAE(NetworkModel):
         d_mu, d_log_var = reparameterize_backward(d_z, c["eps"], c["log_var"])
         # KL(q || N(0, I)): d/dmu = mu, d/dlog_var = (exp(log_var) - 1) / 2
         kl_d_mu, kl_d_log_var = kl_standard_normal_grad(c["mu"], c["log_var"])
-        d_mu = d_mu + w * kl_d_mu
-        d_log_var = d_log_var + w * kl_d_log_var
+        d_mu = d_mu + self._beta * w * kl_d_mu
+        d_log_var = d_log_var + self._beta * w * kl_d_log_var
         low, high = LOG_VAR_RANGE
         d_log_var *= (c["raw_log_var"] > low) & (c["raw_log_var"] < high)  # the clip passes nothing
         self.encoder.backward(np.concatenate([d_mu, d_log_var], axis=1))
+
+    # --- the model protocol (vae_numpy.protocol): what the training loop uses ----------------
+
+    def check_data(self, *arrays: Any, name: str = "X") -> tuple[np.ndarray, np.ndarray]:
+        """Validate ``(X, y)`` once at the boundary; returns them in the model's dtype / int64."""
+        if len(arrays) != 2:
+            raise TypeError(
+                f"{self.kind} trains on (X, y): pass the labels too, got {len(arrays)} array(s)"
+            )
+        x = self.check_x(arrays[0], name)
+        return x, self._labels_for(arrays[1], len(x))
+
+    def loss_terms_for_batch(
+        self, batch: tuple[np.ndarray, ...], *, rng: Any = None
+    ) -> dict[str, np.ndarray]:
+        """Per-example ``loss``, ``reconstruction`` and ``kl`` on a checked batch, (batch,) each."""
+        x, labels = batch
+        eps = self.noise(None, (len(x), self.latent_dim), rng)
+        return self.forward(x, one_hot(labels, self.n_classes, self.dtype), eps)
+
+    def loss_and_gradients_for_batch(
+        self, batch: tuple[np.ndarray, ...], *, rng: Any = None, beta: float | None = None
+    ) -> tuple[float, dict[str, float]]:
+        """One step on a checked batch: mean loss and terms; fills :meth:`gradients`."""
+        x, labels = batch
+        eps = self.noise(None, (len(x), self.latent_dim), rng)
+        terms = self.forward(x, one_hot(labels, self.n_classes, self.dtype), eps, beta)
+        self.backward(np.full(len(x), 1.0 / len(x), dtype=self.dtype))
+        means = {k: float(np.mean(v, dtype=np.float64)) for k, v in terms.items()}
+        return means.pop("loss"), means
 
     # --- the public loss --------------------------------------------------------------------
 

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 from scipy.special import logsumexp
 
-from ._validation import as_batch, check_positive_int
+from ._validation import as_batch, check_positive_float, check_positive_int
 from .cvae import NetworkModel, build_mlp, hidden_tuple
 from .data import binarize as binarize_batch
 from .distributions import LOG_2PI, reparameterize_backward
@@ -132,6 +132,8 @@ class GaussianMixtureVAE(NetworkModel):
         Dimension of z.
     n_components : int
         K, the number of mixture components (500 in CS236).
+    beta : float
+        Weight of the KL estimate (1: the ELBO).
     activation : str
         Hidden activation: one of ``vae_numpy.layers.ACTIVATIONS`` or ``"elu"``.
     dtype : np.float32 or np.float64
@@ -147,7 +149,7 @@ class GaussianMixtureVAE(NetworkModel):
     negative.
     """
 
-    _kind = "GaussianMixtureVAE"
+    kind = "GaussianMixtureVAE"
 
     def __init__(
         self,
@@ -156,6 +158,7 @@ class GaussianMixtureVAE(NetworkModel):
         latent_dim: int = 20,
         *,
         n_components: int = 500,
+        beta: float = 1.0,
         activation: str = "relu",
         dtype: Any = np.float32,
         rng: Any = None,
@@ -163,6 +166,7 @@ class GaussianMixtureVAE(NetworkModel):
         super().__init__(input_dim, latent_dim, activation, dtype)
         self.hidden_dims = hidden_tuple(hidden_dims)
         self.n_components = check_positive_int(n_components, "n_components")
+        self.beta: float = check_positive_float(beta, "beta", allow_zero=True)
         gen = np.random.default_rng(rng)
         d, k = self.latent_dim, self.n_components
         self.encoder = build_mlp(
@@ -179,6 +183,10 @@ class GaussianMixtureVAE(NetworkModel):
         }
         self.extra_grads = {name: np.zeros_like(p) for name, p in self.extra_params.items()}
         self._cache: dict[str, np.ndarray] | None = None
+        self._beta = self.beta
+
+    #: The model protocol's flag: a prior to sample from and a bound on ln p(x).
+    generative = True
 
     def get_config(self) -> dict[str, Any]:
         return {
@@ -186,6 +194,7 @@ class GaussianMixtureVAE(NetworkModel):
             "hidden_dims": list(self.hidden_dims),
             "latent_dim": self.latent_dim,
             "n_components": self.n_components,
+            "beta": self.beta,
             "activation": self.activation,
             "dtype": self.dtype.name,
         }
@@ -203,6 +212,10 @@ class GaussianMixtureVAE(NetworkModel):
         h = self.encoder.forward(x)  # (batch, 2 latent): [mu | log_var]
         mu, raw_log_var = h[:, : self.latent_dim], h[:, self.latent_dim :]
         return mu, np.clip(raw_log_var, *LOG_VAR_RANGE), raw_log_var
+
+    def code(self, x: Any) -> np.ndarray:
+        """The mean of q(z|x), shape (batch, latent_dim) (the model protocol's code)."""
+        return self.encode(x)[0]
 
     def encode(self, x: Any) -> tuple[np.ndarray, np.ndarray]:
         """Parameters of q(z|x): ``mu, log_var``, each of shape (batch, latent_dim)."""
@@ -241,17 +254,21 @@ class GaussianMixtureVAE(NetworkModel):
 
     # --- the loss as a layer ---------------------------------------------------------------
 
-    def forward(self, x: np.ndarray, eps: np.ndarray) -> dict[str, np.ndarray]:
+    def forward(
+        self, x: np.ndarray, eps: np.ndarray, beta: float | None = None
+    ) -> dict[str, np.ndarray]:
         """-ELBO per row with fixed noise (single-sample KL); caches what :meth:`backward` needs.
 
-        Inputs are trusted. ``x`` of shape (rows, input_dim), ``eps`` of shape (rows, latent_dim).
+        Inputs are trusted. ``x`` of shape (rows, input_dim), ``eps`` of shape (rows, latent_dim);
+        ``beta`` the KL weight of this pass (None: the model's).
 
         Returns
         -------
         dict
-            ``loss = reconstruction + kl``, ``reconstruction = -ln p(x|z)`` and
+            ``loss = reconstruction + beta * kl``, ``reconstruction = -ln p(x|z)`` and
             ``kl = ln q(z|x) - ln p(z)``, each of shape (rows,), nats.
         """
+        beta = self.beta if beta is None else beta
         mu, log_var, raw_log_var = self._encode(x)
         std = np.exp(0.5 * log_var)
         z = mu + std * eps  # (rows, latent)
@@ -271,7 +288,8 @@ class GaussianMixtureVAE(NetworkModel):
             "raw_log_var": raw_log_var,
             "eps": eps,
         }
-        return {"loss": reconstruction + kl, "reconstruction": reconstruction, "kl": kl}
+        self._beta = beta
+        return {"loss": reconstruction + beta * kl, "reconstruction": reconstruction, "kl": kl}
 
     def backward(self, weights: np.ndarray) -> None:
         """Gradient of ``sum_i weights_i * loss_i`` (the last :meth:`forward`) into ``gradients()``."""
@@ -279,22 +297,48 @@ class GaussianMixtureVAE(NetworkModel):
             raise RuntimeError("backward called before forward")
         c = self._cache
         w = weights.astype(self.dtype, copy=False)
+        w_kl = self._beta * w  # the KL estimate's weight per row
         self.zero_grad()
         d_logits = bernoulli_nll_grad(c["logits"], c["x"]) * w[:, None]
         d_z = self.decoder.backward(d_logits)  # (rows, latent) from the reconstruction
         # -ln p(z): the mixture's gradient, for z and for the prior's parameters
         lp_z, lp_means, lp_log_vars = mixture_log_density_grad(
-            c["z"], self.extra_params["prior.mean"], self.extra_params["prior.log_var"], w
+            c["z"], self.extra_params["prior.mean"], self.extra_params["prior.log_var"], w_kl
         )
         d_z = d_z - lp_z
         self.extra_grads["prior.mean"][...] = -lp_means
         self.extra_grads["prior.log_var"][...] = -lp_log_vars
         d_mu, d_log_var = reparameterize_backward(d_z, c["eps"], c["log_var"])
         # +ln q(z|x) = -1/2 sum (ln 2π + log_var + eps^2): d/dlog_var = -1/2 at fixed eps
-        d_log_var = d_log_var - 0.5 * w[:, None]
+        d_log_var = d_log_var - 0.5 * w_kl[:, None]
         low, high = LOG_VAR_RANGE
         d_log_var *= (c["raw_log_var"] > low) & (c["raw_log_var"] < high)
         self.encoder.backward(np.concatenate([d_mu, d_log_var], axis=1))
+
+    # --- the model protocol (vae_numpy.protocol): what the training loop uses ----------------
+
+    def check_data(self, *arrays: Any, name: str = "X") -> tuple[np.ndarray]:
+        """Validate ``X`` once at the boundary; returns ``(X,)`` in the model's dtype."""
+        if len(arrays) != 1:
+            raise TypeError(f"{self.kind} trains on X alone, got {len(arrays)} arrays")
+        return (self.check_x(arrays[0], name),)
+
+    def loss_terms_for_batch(
+        self, batch: tuple[np.ndarray, ...], *, rng: Any = None
+    ) -> dict[str, np.ndarray]:
+        """Per-example ``loss``, ``reconstruction`` and ``kl`` on a checked batch, (batch,) each."""
+        (x,) = batch
+        return self.forward(x, self.noise(None, (len(x), self.latent_dim), rng))
+
+    def loss_and_gradients_for_batch(
+        self, batch: tuple[np.ndarray, ...], *, rng: Any = None, beta: float | None = None
+    ) -> tuple[float, dict[str, float]]:
+        """One step on a checked batch: mean loss and terms; fills :meth:`gradients`."""
+        (x,) = batch
+        terms = self.forward(x, self.noise(None, (len(x), self.latent_dim), rng), beta)
+        self.backward(np.full(len(x), 1.0 / len(x), dtype=self.dtype))
+        means = {k: float(np.mean(v, dtype=np.float64)) for k, v in terms.items()}
+        return means.pop("loss"), means
 
     # --- the public loss -------------------------------------------------------------------
 

@@ -75,11 +75,11 @@ class SemiSupervisedVAE(NetworkModel):
     ----------
     classifier : Sequential
         x → hidden → C logits of q(y|x).
-    generative : ConditionalVAE
+    cvae : ConditionalVAE
         q(z|x, y) and p(x|y, z); its networks are this model's ``encoder`` and ``decoder``.
     """
 
-    _kind = "SemiSupervisedVAE"
+    kind = "SemiSupervisedVAE"
 
     def __init__(
         self,
@@ -104,7 +104,7 @@ class SemiSupervisedVAE(NetworkModel):
             rng=gen,
             dtype=self.dtype,
         )
-        self.generative = ConditionalVAE(
+        self.cvae = ConditionalVAE(
             input_dim,
             n_classes,
             self.hidden_dims,
@@ -115,8 +115,8 @@ class SemiSupervisedVAE(NetworkModel):
         )
         self.networks = {
             "classifier": self.classifier,
-            "encoder": self.generative.encoder,
-            "decoder": self.generative.decoder,
+            "encoder": self.cvae.encoder,
+            "decoder": self.cvae.decoder,
         }
         self._cache: dict[str, Any] | None = None
 
@@ -146,15 +146,15 @@ class SemiSupervisedVAE(NetworkModel):
 
     def encode(self, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
         """Parameters of q(z|x, y); see :meth:`vae_numpy.cvae.ConditionalVAE.encode`."""
-        return self.generative.encode(x, y)
+        return self.cvae.encode(x, y)
 
     def decode(self, z: Any, y: Any) -> np.ndarray:
         """Mean of p(x|y, z), shape (batch, input_dim)."""
-        return self.generative.decode(z, y)
+        return self.cvae.decode(z, y)
 
     def sample(self, n: int, *, y: Any = None, rng: Any = None) -> np.ndarray:
         """``n`` examples of chosen (or uniformly drawn) classes; see ConditionalVAE.sample."""
-        return self.generative.sample(n, y=y, rng=rng)
+        return self.cvae.sample(n, y=y, rng=rng)
 
     # --- the loss as a layer ---------------------------------------------------------------------
 
@@ -190,8 +190,8 @@ class SemiSupervisedVAE(NetworkModel):
         # rows through the conditional VAE: labelled (x_i, y_i), then unlabelled (x_i, c) for all c
         rows_x = np.concatenate([x[li], np.repeat(x[ui], C, axis=0)])
         rows_y = np.concatenate([y[li], np.tile(np.arange(C), len(ui))])
-        rows_eps = np.concatenate([eps[li, y[li]], eps[ui].reshape(len(ui) * C, -1)])
-        neg_elbo = self.generative.forward(rows_x, one_hot(rows_y, C, self.dtype), rows_eps)["loss"]
+        rows_eps = np.concatenate([eps[li, y[li]], eps[ui].reshape(len(ui) * C, self.latent_dim)])
+        neg_elbo = self.cvae.forward(rows_x, one_hot(rows_y, C, self.dtype), rows_eps)["loss"]
         L = neg_elbo + math.log(C)  # -ln p(y) = ln C under the uniform prior of y
         L_lab, L_unl = L[: len(li)], L[len(li) :].reshape(len(ui), C)  # (n_l,), (n_u, C)
         ce = np.zeros(n, dtype=self.dtype)
@@ -217,13 +217,42 @@ class SemiSupervisedVAE(NetworkModel):
         w = weights.astype(self.dtype, copy=False)
         # the conditional VAE's rows: weight w_i for labelled rows, w_i q(y|x_i) for the others
         row_w = np.concatenate([w[li], (w[ui, None] * q[ui]).ravel()])
-        self.generative.backward(row_w)
+        self.cvae.backward(row_w)
         # classifier logits a: labelled alpha (q - onehot(y)); unlabelled q ⊙ (g - sum_y q g)
         d_a = np.zeros_like(q)
         d_a[li] = self.alpha * (q[li] - one_hot(c["y"][li], self.n_classes, self.dtype))
         d_a[ui] = q[ui] * (g - np.sum(q[ui] * g, axis=1, keepdims=True))
         self.classifier.zero_grad()
         self.classifier.backward(d_a * w[:, None])
+
+    # --- the model protocol (vae_numpy.protocol): what the training loop uses ----------------
+
+    def check_data(self, *arrays: Any, name: str = "X") -> tuple[np.ndarray, np.ndarray]:
+        """Validate ``(X, y)`` (``y = -1`` for unlabelled rows) once at the boundary."""
+        if len(arrays) != 2:
+            raise TypeError(
+                f"{self.kind} trains on (X, y) with y = -1 for unlabelled rows, got {len(arrays)} array(s)"
+            )
+        x = self.check_x(arrays[0], name)
+        return x, self._labels(arrays[1], len(x))
+
+    def loss_terms_for_batch(
+        self, batch: tuple[np.ndarray, ...], *, rng: Any = None
+    ) -> dict[str, np.ndarray]:
+        """Per-example ``loss``, ``bound`` and ``classification`` on a checked batch."""
+        x, labels = batch
+        return self.forward(
+            x, labels, self.noise(None, (len(x), self.n_classes, self.latent_dim), rng)
+        )
+
+    def loss_and_gradients_for_batch(
+        self, batch: tuple[np.ndarray, ...], *, rng: Any = None, beta: float | None = None
+    ) -> tuple[float, dict[str, float]]:
+        """One step on a checked batch (mean cost); fills :meth:`gradients`. ``beta`` is unused."""
+        terms = self.loss_terms_for_batch(batch, rng=rng)
+        self.backward(np.full(len(batch[0]), 1.0 / len(batch[0]), dtype=self.dtype))
+        means = {k: float(np.mean(v, dtype=np.float64)) for k, v in terms.items()}
+        return means.pop("loss"), means
 
     # --- the public loss ---------------------------------------------------------------------------
 
