@@ -259,6 +259,134 @@ class NetworkModel:
         model.metadata = dict(meta.get("metadata", {}))
         return model
 
+    # --- the loss: each model writes batch_terms (forward) and backward; the rest is shared --
+
+    def check_data(
+        self, *arrays: Any, name: str = "X"
+    ) -> tuple[np.ndarray, ...]:  # pragma: no cover
+        """Validate data at the public boundary; return the batch tuple (subclasses)."""
+        raise NotImplementedError
+
+    def batch_terms(
+        self,
+        batch: tuple[np.ndarray, ...],
+        *,
+        eps: Any = None,
+        rng: Any = None,
+        beta: float | None = None,
+    ) -> dict[str, np.ndarray]:  # pragma: no cover - subclasses
+        """Forward pass on a checked batch: per-example ``loss`` and its terms; cached for backward."""
+        raise NotImplementedError
+
+    def backward(self, weights: np.ndarray) -> None:  # pragma: no cover - subclasses
+        """Gradient of ``sum_i weights_i * loss_i`` of the last forward pass into ``gradients()``."""
+        raise NotImplementedError
+
+    def loss_terms_for_batch(
+        self, batch: tuple[np.ndarray, ...], *, rng: Any = None
+    ) -> dict[str, np.ndarray]:
+        """Per-example loss and terms on a checked batch, each of shape (batch,), nats."""
+        return self.batch_terms(batch, rng=rng)
+
+    def loss_and_gradients_for_batch(
+        self,
+        batch: tuple[np.ndarray, ...],
+        *,
+        rng: Any = None,
+        beta: float | None = None,
+        eps: Any = None,
+    ) -> tuple[float, dict[str, float]]:
+        """One step on a checked batch: the mean loss and terms; fills :meth:`gradients`."""
+        terms = self.batch_terms(batch, eps=eps, rng=rng, beta=beta)
+        n = len(batch[0])
+        self.backward(np.full(n, 1.0 / n, dtype=self.dtype))  # d(mean)/d(loss_i) = 1/n
+        means = {k: float(np.mean(v, dtype=np.float64)) for k, v in terms.items()}
+        return means.pop("loss"), means
+
+    def loss_parts(self, *data: Any, eps: Any = None, rng: Any = None) -> dict[str, float]:
+        """The mean loss and the mean of each of its terms over the batch (nats per example).
+
+        ``data`` is ``(x,)`` or ``(x, y)`` as the model trains on; ``eps`` fixes the noise.
+        """
+        terms = self.batch_terms(self.check_data(*data, name="x"), eps=eps, rng=rng)
+        return {k: float(np.mean(v, dtype=np.float64)) for k, v in terms.items()}
+
+    def loss(self, *data: Any, eps: Any = None, rng: Any = None) -> float:
+        """Mean loss over the batch ``data`` (``(x,)`` or ``(x, y)``), nats per example.
+
+        With ``eps`` (the model's noise shape) the loss is deterministic; otherwise ``rng``
+        draws the noise.
+        """
+        return self.loss_parts(*data, eps=eps, rng=rng)["loss"]
+
+    def loss_and_gradients(
+        self, *data: Any, eps: Any = None, rng: Any = None
+    ) -> tuple[float, dict[str, np.ndarray]]:
+        """Mean loss over the batch and its gradient for every parameter (the live buffers)."""
+        loss, _ = self.loss_and_gradients_for_batch(
+            self.check_data(*data, name="x"), eps=eps, rng=rng
+        )
+        return loss, self.gradients()
+
+    def evaluate_terms(self, *data: Any, batch_size: int = 1024, rng: Any = 0) -> dict[str, float]:
+        """Mean of each loss term over the data set, in chunks of ``batch_size`` rows."""
+        batch = self.check_data(*data)
+        batch_size = check_positive_int(batch_size, "batch_size")
+        gen = np.random.default_rng(rng)
+        totals: dict[str, float] = {}
+        for lo in range(0, len(batch[0]), batch_size):
+            chunk = tuple(a[lo : lo + batch_size] for a in batch)
+            for k, v in self.batch_terms(chunk, rng=gen).items():
+                totals[k] = totals.get(k, 0.0) + float(np.sum(v, dtype=np.float64))
+        return {k: v / len(batch[0]) for k, v in totals.items()}
+
+    def score(self, *data: Any, batch_size: int = 1024, rng: Any = 0) -> float:
+        """Mean bound per example (higher is better): minus the mean loss over the data set."""
+        return -self.evaluate_terms(*data, batch_size=batch_size, rng=rng)["loss"]
+
+    def fit(
+        self: M,
+        *data: Any,
+        epochs: int,
+        batch_size: int = 128,
+        lr: float = 1e-3,
+        optimizer: Any = "adam",
+        binarize: bool = False,
+        rng: Any = None,
+    ) -> M:
+        """Train on ``data`` (``X`` or ``X, y``) with minibatches; returns ``self``.
+
+        Parameters
+        ----------
+        *data : ndarray of shape (n, input_dim), and of shape (n,) for labels
+        epochs, batch_size : int
+        lr : float
+        optimizer : {"adam", "sgd", "adagrad"} or Optimizer
+        binarize : bool
+            Draw a fresh binary version of every minibatch (dynamic binarisation).
+        rng : numpy.random.Generator, int or None
+            Shuffling, noise and binarisation.
+
+        ``history_["loss"]`` holds each epoch's mean loss.
+        """
+        batch = self.check_data(*data)
+        epochs = check_positive_int(epochs, "epochs")
+        batch_size = check_positive_int(batch_size, "batch_size")
+        opt = make_optimizer(optimizer, self.parameters(), lr)
+        self.optimizer_ = opt
+        gen = np.random.default_rng(rng)
+        n = len(batch[0])
+        sums = np.zeros(epochs)
+        for epoch, idx in self.minibatches(n, batch_size, epochs, gen):
+            rows = tuple(a[idx] for a in batch)
+            if binarize:
+                rows = (binarize_batch(rows[0], gen), *rows[1:])
+            loss, _ = self.loss_and_gradients_for_batch(rows, rng=gen)
+            opt.step(self.gradients())
+            sums[epoch] += loss * len(idx)
+        self.history_ = {"loss": list(sums / n)}
+        return self
+
     def minibatches(
         self, n: int, batch_size: int, epochs: int, gen: np.random.Generator
     ) -> Iterator[tuple[int, np.ndarray]]:
@@ -505,119 +633,29 @@ class ConditionalVAE(NetworkModel):
         d_log_var *= (c["raw_log_var"] > low) & (c["raw_log_var"] < high)  # the clip passes nothing
         self.encoder.backward(np.concatenate([d_mu, d_log_var], axis=1))
 
-    # --- the model protocol (vae_numpy.protocol): what the training loop uses ----------------
+    # --- the model protocol (vae_numpy.protocol) ------------------------------------------
 
     def check_data(self, *arrays: Any, name: str = "X") -> tuple[np.ndarray, np.ndarray]:
         """Validate ``(X, y)`` once at the boundary; returns them in the model's dtype / int64."""
         if len(arrays) != 2:
             raise TypeError(
-                f"{self.kind} trains on (X, y): pass the labels too, got {len(arrays)} array(s)"
+                f"{self.kind} needs (x, y): pass the labels too, got {len(arrays)} array(s)"
             )
         x = self.check_x(arrays[0], name)
         return x, self._labels_for(arrays[1], len(x))
 
-    def loss_terms_for_batch(
-        self, batch: tuple[np.ndarray, ...], *, rng: Any = None
-    ) -> dict[str, np.ndarray]:
-        """Per-example ``loss``, ``reconstruction`` and ``kl`` on a checked batch, (batch,) each."""
-        x, labels = batch
-        eps = self.noise(None, (len(x), self.latent_dim), rng)
-        return self.forward(x, one_hot(labels, self.n_classes, self.dtype), eps)
-
-    def loss_and_gradients_for_batch(
-        self, batch: tuple[np.ndarray, ...], *, rng: Any = None, beta: float | None = None
-    ) -> tuple[float, dict[str, float]]:
-        """One step on a checked batch: mean loss and terms; fills :meth:`gradients`."""
-        x, labels = batch
-        eps = self.noise(None, (len(x), self.latent_dim), rng)
-        terms = self.forward(x, one_hot(labels, self.n_classes, self.dtype), eps, beta)
-        self.backward(np.full(len(x), 1.0 / len(x), dtype=self.dtype))
-        means = {k: float(np.mean(v, dtype=np.float64)) for k, v in terms.items()}
-        return means.pop("loss"), means
-
-    # --- the public loss --------------------------------------------------------------------
-
-    def loss_parts(self, x: Any, y: Any, *, eps: Any = None, rng: Any = None) -> dict[str, float]:
-        """Mean -ELBO(x|y) and its reconstruction and KL terms over the batch (nats per example)."""
-        x = self.check_x(x)
-        y1 = one_hot(self._labels_for(y, len(x)), self.n_classes, self.dtype)
-        terms = self.forward(x, y1, self.noise(eps, (len(x), self.latent_dim), rng))
-        return {k: float(np.mean(v, dtype=np.float64)) for k, v in terms.items()}
-
-    def loss(self, x: Any, y: Any, *, eps: Any = None, rng: Any = None) -> float:
-        """Mean over the batch of -ELBO(x|y), nats per example.
-
-        Parameters
-        ----------
-        x : ndarray of shape (batch, input_dim)
-        y : int or ndarray of shape (batch,) of int
-        eps : ndarray of shape (batch, latent_dim), optional
-            Reparameterisation noise; with it the loss is deterministic.
-        rng : numpy.random.Generator, int or None
-            Draws the noise when ``eps`` is None.
-        """
-        return self.loss_parts(x, y, eps=eps, rng=rng)["loss"]
-
-    def loss_and_gradients(
-        self, x: Any, y: Any, *, eps: Any = None, rng: Any = None
-    ) -> tuple[float, dict[str, np.ndarray]]:
-        """Mean -ELBO(x|y) and its gradient for every parameter (the live buffers)."""
-        x = self.check_x(x)
-        y1 = one_hot(self._labels_for(y, len(x)), self.n_classes, self.dtype)
-        terms = self.forward(x, y1, self.noise(eps, (len(x), self.latent_dim), rng))
-        self.backward(np.full(len(x), 1.0 / len(x), dtype=self.dtype))
-        return float(np.mean(terms["loss"], dtype=np.float64)), self.gradients()
-
-    def score(self, X: Any, y: Any, *, batch_size: int = 1024, rng: Any = 0) -> float:
-        """Mean ELBO(x|y) per example over ``X`` (higher is better), one noise draw per row."""
-        X = self.check_x(X, "X")
-        labels = self._labels_for(y, len(X))
-        gen = np.random.default_rng(rng)
-        total = 0.0
-        for lo in range(0, len(X), check_positive_int(batch_size, "batch_size")):
-            xb, yb = X[lo : lo + batch_size], labels[lo : lo + batch_size]
-            total += self.loss_parts(xb, yb, rng=gen)["loss"] * len(xb)
-        return -total / len(X)
-
-    # --- training ---------------------------------------------------------------------------
-
-    def fit(
+    def batch_terms(
         self,
-        X: Any,
-        y: Any,
+        batch: tuple[np.ndarray, ...],
         *,
-        epochs: int,
-        batch_size: int = 128,
-        lr: float = 1e-3,
-        optimizer: Any = "adam",
-        binarize: bool = False,
+        eps: Any = None,
         rng: Any = None,
-    ) -> ConditionalVAE:
-        """Train on labelled data with minibatches; ``history_["loss"]`` holds each epoch's mean.
+        beta: float | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Per-example ``loss`` = -ELBO(x|y), ``reconstruction`` and ``kl`` for ``(x, y)``.
 
-        Parameters
-        ----------
-        X : ndarray of shape (n, input_dim)
-        y : ndarray of shape (n,) of int
-        epochs, batch_size : int
-        lr : float
-        optimizer : {"adam", "sgd", "adagrad"} or Optimizer
-        binarize : bool
-            Draw a fresh binary version of every minibatch (dynamic binarisation).
-        rng : numpy.random.Generator, int or None
-            Shuffling, noise and binarisation.
+        ``eps`` of shape (batch, latent_dim) fixes the noise; otherwise ``rng`` draws it.
         """
-        X = self.check_x(X, "X")
-        labels = self._labels_for(y, len(X))
-        epochs = check_positive_int(epochs, "epochs")
-        batch_size = check_positive_int(batch_size, "batch_size")
-        opt = make_optimizer(optimizer, self.parameters(), lr)
-        gen = np.random.default_rng(rng)
-        sums = np.zeros(epochs)
-        for epoch, idx in self.minibatches(len(X), batch_size, epochs, gen):
-            xb = binarize_batch(X[idx], gen) if binarize else X[idx]
-            loss, grads = self.loss_and_gradients(xb, labels[idx], rng=gen)
-            opt.step(grads)
-            sums[epoch] += loss * len(idx)
-        self.history_ = {"loss": list(sums / len(X))}
-        return self
+        x, labels = batch
+        eps = self.noise(eps, (len(x), self.latent_dim), rng)
+        return self.forward(x, one_hot(labels, self.n_classes, self.dtype), eps, beta)

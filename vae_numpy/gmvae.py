@@ -39,11 +39,9 @@ from scipy.special import logsumexp
 
 from ._validation import as_batch, check_positive_float, check_positive_int
 from .cvae import NetworkModel, build_mlp, hidden_tuple
-from .data import binarize as binarize_batch
 from .distributions import LOG_2PI, reparameterize_backward
 from .layers import sigmoid
 from .losses import bernoulli_nll, bernoulli_nll_grad
-from .optim import make_optimizer
 from .vae import LOG_VAR_RANGE
 
 __all__ = ["GaussianMixtureVAE", "mixture_log_density", "mixture_log_density_grad"]
@@ -315,75 +313,28 @@ class GaussianMixtureVAE(NetworkModel):
         d_log_var *= (c["raw_log_var"] > low) & (c["raw_log_var"] < high)
         self.encoder.backward(np.concatenate([d_mu, d_log_var], axis=1))
 
-    # --- the model protocol (vae_numpy.protocol): what the training loop uses ----------------
+    # --- the model protocol (vae_numpy.protocol) ------------------------------------------
 
     def check_data(self, *arrays: Any, name: str = "X") -> tuple[np.ndarray]:
         """Validate ``X`` once at the boundary; returns ``(X,)`` in the model's dtype."""
         if len(arrays) != 1:
-            raise TypeError(f"{self.kind} trains on X alone, got {len(arrays)} arrays")
+            raise TypeError(f"{self.kind} takes x alone (no labels), got {len(arrays)} arrays")
         return (self.check_x(arrays[0], name),)
 
-    def loss_terms_for_batch(
-        self, batch: tuple[np.ndarray, ...], *, rng: Any = None
+    def batch_terms(
+        self,
+        batch: tuple[np.ndarray, ...],
+        *,
+        eps: Any = None,
+        rng: Any = None,
+        beta: float | None = None,
     ) -> dict[str, np.ndarray]:
-        """Per-example ``loss``, ``reconstruction`` and ``kl`` on a checked batch, (batch,) each."""
-        (x,) = batch
-        return self.forward(x, self.noise(None, (len(x), self.latent_dim), rng))
+        """Per-example single-sample ``loss``, ``reconstruction`` and ``kl`` estimates for ``(x,)``.
 
-    def loss_and_gradients_for_batch(
-        self, batch: tuple[np.ndarray, ...], *, rng: Any = None, beta: float | None = None
-    ) -> tuple[float, dict[str, float]]:
-        """One step on a checked batch: mean loss and terms; fills :meth:`gradients`."""
-        (x,) = batch
-        terms = self.forward(x, self.noise(None, (len(x), self.latent_dim), rng), beta)
-        self.backward(np.full(len(x), 1.0 / len(x), dtype=self.dtype))
-        means = {k: float(np.mean(v, dtype=np.float64)) for k, v in terms.items()}
-        return means.pop("loss"), means
-
-    # --- the public loss -------------------------------------------------------------------
-
-    def loss_parts(self, x: Any, *, eps: Any = None, rng: Any = None) -> dict[str, float]:
-        """Mean -ELBO, reconstruction and Monte Carlo KL over the batch (nats per example)."""
-        x = self.check_x(x)
-        terms = self.forward(x, self.noise(eps, (len(x), self.latent_dim), rng))
-        return {k: float(np.mean(v, dtype=np.float64)) for k, v in terms.items()}
-
-    def loss(self, x: Any, *, eps: Any = None, rng: Any = None) -> float:
-        """Mean over the batch of the single-sample -ELBO estimate, nats per example.
-
-        Parameters
-        ----------
-        x : ndarray of shape (batch, input_dim)
-        eps : ndarray of shape (batch, latent_dim), optional
-            Reparameterisation noise; with it the loss is deterministic.
-        rng : numpy.random.Generator, int or None
+        ``eps`` of shape (batch, latent_dim) fixes the noise; otherwise ``rng`` draws it.
         """
-        return self.loss_parts(x, eps=eps, rng=rng)["loss"]
-
-    def loss_and_gradients(
-        self, x: Any, *, eps: Any = None, rng: Any = None
-    ) -> tuple[float, dict[str, np.ndarray]]:
-        """Mean -ELBO estimate and its gradient for every parameter (the live buffers)."""
-        x = self.check_x(x)
-        terms = self.forward(x, self.noise(eps, (len(x), self.latent_dim), rng))
-        self.backward(np.full(len(x), 1.0 / len(x), dtype=self.dtype))
-        return float(np.mean(terms["loss"], dtype=np.float64)), self.gradients()
-
-    def evaluate_terms(self, X: Any, *, batch_size: int = 1024, rng: Any = 0) -> dict[str, float]:
-        """Mean loss, reconstruction and KL estimate over ``X``, one noise draw per row."""
-        X = self.check_x(X, "X")
-        batch_size = check_positive_int(batch_size, "batch_size")
-        gen = np.random.default_rng(rng)
-        totals: dict[str, float] = {}
-        for lo in range(0, len(X), batch_size):
-            xb = X[lo : lo + batch_size]
-            for k, v in self.forward(xb, self.noise(None, (len(xb), self.latent_dim), gen)).items():
-                totals[k] = totals.get(k, 0.0) + float(np.sum(v, dtype=np.float64))
-        return {k: v / len(X) for k, v in totals.items()}
-
-    def score(self, X: Any, *, batch_size: int = 1024, rng: Any = 0) -> float:
-        """Mean ELBO estimate per example over ``X`` (higher is better)."""
-        return -self.evaluate_terms(X, batch_size=batch_size, rng=rng)["loss"]
+        (x,) = batch
+        return self.forward(x, self.noise(eps, (len(x), self.latent_dim), rng), beta)
 
     def iwae_log_likelihood(
         self, X: Any, *, k: int = 1000, batch_size: int = 32, chunk_size: int = 128, rng: Any = None
@@ -422,34 +373,3 @@ class GaussianMixtureVAE(NetworkModel):
                 total = np.logaddexp(total, logsumexp(log_w.astype(np.float64), axis=0))
             out[lo : lo + b] = total - math.log(k)
         return out
-
-    # --- training --------------------------------------------------------------------------
-
-    def fit(
-        self,
-        X: Any,
-        *,
-        epochs: int,
-        batch_size: int = 128,
-        lr: float = 1e-3,
-        optimizer: Any = "adam",
-        binarize: bool = False,
-        rng: Any = None,
-    ) -> GaussianMixtureVAE:
-        """Train with minibatches; ``history_["loss"]`` holds each epoch's mean loss.
-
-        Parameters as :meth:`vae_numpy.cvae.ConditionalVAE.fit`, without labels.
-        """
-        X = self.check_x(X, "X")
-        epochs = check_positive_int(epochs, "epochs")
-        batch_size = check_positive_int(batch_size, "batch_size")
-        opt = make_optimizer(optimizer, self.parameters(), lr)
-        gen = np.random.default_rng(rng)
-        sums = np.zeros(epochs)
-        for epoch, idx in self.minibatches(len(X), batch_size, epochs, gen):
-            xb = binarize_batch(X[idx], gen) if binarize else X[idx]
-            loss, grads = self.loss_and_gradients(xb, rng=gen)
-            opt.step(grads)
-            sums[epoch] += loss * len(idx)
-        self.history_ = {"loss": list(sums / len(X))}
-        return self

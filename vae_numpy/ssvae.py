@@ -225,77 +225,45 @@ class SemiSupervisedVAE(NetworkModel):
         self.classifier.zero_grad()
         self.classifier.backward(d_a * w[:, None])
 
-    # --- the model protocol (vae_numpy.protocol): what the training loop uses ----------------
+    # --- the model protocol (vae_numpy.protocol) ------------------------------------------
 
     def check_data(self, *arrays: Any, name: str = "X") -> tuple[np.ndarray, np.ndarray]:
         """Validate ``(X, y)`` (``y = -1`` for unlabelled rows) once at the boundary."""
         if len(arrays) != 2:
             raise TypeError(
-                f"{self.kind} trains on (X, y) with y = -1 for unlabelled rows, got {len(arrays)} array(s)"
+                f"{self.kind} needs (x, y) with y = -1 for unlabelled rows,"
+                f" got {len(arrays)} array(s)"
             )
         x = self.check_x(arrays[0], name)
         return x, self._labels(arrays[1], len(x))
 
-    def loss_terms_for_batch(
-        self, batch: tuple[np.ndarray, ...], *, rng: Any = None
+    def batch_terms(
+        self,
+        batch: tuple[np.ndarray, ...],
+        *,
+        eps: Any = None,
+        rng: Any = None,
+        beta: float | None = None,
     ) -> dict[str, np.ndarray]:
-        """Per-example ``loss``, ``bound`` and ``classification`` on a checked batch."""
+        """Per-row ``loss`` (labelled: L + alpha CE; unlabelled: U), ``bound``, ``classification``.
+
+        ``eps`` of shape (batch, n_classes, latent_dim) fixes the noise; otherwise ``rng``
+        draws it. ``beta`` is not used (M2 has no separate KL weight).
+        """
         x, labels = batch
         return self.forward(
-            x, labels, self.noise(None, (len(x), self.n_classes, self.latent_dim), rng)
+            x, labels, self.noise(eps, (len(x), self.n_classes, self.latent_dim), rng)
         )
-
-    def loss_and_gradients_for_batch(
-        self, batch: tuple[np.ndarray, ...], *, rng: Any = None, beta: float | None = None
-    ) -> tuple[float, dict[str, float]]:
-        """One step on a checked batch (mean cost); fills :meth:`gradients`. ``beta`` is unused."""
-        terms = self.loss_terms_for_batch(batch, rng=rng)
-        self.backward(np.full(len(batch[0]), 1.0 / len(batch[0]), dtype=self.dtype))
-        means = {k: float(np.mean(v, dtype=np.float64)) for k, v in terms.items()}
-        return means.pop("loss"), means
-
-    # --- the public loss ---------------------------------------------------------------------------
-
-    def _terms(
-        self, x: Any, y: Any, eps: Any, rng: Any
-    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        x = self.check_x(x)
-        labels = self._labels(y, len(x))
-        noise = self.noise(eps, (len(x), self.n_classes, self.latent_dim), rng)
-        return x, self.forward(x, labels, noise)
-
-    def loss(self, x: Any, y: Any, *, eps: Any = None, rng: Any = None) -> float:
-        """Mean over the batch of each row's cost (labelled: L + alpha CE; unlabelled: U), nats.
-
-        Parameters
-        ----------
-        x : ndarray of shape (batch, input_dim)
-        y : ndarray of shape (batch,) of int
-            Class labels, ``-1`` for unlabelled rows.
-        eps : ndarray of shape (batch, n_classes, latent_dim), optional
-            Fixed noise; with it the loss is deterministic.
-        rng : numpy.random.Generator, int or None
-        """
-        _, terms = self._terms(x, y, eps, rng)
-        return float(np.mean(terms["loss"], dtype=np.float64))
-
-    def loss_and_gradients(
-        self, x: Any, y: Any, *, eps: Any = None, rng: Any = None
-    ) -> tuple[float, dict[str, np.ndarray]]:
-        """Mean cost of the batch and its gradient for every parameter (the live buffers)."""
-        x, terms = self._terms(x, y, eps, rng)
-        self.backward(np.full(len(x), 1.0 / len(x), dtype=self.dtype))
-        return float(np.mean(terms["loss"], dtype=np.float64)), self.gradients()
 
     def unlabelled_bound(self, x: Any, *, eps: Any = None, rng: Any = None) -> np.ndarray:
         """U(x) per row: the negative bound on ln p(x) with the label summed out, nats."""
         x_a = self.check_x(x)
-        _, terms = self._terms(x_a, np.full(len(x_a), UNLABELLED), eps, rng)
+        terms = self.batch_terms((x_a, np.full(len(x_a), UNLABELLED)), eps=eps, rng=rng)
         return terms["bound"].astype(np.float64)
 
     # --- training ----------------------------------------------------------------------------------
 
-    def fit(
+    def fit(  # type: ignore[override]
         self,
         X: Any,
         y: Any,
@@ -330,31 +298,31 @@ class SemiSupervisedVAE(NetworkModel):
             Dynamic binarisation of every minibatch.
         rng : numpy.random.Generator, int or None
         """
-        X = self.check_x(X, "X")
-        labels = self._labels(y, len(X))
+        if labelled_batch_size is None:
+            return super().fit(
+                X, y, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
+                binarize=binarize, rng=rng,
+            )  # fmt: skip
+        X, labels = self.check_data(X, y)
         epochs = check_positive_int(epochs, "epochs")
         batch_size = check_positive_int(batch_size, "batch_size")
         opt = make_optimizer(optimizer, self.parameters(), lr)
         gen = np.random.default_rng(rng)
+        self.optimizer_ = opt
         labelled = np.flatnonzero(labels >= 0)
-        pool = np.arange(len(X))
-        if labelled_batch_size is not None:
-            check_positive_int(labelled_batch_size, "labelled_batch_size")
-            pool = np.flatnonzero(labels < 0)
-            if len(pool) == 0 or len(labelled) == 0:
-                raise ValueError(
-                    "labelled_batch_size needs both labelled and unlabelled (-1) rows;"
-                    " leave it None to train on the rows as they are"
-                )
+        check_positive_int(labelled_batch_size, "labelled_batch_size")
+        pool = np.flatnonzero(labels < 0)
+        if len(pool) == 0 or len(labelled) == 0:
+            raise ValueError(
+                "labelled_batch_size needs both labelled and unlabelled (-1) rows;"
+                " leave it None to train on the rows as they are"
+            )
+        m = min(labelled_batch_size, len(labelled))
         sums = np.zeros(epochs)
         for epoch, idx in self.minibatches(len(pool), batch_size, epochs, gen):
-            rows = pool[idx]
-            weights = np.full(len(rows), 1.0 / len(rows))
-            if labelled_batch_size is not None:
-                m = min(labelled_batch_size, len(labelled))
-                extra = gen.choice(labelled, m, replace=False)
-                rows = np.concatenate([rows, extra])
-                weights = np.concatenate([weights, np.full(m, 1.0 / m)])
+            # the unlabelled rows of this step, then m labelled rows drawn afresh
+            rows = np.concatenate([pool[idx], gen.choice(labelled, m, replace=False)])
+            weights = np.concatenate([np.full(len(idx), 1.0 / len(idx)), np.full(m, 1.0 / m)])
             xb = binarize_batch(X[rows], gen) if binarize else X[rows]
             noise = gen.standard_normal(
                 (len(rows), self.n_classes, self.latent_dim), dtype=self.dtype
