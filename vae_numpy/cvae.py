@@ -52,7 +52,7 @@ from .data import binarize as binarize_batch
 from .distributions import reparameterize_backward
 from .kl import kl_standard_normal, kl_standard_normal_grad
 from .layers import ACTIVATIONS, Dense, Layer, Sequential, sigmoid
-from .losses import bernoulli_nll, bernoulli_nll_grad
+from .losses import bernoulli_nll
 from .optim import make_optimizer
 from .serialization import load_npz, save_npz
 from .vae import LOG_VAR_RANGE
@@ -620,7 +620,7 @@ class ConditionalVAE(NetworkModel):
         w = weights.astype(self.dtype, copy=False)[:, None]  # (rows, 1)
         self.zero_grad()
         # reconstruction: d(-ln p(x|z, y))/dlogits = sigmoid(logits) - x
-        d_logits = bernoulli_nll_grad(c["logits"], c["x"]) * w
+        d_logits = (sigmoid(c["logits"]) - c["x"]) * w
         d_zy = self.decoder.backward(d_logits)  # (rows, latent + C)
         d_z = d_zy[:, : self.latent_dim]
         # reparameterisation z = mu + exp(log_var / 2) eps

@@ -41,7 +41,7 @@ from ._validation import as_batch, check_positive_float, check_positive_int
 from .cvae import NetworkModel, build_mlp, hidden_tuple
 from .distributions import LOG_2PI, reparameterize_backward
 from .layers import sigmoid
-from .losses import bernoulli_nll, bernoulli_nll_grad
+from .losses import bernoulli_nll
 from .vae import LOG_VAR_RANGE
 
 __all__ = ["GaussianMixtureVAE", "mixture_log_density", "mixture_log_density_grad"]
@@ -297,7 +297,7 @@ class GaussianMixtureVAE(NetworkModel):
         w = weights.astype(self.dtype, copy=False)
         w_kl = self._beta * w  # the KL estimate's weight per row
         self.zero_grad()
-        d_logits = bernoulli_nll_grad(c["logits"], c["x"]) * w[:, None]
+        d_logits = (sigmoid(c["logits"]) - c["x"]) * w[:, None]  # d(-ln p(x|z))/dlogits
         d_z = self.decoder.backward(d_logits)  # (rows, latent) from the reconstruction
         # -ln p(z): the mixture's gradient, for z and for the prior's parameters
         lp_z, lp_means, lp_log_vars = mixture_log_density_grad(
