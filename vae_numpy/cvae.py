@@ -261,11 +261,20 @@ class NetworkModel:
 
     # --- the loss: each model writes batch_terms (forward) and backward; the rest is shared --
 
-    def check_data(
-        self, *arrays: Any, name: str = "X"
-    ) -> tuple[np.ndarray, ...]:  # pragma: no cover
-        """Validate data at the public boundary; return the batch tuple (subclasses)."""
+    #: True for models trained on ``(X, y)``; their ``check_labels`` validates ``y``.
+    labelled = False
+
+    def check_labels(self, y: Any, n: int) -> np.ndarray:  # pragma: no cover - labelled models
+        """Validate the labels of n rows; returns them as int64 (labelled models)."""
         raise NotImplementedError
+
+    def check_data(self, *arrays: Any, name: str = "X") -> tuple[np.ndarray, ...]:
+        """Validate ``X`` (or ``X, y``) once at the public boundary; return the batch tuple."""
+        wanted = "(x, y)" if self.labelled else "x alone"
+        if len(arrays) != (2 if self.labelled else 1):
+            raise TypeError(f"{self.kind} takes {wanted}, got {len(arrays)} array(s)")
+        x = self.check_x(arrays[0], name)
+        return (x, self.check_labels(arrays[1], len(x))) if self.labelled else (x,)
 
     def batch_terms(
         self,
@@ -435,6 +444,7 @@ class ConditionalVAE(NetworkModel):
     """
 
     kind = "ConditionalVAE"
+    labelled = True
 
     def __init__(
         self,
@@ -475,7 +485,7 @@ class ConditionalVAE(NetworkModel):
 
     # --- checks -----------------------------------------------------------------------------
 
-    def _labels_for(self, y: Any, n: int) -> np.ndarray:
+    def check_labels(self, y: Any, n: int) -> np.ndarray:
         """``y`` as an int label per row: an int broadcasts, an array must have n entries."""
         if isinstance(y, int | np.integer) and not isinstance(y, bool):
             y = np.full(n, int(y))
@@ -501,7 +511,7 @@ class ConditionalVAE(NetworkModel):
         mu, log_var : ndarray of shape (batch, latent_dim)
         """
         x = self.check_x(x)
-        y1 = one_hot(self._labels_for(y, len(x)), self.n_classes, self.dtype)
+        y1 = one_hot(self.check_labels(y, len(x)), self.n_classes, self.dtype)
         mu, log_var, _ = self._encode(x, y1)
         return mu.copy(), log_var
 
@@ -514,7 +524,7 @@ class ConditionalVAE(NetworkModel):
         y : int or ndarray of shape (batch,) of int
         """
         z_a = as_batch(z, "z", features=self.latent_dim).astype(self.dtype, copy=False)
-        y1 = one_hot(self._labels_for(y, len(z_a)), self.n_classes, self.dtype)
+        y1 = one_hot(self.check_labels(y, len(z_a)), self.n_classes, self.dtype)
         return sigmoid(self.decoder.forward(np.concatenate([z_a, y1], axis=1)))
 
     def reconstruct(self, x: Any, y: Any) -> np.ndarray:
@@ -539,7 +549,7 @@ class ConditionalVAE(NetworkModel):
         """
         n = check_positive_int(n, "n")
         gen = np.random.default_rng(rng)
-        labels = gen.integers(0, self.n_classes, n) if y is None else self._labels_for(y, n)
+        labels = gen.integers(0, self.n_classes, n) if y is None else self.check_labels(y, n)
         z = gen.standard_normal((n, self.latent_dim), dtype=self.dtype)
         return self.decode(z, labels)
 
@@ -634,15 +644,6 @@ class ConditionalVAE(NetworkModel):
         self.encoder.backward(np.concatenate([d_mu, d_log_var], axis=1))
 
     # --- the model protocol (vae_numpy.protocol) ------------------------------------------
-
-    def check_data(self, *arrays: Any, name: str = "X") -> tuple[np.ndarray, np.ndarray]:
-        """Validate ``(X, y)`` once at the boundary; returns them in the model's dtype / int64."""
-        if len(arrays) != 2:
-            raise TypeError(
-                f"{self.kind} needs (x, y): pass the labels too, got {len(arrays)} array(s)"
-            )
-        x = self.check_x(arrays[0], name)
-        return x, self._labels_for(arrays[1], len(x))
 
     def batch_terms(
         self,

@@ -315,12 +315,6 @@ class GaussianMixtureVAE(NetworkModel):
 
     # --- the model protocol (vae_numpy.protocol) ------------------------------------------
 
-    def check_data(self, *arrays: Any, name: str = "X") -> tuple[np.ndarray]:
-        """Validate ``X`` once at the boundary; returns ``(X,)`` in the model's dtype."""
-        if len(arrays) != 1:
-            raise TypeError(f"{self.kind} takes x alone (no labels), got {len(arrays)} arrays")
-        return (self.check_x(arrays[0], name),)
-
     def batch_terms(
         self,
         batch: tuple[np.ndarray, ...],

@@ -80,6 +80,7 @@ class SemiSupervisedVAE(NetworkModel):
     """
 
     kind = "SemiSupervisedVAE"
+    labelled = True
 
     def __init__(
         self,
@@ -158,7 +159,8 @@ class SemiSupervisedVAE(NetworkModel):
 
     # --- the loss as a layer ---------------------------------------------------------------------
 
-    def _labels(self, y: Any, n: int) -> np.ndarray:
+    def check_labels(self, y: Any, n: int) -> np.ndarray:
+        """Labels 0 .. C-1, or -1 for an unlabelled row; shape (n,), int64."""
         return check_labels(y, n, self.n_classes, allow_unlabelled=True)
 
     def forward(self, x: np.ndarray, y: np.ndarray, eps: np.ndarray) -> dict[str, np.ndarray]:
@@ -226,16 +228,6 @@ class SemiSupervisedVAE(NetworkModel):
         self.classifier.backward(d_a * w[:, None])
 
     # --- the model protocol (vae_numpy.protocol) ------------------------------------------
-
-    def check_data(self, *arrays: Any, name: str = "X") -> tuple[np.ndarray, np.ndarray]:
-        """Validate ``(X, y)`` (``y = -1`` for unlabelled rows) once at the boundary."""
-        if len(arrays) != 2:
-            raise TypeError(
-                f"{self.kind} needs (x, y) with y = -1 for unlabelled rows,"
-                f" got {len(arrays)} array(s)"
-            )
-        x = self.check_x(arrays[0], name)
-        return x, self._labels(arrays[1], len(x))
 
     def batch_terms(
         self,
