@@ -37,14 +37,15 @@ from typing import Any
 
 import numpy as np
 from _common import HERE, shared_data_dir
-from scipy.special import log_softmax
 from threadpoolctl import threadpool_limits
 
-from vae_numpy.cvae import build_mlp, one_hot
+from vae_numpy.cvae import one_hot
 from vae_numpy.data import binarize, load_dataset
 from vae_numpy.evaluate import elbo, iwae_log_likelihood
+from vae_numpy.functional import softmax
 from vae_numpy.gmvae import GaussianMixtureVAE
 from vae_numpy.kl import kl_standard_normal
+from vae_numpy.layers import mlp
 from vae_numpy.optim import Adam
 from vae_numpy.ssvae import SemiSupervisedVAE
 from vae_numpy.vae import VAE
@@ -120,21 +121,9 @@ def past_deadline(args: argparse.Namespace) -> bool:
     return bool(now >= args.train_until)
 
 
-def elu_vae(seed: int) -> VAE:
-    """VAE(784, (300, 300), 10) with ELU networks."""
-    try:
-        return VAE(784, HIDDEN, 10, activation="elu", rng=seed)
-    except ValueError:  # a core without ELU: put ELU networks of the same shapes in place
-        model = VAE(784, HIDDEN, 10, rng=seed)
-        gen = np.random.default_rng(seed)
-        model.encoder = build_mlp([784, *HIDDEN, 20], "elu", rng=gen, dtype=model.dtype)
-        model.decoder = build_mlp([10, *HIDDEN[::-1], 784], "elu", rng=gen, dtype=model.dtype)
-        return model
-
-
 def run_vae(x: np.ndarray, x_test: np.ndarray, args: argparse.Namespace) -> dict[str, Any]:
     gen = np.random.default_rng(args.seed)
-    model = elu_vae(args.seed)
+    model = VAE(784, HIDDEN, 10, activation="elu", rng=args.seed)
     opt = Adam(model.parameters(), lr=1e-3)
 
     def step(idx: np.ndarray) -> float:
@@ -245,14 +234,13 @@ def run_classifier_alone(
     """The 784-300-300-10 ELU classifier trained on the 100 labelled images only (cross-entropy)."""
     lab = labelled_subset(y, args.seed)  # the labels M2 sees
     gen = np.random.default_rng(args.seed)
-    net = build_mlp([784, *HIDDEN, 10], "elu", rng=gen, dtype=np.dtype(np.float32))
+    net = mlp([784, *HIDDEN, 10], "elu", rng=gen)
     opt = Adam(net.params, lr=1e-3)
     target = one_hot(y[lab], 10)
     t = time.perf_counter()
     for _ in range(args.alone_iterations):
         logits = net.forward(binarize(x[lab], gen))
-        net.zero_grad()
-        net.backward((np.exp(log_softmax(logits, axis=1)) - target) / len(lab))
+        net.backward_params((softmax(logits, axis=1) - target) / len(lab))  # cross-entropy
         opt.step(net.grads)
     acc = float(np.mean(np.argmax(net.forward(x_test), axis=1) == y_test))
     log(f"classifier alone: test accuracy {acc:.4f}")

@@ -96,7 +96,7 @@ def test_iwae_bound_rises_with_the_number_of_samples():
     """Averaged over test digits, the IWAE estimate with k = 1 is the ELBO and k = 50 is above it."""
     x, _, _ = load_dataset("digits")
     model = GaussianMixtureVAE(64, (32,), 3, n_components=5, rng=0).fit(
-        x[:500], epochs=3, batch_size=50, rng=0
+        x[:500], epochs=3, batch_size=50, rng=0, progress=False
     )
     test = x[1000:1200]
     k1 = model.iwae_log_likelihood(test, k=1, rng=1)
@@ -114,7 +114,7 @@ def test_gmvae_trains_on_digits_and_samples_from_its_prior():
     """Training lowers the loss; samples come from the mixture (n, input_dim) in [0, 1]."""
     x, _, _ = load_dataset("digits")
     model = GaussianMixtureVAE(64, (64,), 4, n_components=10, activation="elu", rng=0)
-    model.fit(x, epochs=10, batch_size=64, rng=0)
+    model.fit(x, epochs=10, batch_size=64, rng=0, progress=False)
     assert model.history_["loss"][-1] < model.history_["loss"][0] - 10
     s = model.sample(7, rng=0)
     assert s.shape == (7, 64) and 0 <= s.min() <= s.max() <= 1

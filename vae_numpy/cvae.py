@@ -31,15 +31,12 @@ conditional generative models. NeurIPS.
 
 from __future__ import annotations
 
-import contextlib
-import os
-from collections.abc import Iterator, Sequence
-from pathlib import Path
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
+from . import train
 from ._validation import (
     as_batch,
     check_choice,
@@ -48,74 +45,19 @@ from ._validation import (
     check_positive_int,
     check_unit_interval,
 )
-from .data import binarize as binarize_batch
-from .distributions import reparameterize_backward
-from .kl import kl_standard_normal, kl_standard_normal_grad
-from .layers import ACTIVATIONS, Dense, Layer, Sequential, sigmoid
-from .losses import bernoulli_nll
-from .optim import make_optimizer
-from .serialization import load_npz, save_npz
+from .base import BaseModel
+from .functional import (
+    bernoulli_nll,
+    kl_standard_normal,
+    kl_standard_normal_grad,
+    reparameterize,
+    reparameterize_backward,
+    sigmoid,
+)
+from .layers import ACTIVATIONS, Sequential, mlp
 from .vae import LOG_VAR_RANGE
 
-__all__ = [
-    "ConditionalVAE",
-    "NetworkModel",
-    "ELU",
-    "build_mlp",
-    "check_labels",
-    "one_hot",
-    "hidden_tuple",
-    "MODEL_ACTIVATIONS",
-]
-
-M = TypeVar("M", bound="NetworkModel")
-
-#: Matrix products smaller than this (batch x in x out of the largest layer) run BLAS on one
-#: thread during ``fit``: splitting them costs more than it saves, many times more on a busy
-#: machine (the rule of ``vae_numpy.train``).
-SMALL_PRODUCT = 4_000_000
-
-
-class ELU(Layer):
-    """Exponential linear unit (Clevert et al. 2016): x for x > 0, alpha (exp(x) - 1) otherwise.
-
-    dy/dx = 1 for x > 0 and alpha exp(x) = y + alpha otherwise, so the backward pass reads the
-    cached output only.
-    """
-
-    def __init__(self, alpha: float = 1.0) -> None:
-        super().__init__()
-        self.alpha = float(alpha)
-        self._y: np.ndarray | None = None
-        self._positive: np.ndarray | None = None
-
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        self._positive = x > 0
-        self._y = np.where(self._positive, x, self.alpha * np.expm1(np.minimum(x, 0)))
-        return self._y
-
-    def backward(self, grad_y: np.ndarray) -> np.ndarray:
-        y = self._need_cache(self._y)
-        return grad_y * np.where(self._need_cache(self._positive), 1, y + self.alpha)
-
-    def __repr__(self) -> str:
-        return f"ELU(alpha={self.alpha})"
-
-
-#: Hidden activations the models of this family accept: the core's plus ``"elu"``.
-MODEL_ACTIVATIONS: dict[str, type[Layer]] = {**ACTIVATIONS, "elu": ELU}
-
-
-def build_mlp(
-    sizes: Sequence[int], activation: str, *, rng: np.random.Generator, dtype: np.dtype
-) -> Sequential:
-    """``Dense → activation → ... → Dense`` (linear output) with parameters ``"0.W"``, ``"0.b"``, ..."""
-    layers: list[Layer] = []
-    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
-        layers.append(Dense(n_in, n_out, rng=rng, dtype=dtype))
-        if i < len(sizes) - 2:
-            layers.append(MODEL_ACTIVATIONS[activation]())
-    return Sequential(*layers)
+__all__ = ["ConditionalVAE", "NetworkModel", "check_labels", "one_hot", "hidden_tuple"]
 
 
 def hidden_tuple(hidden_dims: Any) -> tuple[int, ...]:
@@ -167,102 +109,63 @@ def one_hot(y: np.ndarray, n_classes: int, dtype: Any = np.float32) -> np.ndarra
     return out
 
 
-class NetworkModel:
-    """What the models of this family share: named networks, parameters, checks and files.
+class NetworkModel(BaseModel):
+    """What the models of this family share: named networks, the protocol, losses and scores.
 
     A subclass sets ``self.networks`` (name → :class:`~vae_numpy.layers.Sequential`) and,
-    optionally, ``self.extra_params``/``self.extra_grads`` (name → array, e.g. a prior's
-    means); :meth:`parameters` names them ``"<network>.<layer>.<key>"`` and ``"<name>"``.
+    optionally, ``self._extra_params``/``self._extra_grads`` (name → array, e.g. a prior's
+    means); :meth:`parameters` names them ``"<network>.<layer>.<key>"`` and ``"<name>"``. It
+    writes :meth:`batch_terms` (the forward pass) and :meth:`backward`; the protocol methods,
+    ``loss``, ``loss_and_gradients``, ``score``, ``fit`` (:func:`vae_numpy.train.fit`),
+    ``save`` and ``load`` follow. Its networks are not the single encoder and decoder of
+    :class:`~vae_numpy.base.BaseModel`, so it sets its own attributes instead of calling
+    ``BaseModel.__init__``.
     """
 
-    kind = "model"
-    #: Weight of the KL term (the training loop's warm-up ramps it); None: no KL term.
-    beta: float | None = None
+    generative = True
+    #: True for models trained on ``(X, y)``; their ``check_labels`` validates ``y``.
+    labelled = False
 
     def __init__(self, input_dim: int, latent_dim: int, activation: str, dtype: Any) -> None:
         self.input_dim = check_positive_int(input_dim, "input_dim")
         self.latent_dim = check_positive_int(latent_dim, "latent_dim")
-        self.activation = check_choice(activation, "activation", tuple(MODEL_ACTIVATIONS))
+        self.activation = check_choice(activation, "activation", tuple(ACTIVATIONS))
         self.dtype = check_dtype(dtype)
         self.networks: dict[str, Sequential] = {}
-        self.extra_params: dict[str, np.ndarray] = {}
-        self.extra_grads: dict[str, np.ndarray] = {}
+        self._extra_params: dict[str, np.ndarray] = {}
+        self._extra_grads: dict[str, np.ndarray] = {}
         self.history_: dict[str, list[float]] = {}
         self.optimizer_: Any = None
         self.metadata: dict[str, Any] = {}
 
-    def get_config(self) -> dict[str, Any]:  # pragma: no cover - subclasses
-        raise NotImplementedError
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
+    def network(self, sizes: Sequence[int], rng: np.random.Generator) -> Sequential:
+        """``Dense → activation → ... → Dense`` (linear output) in the model's dtype."""
+        return mlp(sizes, self.activation, rng=rng, dtype=self.dtype)
 
     def parameters(self) -> dict[str, np.ndarray]:
         """The live parameter arrays under unique names (``"encoder.0.W"``, ...)."""
         params = {f"{n}.{k}": v for n, net in self.networks.items() for k, v in net.params.items()}
-        params.update(self.extra_params)
+        params.update(self._extra_params)
         return params
 
     def gradients(self) -> dict[str, np.ndarray]:
         """The live gradient arrays, same keys and shapes as :meth:`parameters`."""
         grads = {f"{n}.{k}": v for n, net in self.networks.items() for k, v in net.grads.items()}
-        grads.update(self.extra_grads)
+        grads.update(self._extra_grads)
         return grads
 
     def zero_grad(self) -> None:
         for net in self.networks.values():
             net.zero_grad()
-        for g in self.extra_grads.values():
+        for g in self._extra_grads.values():
             g.fill(0)
+
+    # --- checks at the public boundary -------------------------------------------------------
 
     def check_x(self, x: Any, name: str = "x") -> np.ndarray:
         """Validate a (batch, input_dim) batch of values in [0, 1], in the model's dtype."""
         arr = as_batch(x, name, features=self.input_dim).astype(self.dtype, copy=False)
         return check_unit_interval(arr, name)
-
-    def noise(self, eps: Any, shape: tuple[int, ...], rng: Any) -> np.ndarray:
-        """``eps`` checked to ``shape`` (fixed noise), or fresh N(0, 1) noise from ``rng``."""
-        if eps is None:
-            return np.random.default_rng(rng).standard_normal(shape, dtype=self.dtype)
-        arr = np.asarray(eps)
-        if arr.shape != shape:
-            raise ValueError(f"eps must have shape {shape}, got {arr.shape}")
-        return arr.astype(self.dtype, copy=False)
-
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write parameters and configuration to ``path`` (.npz, atomic, no pickle)."""
-        meta = {
-            "kind": self.kind,
-            "config": self.get_config(),
-            "history": self.history_,
-            "metadata": self.metadata,
-        }
-        return save_npz(path, self.parameters(), meta)
-
-    @classmethod
-    def load(cls: type[M], path: str | os.PathLike[str]) -> M:
-        """Rebuild a model saved with :meth:`save`; ValueError on a wrong or damaged file."""
-        arrays, meta = load_npz(path, kind=cls.kind)
-        try:
-            model = cls(**meta["config"])
-        except (TypeError, ValueError, KeyError) as exc:
-            raise ValueError(
-                f"{path}: invalid configuration {meta.get('config')!r}: {exc}"
-            ) from exc
-        params = model.parameters()
-        if set(arrays) != set(params) or any(arrays[k].shape != p.shape for k, p in params.items()):
-            raise ValueError(f"{path}: parameters do not match a {cls.__name__}{meta['config']}")
-        for k, p in params.items():
-            p[...] = arrays[k]
-        model.history_ = {k: list(v) for k, v in meta.get("history", {}).items()}
-        model.metadata = dict(meta.get("metadata", {}))
-        return model
-
-    # --- the loss: each model writes batch_terms (forward) and backward; the rest is shared --
-
-    #: True for models trained on ``(X, y)``; their ``check_labels`` validates ``y``.
-    labelled = False
 
     def check_labels(self, y: Any, n: int) -> np.ndarray:  # pragma: no cover - labelled models
         """Validate the labels of n rows; returns them as int64 (labelled models)."""
@@ -275,6 +178,17 @@ class NetworkModel:
             raise TypeError(f"{self.kind} takes {wanted}, got {len(arrays)} array(s)")
         x = self.check_x(arrays[0], name)
         return (x, self.check_labels(arrays[1], len(x))) if self.labelled else (x,)
+
+    def noise(self, eps: Any, shape: tuple[int, ...], rng: Any) -> np.ndarray:
+        """``eps`` checked to ``shape`` (fixed noise), or fresh N(0, 1) noise from ``rng``."""
+        if eps is None:
+            return np.random.default_rng(rng).standard_normal(shape, dtype=self.dtype)
+        arr = np.asarray(eps)
+        if arr.shape != shape:
+            raise ValueError(f"eps must have shape {shape}, got {arr.shape}")
+        return arr.astype(self.dtype, copy=False)
+
+    # --- the loss: each model writes batch_terms (forward) and backward; the rest is shared --
 
     def batch_terms(
         self,
@@ -332,84 +246,18 @@ class NetworkModel:
         self, *data: Any, eps: Any = None, rng: Any = None
     ) -> tuple[float, dict[str, np.ndarray]]:
         """Mean loss over the batch and its gradient for every parameter (the live buffers)."""
-        loss, _ = self.loss_and_gradients_for_batch(
-            self.check_data(*data, name="x"), eps=eps, rng=rng
-        )
+        batch = self.check_data(*data, name="x")
+        loss, _ = self.loss_and_gradients_for_batch(batch, eps=eps, rng=rng)
         return loss, self.gradients()
 
     def evaluate_terms(self, *data: Any, batch_size: int = 1024, rng: Any = 0) -> dict[str, float]:
-        """Mean of each loss term over the data set, in chunks of ``batch_size`` rows."""
-        batch = self.check_data(*data)
+        """Mean of each loss term over the data set (``X`` or ``X, y``), nats per example."""
         batch_size = check_positive_int(batch_size, "batch_size")
-        gen = np.random.default_rng(rng)
-        totals: dict[str, float] = {}
-        for lo in range(0, len(batch[0]), batch_size):
-            chunk = tuple(a[lo : lo + batch_size] for a in batch)
-            for k, v in self.batch_terms(chunk, rng=gen).items():
-                totals[k] = totals.get(k, 0.0) + float(np.sum(v, dtype=np.float64))
-        return {k: v / len(batch[0]) for k, v in totals.items()}
+        return train.mean_loss_terms(self, self.check_data(*data), batch_size=batch_size, rng=rng)
 
     def score(self, *data: Any, batch_size: int = 1024, rng: Any = 0) -> float:
         """Mean bound per example (higher is better): minus the mean loss over the data set."""
         return -self.evaluate_terms(*data, batch_size=batch_size, rng=rng)["loss"]
-
-    def fit(
-        self: M,
-        *data: Any,
-        epochs: int,
-        batch_size: int = 128,
-        lr: float = 1e-3,
-        optimizer: Any = "adam",
-        binarize: bool = False,
-        rng: Any = None,
-    ) -> M:
-        """Train on ``data`` (``X`` or ``X, y``) with minibatches; returns ``self``.
-
-        Parameters
-        ----------
-        *data : ndarray of shape (n, input_dim), and of shape (n,) for labels
-        epochs, batch_size : int
-        lr : float
-        optimizer : {"adam", "sgd", "adagrad"} or Optimizer
-        binarize : bool
-            Draw a fresh binary version of every minibatch (dynamic binarisation).
-        rng : numpy.random.Generator, int or None
-            Shuffling, noise and binarisation.
-
-        ``history_["loss"]`` holds each epoch's mean loss.
-        """
-        batch = self.check_data(*data)
-        epochs = check_positive_int(epochs, "epochs")
-        batch_size = check_positive_int(batch_size, "batch_size")
-        opt = make_optimizer(optimizer, self.parameters(), lr)
-        self.optimizer_ = opt
-        gen = np.random.default_rng(rng)
-        n = len(batch[0])
-        sums = np.zeros(epochs)
-        for epoch, idx in self.minibatches(n, batch_size, epochs, gen):
-            rows = tuple(a[idx] for a in batch)
-            if binarize:
-                rows = (binarize_batch(rows[0], gen), *rows[1:])
-            loss, _ = self.loss_and_gradients_for_batch(rows, rng=gen)
-            opt.step(self.gradients())
-            sums[epoch] += loss * len(idx)
-        self.history_ = {"loss": list(sums / n)}
-        return self
-
-    def minibatches(
-        self, n: int, batch_size: int, epochs: int, gen: np.random.Generator
-    ) -> Iterator[tuple[int, np.ndarray]]:
-        """Yield ``(epoch, indices)`` for shuffled minibatches, ``epochs`` passes over n rows.
-
-        Small models run BLAS on one thread meanwhile (see ``SMALL_PRODUCT``).
-        """
-        largest = max(p.shape[0] * p.shape[1] for p in self.parameters().values() if p.ndim == 2)
-        small = batch_size * largest < SMALL_PRODUCT
-        with threadpool_limits(1, user_api="blas") if small else contextlib.nullcontext():
-            for epoch in range(epochs):
-                order = gen.permutation(n)
-                for lo in range(0, n, batch_size):
-                    yield epoch, order[lo : lo + batch_size]
 
 
 class ConditionalVAE(NetworkModel):
@@ -466,8 +314,8 @@ class ConditionalVAE(NetworkModel):
         c, d = self.n_classes, self.latent_dim
         enc_sizes = [self.input_dim + c, *self.hidden_dims, 2 * d]
         dec_sizes = [d + c, *reversed(self.hidden_dims), self.input_dim]
-        self.encoder = build_mlp(enc_sizes, activation, rng=gen, dtype=self.dtype)
-        self.decoder = build_mlp(dec_sizes, activation, rng=gen, dtype=self.dtype)
+        self.encoder = self.network(enc_sizes, gen)
+        self.decoder = self.network(dec_sizes, gen)
         self.networks = {"encoder": self.encoder, "decoder": self.decoder}
         self._cache: dict[str, np.ndarray] | None = None
         self._beta = self.beta
@@ -599,8 +447,7 @@ class ConditionalVAE(NetworkModel):
         """
         beta = self.beta if beta is None else beta
         mu, log_var, raw_log_var = self._encode(x, y1)
-        std = np.exp(0.5 * log_var)
-        z = mu + std * eps  # (rows, latent)
+        z = reparameterize(mu, log_var, eps)  # mu + exp(log_var / 2) eps, (rows, latent)
         logits = self.decoder.forward(np.concatenate([z, y1], axis=1))  # (rows, input_dim)
         reconstruction = bernoulli_nll(logits, x)  # -ln p(x|z, y), (rows,)
         kl = kl_standard_normal(mu, log_var)  # KL(q(z|x, y) || N(0, I)), (rows,)
@@ -628,7 +475,6 @@ class ConditionalVAE(NetworkModel):
             raise RuntimeError("backward called before forward")
         c = self._cache
         w = weights.astype(self.dtype, copy=False)[:, None]  # (rows, 1)
-        self.zero_grad()
         # reconstruction: d(-ln p(x|z, y))/dlogits = sigmoid(logits) - x
         d_logits = (sigmoid(c["logits"]) - c["x"]) * w
         d_zy = self.decoder.backward(d_logits)  # (rows, latent + C)
@@ -641,7 +487,7 @@ class ConditionalVAE(NetworkModel):
         d_log_var = d_log_var + self._beta * w * kl_d_log_var
         low, high = LOG_VAR_RANGE
         d_log_var *= (c["raw_log_var"] > low) & (c["raw_log_var"] < high)  # the clip passes nothing
-        self.encoder.backward(np.concatenate([d_mu, d_log_var], axis=1))
+        self.encoder.backward_params(np.concatenate([d_mu, d_log_var], axis=1))  # [mu | log_var]
 
     # --- the model protocol (vae_numpy.protocol) ------------------------------------------
 

@@ -35,13 +35,18 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from scipy.special import logsumexp
 
 from ._validation import as_batch, check_positive_float, check_positive_int
-from .cvae import NetworkModel, build_mlp, hidden_tuple
-from .distributions import LOG_2PI, reparameterize_backward
-from .layers import sigmoid
-from .losses import bernoulli_nll
+from .cvae import NetworkModel, hidden_tuple
+from .functional import (
+    LOG_2PI,
+    bernoulli_nll,
+    log_sum_exp,
+    reparameterize,
+    reparameterize_backward,
+    sigmoid,
+    softmax,
+)
 from .vae import LOG_VAR_RANGE
 
 __all__ = ["GaussianMixtureVAE", "mixture_log_density", "mixture_log_density_grad"]
@@ -78,7 +83,7 @@ def mixture_log_density(z: np.ndarray, means: np.ndarray, log_vars: np.ndarray) 
         Nats; ``logsumexp_k ln N(z; m_k, v_k) - ln K``, stable for far-away z.
     """
     comp = _component_log_densities(z, means, log_vars)  # (batch, K)
-    return logsumexp(comp, axis=1) - math.log(len(means))
+    return log_sum_exp(comp, axis=1) - math.log(len(means))
 
 
 def mixture_log_density_grad(
@@ -104,7 +109,7 @@ def mixture_log_density_grad(
     d_means, d_log_vars : ndarray of shape (K, d)
     """
     comp = _component_log_densities(z, means, log_vars)  # (batch, K)
-    r = np.exp(comp - logsumexp(comp, axis=1, keepdims=True))  # responsibilities, rows sum to 1
+    r = softmax(comp, axis=1)  # responsibilities r_bk, each row sums to 1
     inv_var = np.exp(-log_vars)  # (K, d)
     rw = r * weights[:, None]  # (batch, K)
     mass = rw.sum(axis=0)[:, None]  # (K, 1): sum_b weights_b r_bk
@@ -167,19 +172,15 @@ class GaussianMixtureVAE(NetworkModel):
         self.beta: float = check_positive_float(beta, "beta", allow_zero=True)
         gen = np.random.default_rng(rng)
         d, k = self.latent_dim, self.n_components
-        self.encoder = build_mlp(
-            [self.input_dim, *self.hidden_dims, 2 * d], activation, rng=gen, dtype=self.dtype
-        )
-        self.decoder = build_mlp(
-            [d, *reversed(self.hidden_dims), self.input_dim], activation, rng=gen, dtype=self.dtype
-        )
+        self.encoder = self.network([self.input_dim, *self.hidden_dims, 2 * d], gen)
+        self.decoder = self.network([d, *reversed(self.hidden_dims), self.input_dim], gen)
         self.networks = {"encoder": self.encoder, "decoder": self.decoder}
         means = gen.standard_normal((k, d)) / math.sqrt(k * d)
-        self.extra_params = {
+        self._extra_params = {
             "prior.mean": means.astype(self.dtype),
             "prior.log_var": np.zeros((k, d), dtype=self.dtype),
         }
-        self.extra_grads = {name: np.zeros_like(p) for name, p in self.extra_params.items()}
+        self._extra_grads = {name: np.zeros_like(p) for name, p in self._extra_params.items()}
         self._cache: dict[str, np.ndarray] | None = None
         self._beta = self.beta
 
@@ -203,7 +204,7 @@ class GaussianMixtureVAE(NetworkModel):
         """ln p(z) under the learned mixture prior, shape (batch,), nats."""
         z_a = as_batch(z, "z", features=self.latent_dim).astype(self.dtype, copy=False)
         return mixture_log_density(
-            z_a, self.extra_params["prior.mean"], self.extra_params["prior.log_var"]
+            z_a, self._extra_params["prior.mean"], self._extra_params["prior.log_var"]
         )
 
     def _encode(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -240,8 +241,8 @@ class GaussianMixtureVAE(NetworkModel):
         n = check_positive_int(n, "n")
         gen = np.random.default_rng(rng)
         k = gen.integers(0, self.n_components, n)
-        std = np.exp(0.5 * self.extra_params["prior.log_var"][k])
-        z = self.extra_params["prior.mean"][k] + std * gen.standard_normal(
+        std = np.exp(0.5 * self._extra_params["prior.log_var"][k])
+        z = self._extra_params["prior.mean"][k] + std * gen.standard_normal(
             std.shape, dtype=self.dtype
         )
         return z.astype(self.dtype, copy=False), k
@@ -268,14 +269,13 @@ class GaussianMixtureVAE(NetworkModel):
         """
         beta = self.beta if beta is None else beta
         mu, log_var, raw_log_var = self._encode(x)
-        std = np.exp(0.5 * log_var)
-        z = mu + std * eps  # (rows, latent)
+        z = reparameterize(mu, log_var, eps)  # mu + exp(log_var / 2) eps, (rows, latent)
         logits = self.decoder.forward(z)
         reconstruction = bernoulli_nll(logits, x)
         # ln q(z|x) at z = mu + std eps: (z - mu)^2 / var = eps^2
         log_q = -0.5 * np.sum(LOG_2PI + log_var + eps * eps, axis=1)
         log_p = mixture_log_density(
-            z, self.extra_params["prior.mean"], self.extra_params["prior.log_var"]
+            z, self._extra_params["prior.mean"], self._extra_params["prior.log_var"]
         )
         kl = log_q - log_p
         self._cache = {
@@ -296,22 +296,21 @@ class GaussianMixtureVAE(NetworkModel):
         c = self._cache
         w = weights.astype(self.dtype, copy=False)
         w_kl = self._beta * w  # the KL estimate's weight per row
-        self.zero_grad()
         d_logits = (sigmoid(c["logits"]) - c["x"]) * w[:, None]  # d(-ln p(x|z))/dlogits
         d_z = self.decoder.backward(d_logits)  # (rows, latent) from the reconstruction
         # -ln p(z): the mixture's gradient, for z and for the prior's parameters
         lp_z, lp_means, lp_log_vars = mixture_log_density_grad(
-            c["z"], self.extra_params["prior.mean"], self.extra_params["prior.log_var"], w_kl
+            c["z"], self._extra_params["prior.mean"], self._extra_params["prior.log_var"], w_kl
         )
         d_z = d_z - lp_z
-        self.extra_grads["prior.mean"][...] = -lp_means
-        self.extra_grads["prior.log_var"][...] = -lp_log_vars
+        self._extra_grads["prior.mean"][...] = -lp_means
+        self._extra_grads["prior.log_var"][...] = -lp_log_vars
         d_mu, d_log_var = reparameterize_backward(d_z, c["eps"], c["log_var"])
         # +ln q(z|x) = -1/2 sum (ln 2π + log_var + eps^2): d/dlog_var = -1/2 at fixed eps
         d_log_var = d_log_var - 0.5 * w_kl[:, None]
         low, high = LOG_VAR_RANGE
         d_log_var *= (c["raw_log_var"] > low) & (c["raw_log_var"] < high)
-        self.encoder.backward(np.concatenate([d_mu, d_log_var], axis=1))
+        self.encoder.backward_params(np.concatenate([d_mu, d_log_var], axis=1))
 
     # --- the model protocol (vae_numpy.protocol) ------------------------------------------
 
@@ -364,6 +363,6 @@ class GaussianMixtureVAE(NetworkModel):
                 log_q = -0.5 * np.sum(LOG_2PI + log_var + eps * eps, axis=2)  # (c, b)
                 log_p = self.prior_log_density(z).reshape(c, b)
                 log_w = log_px_z.reshape(c, b) + log_p - log_q  # (c, b)
-                total = np.logaddexp(total, logsumexp(log_w.astype(np.float64), axis=0))
+                total = np.logaddexp(total, log_sum_exp(log_w.astype(np.float64), axis=0))
             out[lo : lo + b] = total - math.log(k)
         return out

@@ -37,11 +37,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from scipy.special import log_softmax
 
+from . import train
 from ._validation import check_positive_float, check_positive_int
-from .cvae import ConditionalVAE, NetworkModel, build_mlp, check_labels, hidden_tuple, one_hot
+from .cvae import ConditionalVAE, NetworkModel, check_labels, hidden_tuple, one_hot
 from .data import binarize as binarize_batch
+from .functional import log_sum_exp
 from .optim import make_optimizer
 
 __all__ = ["SemiSupervisedVAE", "UNLABELLED"]
@@ -99,12 +100,7 @@ class SemiSupervisedVAE(NetworkModel):
         self.hidden_dims = hidden_tuple(hidden_dims)
         self.alpha = check_positive_float(alpha, "alpha", allow_zero=True)
         gen = np.random.default_rng(rng)
-        self.classifier = build_mlp(
-            [self.input_dim, *self.hidden_dims, self.n_classes],
-            activation,
-            rng=gen,
-            dtype=self.dtype,
-        )
+        self.classifier = self.network([self.input_dim, *self.hidden_dims, self.n_classes], gen)
         self.cvae = ConditionalVAE(
             input_dim,
             n_classes,
@@ -137,7 +133,7 @@ class SemiSupervisedVAE(NetworkModel):
     def predict_proba(self, x: Any) -> np.ndarray:
         """q(y|x) for every class, shape (batch, n_classes); rows sum to 1."""
         logits = self.classifier.forward(self.check_x(x))
-        return np.exp(log_softmax(logits, axis=1))
+        return np.exp(logits - log_sum_exp(logits, axis=1, keepdims=True))
 
     def predict(self, x: Any) -> np.ndarray:
         """The most probable class under q(y|x), shape (batch,) of int."""
@@ -187,7 +183,8 @@ class SemiSupervisedVAE(NetworkModel):
         n, C = len(x), self.n_classes
         labelled = y >= 0
         li, ui = np.flatnonzero(labelled), np.flatnonzero(~labelled)
-        log_q = log_softmax(self.classifier.forward(x), axis=1)  # (batch, C): ln q(y|x)
+        logits = self.classifier.forward(x)  # (batch, C)
+        log_q = logits - log_sum_exp(logits, axis=1, keepdims=True)  # ln q(y|x)
         q = np.exp(log_q)
         # rows through the conditional VAE: labelled (x_i, y_i), then unlabelled (x_i, c) for all c
         rows_x = np.concatenate([x[li], np.repeat(x[ui], C, axis=0)])
@@ -224,8 +221,7 @@ class SemiSupervisedVAE(NetworkModel):
         d_a = np.zeros_like(q)
         d_a[li] = self.alpha * (q[li] - one_hot(c["y"][li], self.n_classes, self.dtype))
         d_a[ui] = q[ui] * (g - np.sum(q[ui] * g, axis=1, keepdims=True))
-        self.classifier.zero_grad()
-        self.classifier.backward(d_a * w[:, None])
+        self.classifier.backward_params(d_a * w[:, None])
 
     # --- the model protocol (vae_numpy.protocol) ------------------------------------------
 
@@ -255,73 +251,71 @@ class SemiSupervisedVAE(NetworkModel):
 
     # --- training ----------------------------------------------------------------------------------
 
-    def fit(  # type: ignore[override]
+    def fit(
+        self, *data: Any, labelled_batch_size: int | None = None, **options: Any
+    ) -> SemiSupervisedVAE:
+        """Train on ``X, y``: labels ``0 .. C-1``, or ``-1`` for an unlabelled row.
+
+        Parameters
+        ----------
+        *data : ``X`` of shape (n, input_dim) and ``y`` of shape (n,) of int
+        labelled_batch_size : int, optional
+            None: :func:`vae_numpy.train.fit` with all its options, on minibatches of all rows
+            mixed, each step minimising their mean cost. An int: each step takes
+            ``batch_size`` unlabelled rows and that many labelled rows (drawn afresh every step,
+            all of them when there are fewer) and minimises the mean cost of the unlabelled
+            rows plus the mean cost of the labelled ones, so that a handful of labels is not
+            drowned by thousands of unlabelled rows; an epoch is then a pass over the
+            unlabelled rows, and the options are ``epochs``, ``batch_size`` (128), ``lr``
+            (1e-3), ``optimizer`` ("adam"), ``binarize`` (False) and ``rng``.
+        **options
+            As :func:`vae_numpy.train.fit`.
+        """
+        if labelled_batch_size is None:
+            return super().fit(*data, **options)
+        return self._fit_balanced(*data, labelled_batch_size=labelled_batch_size, **options)
+
+    def _fit_balanced(
         self,
         X: Any,
         y: Any,
         *,
+        labelled_batch_size: int,
         epochs: int,
         batch_size: int = 128,
-        labelled_batch_size: int | None = None,
         lr: float = 1e-3,
         optimizer: Any = "adam",
         binarize: bool = False,
         rng: Any = None,
     ) -> SemiSupervisedVAE:
-        """Train on rows labelled ``0 .. C-1`` or ``-1`` (unlabelled).
-
-        Parameters
-        ----------
-        X : ndarray of shape (n, input_dim)
-        y : ndarray of shape (n,) of int
-        epochs : int
-            Passes over the rows (over the unlabelled rows with ``labelled_batch_size``).
-        batch_size : int
-            Rows per step.
-        labelled_batch_size : int, optional
-            None: minibatches of all rows mixed, each step minimising the mean cost. An int:
-            each step takes ``batch_size`` unlabelled rows and that many labelled rows (drawn
-            afresh every step, all of them when there are fewer) and minimises the mean cost of
-            the unlabelled rows plus the mean cost of the labelled ones, so that a handful of
-            labels is not drowned by thousands of unlabelled rows.
-        lr : float
-        optimizer : {"adam", "sgd", "adagrad"} or Optimizer
-        binarize : bool
-            Dynamic binarisation of every minibatch.
-        rng : numpy.random.Generator, int or None
-        """
-        if labelled_batch_size is None:
-            return super().fit(
-                X, y, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
-                binarize=binarize, rng=rng,
-            )  # fmt: skip
         X, labels = self.check_data(X, y)
         epochs = check_positive_int(epochs, "epochs")
         batch_size = check_positive_int(batch_size, "batch_size")
-        opt = make_optimizer(optimizer, self.parameters(), lr)
-        gen = np.random.default_rng(rng)
-        self.optimizer_ = opt
-        labelled = np.flatnonzero(labels >= 0)
-        check_positive_int(labelled_batch_size, "labelled_batch_size")
-        pool = np.flatnonzero(labels < 0)
+        m = check_positive_int(labelled_batch_size, "labelled_batch_size")
+        labelled, pool = np.flatnonzero(labels >= 0), np.flatnonzero(labels < 0)
         if len(pool) == 0 or len(labelled) == 0:
             raise ValueError(
                 "labelled_batch_size needs both labelled and unlabelled (-1) rows;"
                 " leave it None to train on the rows as they are"
             )
-        m = min(labelled_batch_size, len(labelled))
-        sums = np.zeros(epochs)
-        for epoch, idx in self.minibatches(len(pool), batch_size, epochs, gen):
-            # the unlabelled rows of this step, then m labelled rows drawn afresh
-            rows = np.concatenate([pool[idx], gen.choice(labelled, m, replace=False)])
-            weights = np.concatenate([np.full(len(idx), 1.0 / len(idx)), np.full(m, 1.0 / m)])
-            xb = binarize_batch(X[rows], gen) if binarize else X[rows]
-            noise = gen.standard_normal(
-                (len(rows), self.n_classes, self.latent_dim), dtype=self.dtype
-            )
-            terms = self.forward(xb, labels[rows], noise)
-            self.backward(weights.astype(self.dtype))
-            opt.step(self.gradients())
-            sums[epoch] += float(np.dot(weights, terms["loss"])) * len(idx)
-        self.history_ = {"loss": list(sums / len(pool))}
+        m = min(m, len(labelled))
+        self.optimizer_ = opt = make_optimizer(optimizer, self.parameters(), lr)
+        gen = np.random.default_rng(rng)
+        history: list[float] = []
+        with train.blas_thread_policy(self, batch_size * self.n_classes + m):  # rows per step
+            for _ in range(epochs):
+                total = 0.0
+                for (unlabelled,) in train.minibatches((pool,), batch_size, gen):
+                    # this step's unlabelled rows, then m labelled rows drawn afresh
+                    rows = np.concatenate([unlabelled, gen.choice(labelled, m, replace=False)])
+                    weights = np.concatenate(
+                        [np.full(len(unlabelled), 1 / len(unlabelled)), np.full(m, 1 / m)]
+                    ).astype(self.dtype)
+                    xb = binarize_batch(X[rows], gen) if binarize else X[rows]
+                    terms = self.batch_terms((xb, labels[rows]), rng=gen)
+                    self.backward(weights)
+                    opt.step(self.gradients())
+                    total += float(np.dot(weights, terms["loss"])) * len(unlabelled)
+                history.append(total / len(pool))
+        self.history_ = {"loss": history}
         return self
