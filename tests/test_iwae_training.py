@@ -120,3 +120,19 @@ def test_eps_of_the_wrong_shape_names_the_expected_one():
     model = VAE(6, (5,), 2, k=3, rng=0)
     with pytest.raises(ValueError, match=r"\(3, 4, 2\)"):
         model.loss(np.zeros((4, 6)), eps=np.zeros((4, 2)))
+
+
+@settings(max_examples=30)
+@given(seeds, st.floats(-800.0, 800.0), st.integers(1, 6))
+def test_log_sum_exp_and_softmax_match_scipy_at_any_offset(seed, offset, k):
+    """log_sum_exp and softmax equal scipy.special's logsumexp and softmax, even at |offset| = 800."""
+    from scipy.special import logsumexp
+    from scipy.special import softmax as scipy_softmax
+
+    from vae_numpy.functional import log_sum_exp, softmax
+
+    a = np.random.default_rng(seed).normal(0, 3, (k, 4)) + offset  # exp(800) overflows float64
+    with np.errstate(over="raise", under="ignore"):
+        np.testing.assert_allclose(log_sum_exp(a, axis=0), logsumexp(a, axis=0), rtol=1e-13)
+        np.testing.assert_allclose(softmax(a, axis=0), scipy_softmax(a, axis=0), rtol=1e-12)
+    np.testing.assert_allclose(softmax(a, axis=0).sum(axis=0), 1.0, rtol=1e-14)

@@ -302,7 +302,7 @@ class SemiSupervisedVAE(NetworkModel):
         self.optimizer_ = opt = make_optimizer(optimizer, self.parameters(), lr)
         gen = np.random.default_rng(rng)
         history: list[float] = []
-        with train.blas_thread_policy(self, batch_size * self.n_classes + m):  # rows per step
+        with train.blas_thread_policy(self, batch_size + m):  # examples per step, as train.fit
             for _ in range(epochs):
                 total = 0.0
                 for (unlabelled,) in train.minibatches((pool,), batch_size, gen):
