@@ -45,7 +45,7 @@ from ._validation import (
     check_positive_int,
     check_unit_interval,
 )
-from .base import BaseModel
+from .base import BaseModel, hidden_tuple
 from .functional import (
     bernoulli_nll,
     kl_standard_normal,
@@ -57,18 +57,7 @@ from .functional import (
 from .layers import ACTIVATIONS, Sequential, mlp
 from .vae import LOG_VAR_RANGE
 
-__all__ = ["ConditionalVAE", "NetworkModel", "check_labels", "one_hot", "hidden_tuple"]
-
-
-def hidden_tuple(hidden_dims: Any) -> tuple[int, ...]:
-    """Validate hidden layer sizes: an int or a non-empty sequence of positive ints."""
-    if isinstance(hidden_dims, int | np.integer) and not isinstance(hidden_dims, bool):
-        hidden_dims = (hidden_dims,)
-    if not isinstance(hidden_dims, Sequence) or isinstance(hidden_dims, str):
-        raise TypeError(
-            f"hidden_dims must be a sequence of ints such as (400,), got {hidden_dims!r}"
-        )
-    return tuple(check_positive_int(h, f"hidden_dims[{i}]") for i, h in enumerate(hidden_dims))
+__all__ = ["ConditionalVAE", "NetworkModel", "check_labels", "one_hot"]
 
 
 def check_labels(y: Any, n: int, n_classes: int, *, allow_unlabelled: bool = False) -> np.ndarray:

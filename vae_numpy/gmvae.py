@@ -37,7 +37,8 @@ from typing import Any
 import numpy as np
 
 from ._validation import as_batch, check_positive_float, check_positive_int
-from .cvae import NetworkModel, hidden_tuple
+from .base import hidden_tuple
+from .cvae import NetworkModel
 from .functional import (
     LOG_2PI,
     bernoulli_nll,

@@ -40,7 +40,8 @@ import numpy as np
 
 from . import train
 from ._validation import check_positive_float, check_positive_int
-from .cvae import ConditionalVAE, NetworkModel, check_labels, hidden_tuple, one_hot
+from .base import hidden_tuple
+from .cvae import ConditionalVAE, NetworkModel, check_labels, one_hot
 from .data import binarize as binarize_batch
 from .functional import log_sum_exp
 from .optim import make_optimizer
