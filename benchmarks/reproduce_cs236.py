@@ -121,16 +121,22 @@ def past_deadline(args: argparse.Namespace) -> bool:
     return bool(now >= args.train_until)
 
 
-def run_vae(x: np.ndarray, x_test: np.ndarray, args: argparse.Namespace) -> dict[str, Any]:
-    gen = np.random.default_rng(args.seed)
-    model = VAE(784, HIDDEN, 10, activation="elu", rng=args.seed)
+def unsupervised_step(model: Any, x: np.ndarray, gen: np.random.Generator) -> Any:
+    """One Adam (lr 1e-3) step on the dynamically binarised rows ``idx`` of ``x``; returns the loss."""
     opt = Adam(model.parameters(), lr=1e-3)
 
     def step(idx: np.ndarray) -> float:
         loss, grads = model.loss_and_gradients(binarize(x[idx], gen), rng=gen)
         opt.step(grads)
-        return loss
+        return float(loss)
 
+    return step
+
+
+def run_vae(x: np.ndarray, x_test: np.ndarray, args: argparse.Namespace) -> dict[str, Any]:
+    gen = np.random.default_rng(args.seed)
+    model = VAE(784, HIDDEN, 10, activation="elu", rng=args.seed)
+    step = unsupervised_step(model, x, gen)
     log(f"VAE: 784-300-300-10 ELU, {args.vae_iterations} iterations")
     seconds, done = train_loop(len(x), args.vae_iterations, gen, step, args, "VAE")
     t = time.perf_counter()
@@ -156,13 +162,7 @@ def run_vae(x: np.ndarray, x_test: np.ndarray, args: argparse.Namespace) -> dict
 def run_gmvae(x: np.ndarray, x_test: np.ndarray, args: argparse.Namespace) -> dict[str, Any]:
     gen = np.random.default_rng(args.seed)
     model = GaussianMixtureVAE(784, HIDDEN, 10, n_components=500, activation="elu", rng=args.seed)
-    opt = Adam(model.parameters(), lr=1e-3)
-
-    def step(idx: np.ndarray) -> float:
-        loss, grads = model.loss_and_gradients(binarize(x[idx], gen), rng=gen)
-        opt.step(grads)
-        return loss
-
+    step = unsupervised_step(model, x, gen)
     log(f"GMVAE: 784-300-300-10 ELU, K = 500, {args.gmvae_iterations} iterations")
     seconds, done = train_loop(len(x), args.gmvae_iterations, gen, step, args, "GMVAE")
     t = time.perf_counter()
