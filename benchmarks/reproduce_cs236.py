@@ -113,6 +113,12 @@ def train_loop(
     return time.perf_counter() - t0, done
 
 
+def save(model: Any, name: str, args: argparse.Namespace) -> None:
+    """Save the trained model as ``--save``/name.npz (nothing without ``--save``)."""
+    if args.save is not None:
+        log(f"  saved {model.save(args.save / f'cs236_{name}.npz')}")
+
+
 def past_deadline(args: argparse.Namespace) -> bool:
     """True once the UTC clock has passed ``--train-until HH:MM`` (never without it)."""
     if args.train_until is None:
@@ -139,6 +145,7 @@ def run_vae(x: np.ndarray, x_test: np.ndarray, args: argparse.Namespace) -> dict
     step = unsupervised_step(model, x, gen)
     log(f"VAE: 784-300-300-10 ELU, {args.vae_iterations} iterations")
     seconds, done = train_loop(len(x), args.vae_iterations, gen, step, args, "VAE")
+    save(model, "vae", args)
     t = time.perf_counter()
     bound = elbo(model, x_test, rng=args.seed)  # one z per image
     mu, log_var = model.encode(x_test)
@@ -165,6 +172,7 @@ def run_gmvae(x: np.ndarray, x_test: np.ndarray, args: argparse.Namespace) -> di
     step = unsupervised_step(model, x, gen)
     log(f"GMVAE: 784-300-300-10 ELU, K = 500, {args.gmvae_iterations} iterations")
     seconds, done = train_loop(len(x), args.gmvae_iterations, gen, step, args, "GMVAE")
+    save(model, "gmvae", args)
     t = time.perf_counter()
     terms = model.evaluate_terms(x_test, rng=args.seed)
     out = {
@@ -216,6 +224,7 @@ def run_m2(
 
     log(f"M2: latent 64, 100 labels, alpha 100, {args.m2_iterations} iterations")
     seconds, done = train_loop(len(unl), args.m2_iterations, gen, step, args, "M2", accuracy)
+    save(model, "m2", args)
     out: dict[str, Any] = {
         "m2_iterations": done,
         "m2_seconds": seconds,
@@ -300,6 +309,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--log-every", type=int, default=1000)
     parser.add_argument("--results", type=Path, default=HERE / "cs236_results.json")
+    parser.add_argument(
+        "--save", type=Path, default=None, help="folder to save each trained model in (.npz)"
+    )
     parser.add_argument("--table", action="store_true", help="print the table from --results")
     args = parser.parse_args()
     results = json.loads(args.results.read_text()) if args.results.exists() else {}
