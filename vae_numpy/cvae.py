@@ -265,7 +265,7 @@ class ConditionalVAE(NetworkModel):
     beta : float
         Weight of the KL term (1: the conditional ELBO).
     activation : str
-        Hidden activation: one of ``vae_numpy.layers.ACTIVATIONS`` or ``"elu"``.
+        Hidden activation, one of ``vae_numpy.layers.ACTIVATIONS`` (CS236 uses ``"elu"``).
     dtype : np.float32 or np.float64
     rng : numpy.random.Generator, int or None
         Initial weights.

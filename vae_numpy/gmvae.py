@@ -139,7 +139,7 @@ class GaussianMixtureVAE(NetworkModel):
     beta : float
         Weight of the KL estimate (1: the ELBO).
     activation : str
-        Hidden activation: one of ``vae_numpy.layers.ACTIVATIONS`` or ``"elu"``.
+        Hidden activation, one of ``vae_numpy.layers.ACTIVATIONS`` (CS236 uses ``"elu"``).
     dtype : np.float32 or np.float64
     rng : numpy.random.Generator, int or None
         Initial weights and prior means (m_k ~ N(0, 1 / (K d)), l_k = 0 as in CS236's start

@@ -68,7 +68,7 @@ class SemiSupervisedVAE(NetworkModel):
     alpha : float
         Weight of the classification loss -ln q(y|x) on labelled rows (CS236 uses 100).
     activation : str
-        Hidden activation: one of ``vae_numpy.layers.ACTIVATIONS`` or ``"elu"``.
+        Hidden activation, one of ``vae_numpy.layers.ACTIVATIONS`` (CS236 uses ``"elu"``).
     dtype : np.float32 or np.float64
     rng : numpy.random.Generator, int or None
         Initial weights.
