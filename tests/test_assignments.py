@@ -80,8 +80,8 @@ def _lost(report: Any) -> dict[str, str]:
 # --- the source notebooks ----------------------------------------------------------------
 
 
-def test_sources_are_five_valid_assignments_with_visible_and_hidden_tests():
-    """The five lecture assignments exist, pass check_source, and each has solutions, visible
+def test_sources_are_six_valid_assignments_with_visible_and_hidden_tests():
+    """The six lecture assignments exist, pass check_source, and each has solutions, visible
     and hidden test cells."""
     assert NAMES == [
         "01_dense_layer",
@@ -89,6 +89,7 @@ def test_sources_are_five_valid_assignments_with_visible_and_hidden_tests():
         "03_kl_divergence",
         "04_adam",
         "05_elbo_training",
+        "06_importance_weighted_bound",
     ]
     assert list(list_assignments(SOURCE_DIR)) == NAMES
     for name in NAMES:

@@ -11,6 +11,7 @@ from tests.strategies import batch_sizes, seeds, small_dims
 from vae_numpy.gradcheck import check_layer
 from vae_numpy.layers import (
     ACTIVATIONS,
+    ELU,
     Dense,
     LeakyReLU,
     ReLU,
@@ -22,7 +23,7 @@ from vae_numpy.layers import (
     sigmoid,
 )
 
-ACTIVATION_LAYERS = [ReLU, lambda: LeakyReLU(0.2), Tanh, Sigmoid, Softplus]
+ACTIVATION_LAYERS = [ReLU, lambda: LeakyReLU(0.2), Tanh, Sigmoid, Softplus, lambda: ELU(1.3)]
 
 
 def _away_from_kinks(rng, shape):
@@ -42,7 +43,7 @@ def test_dense_backward_matches_central_differences(seed, batch, n_in, n_out, in
 
 
 @pytest.mark.parametrize(
-    "make", ACTIVATION_LAYERS, ids=["relu", "leaky_relu", "tanh", "sigmoid", "softplus"]
+    "make", ACTIVATION_LAYERS, ids=["relu", "leaky_relu", "tanh", "sigmoid", "softplus", "elu"]
 )
 @settings(max_examples=30)
 @given(seed=seeds, batch=batch_sizes, d=small_dims)
@@ -67,7 +68,15 @@ def test_mlp_backward_matches_central_differences(seed, sizes, activation):
         h = layer.forward(h)
         if isinstance(layer, Dense):
             assume(np.min(np.abs(h)) > 1e-4)
-    check_layer(net, x, rng=rng).assert_ok(1e-6)
+    check_layer(net, x, rng=rng, eps=1e-5).assert_ok(1e-6)  # h = 1e-5: less rounding error
+
+
+def test_elu_values_match_its_definition_without_overflow():
+    """ELU(x) = x for x > 0 and alpha (e^x - 1) otherwise, exact for tiny and huge |x|."""
+    x = np.array([[-1000.0, -1.0, -1e-12, 0.0, 2.0, 800.0]])
+    expected = [[-0.5, 0.5 * (np.exp(-1) - 1), 0.5 * (-1e-12 + 0.5e-24), 0.0, 2.0, 800.0]]
+    with np.errstate(all="raise"):
+        np.testing.assert_allclose(ELU(0.5).forward(x), expected, rtol=1e-15)
 
 
 def test_params_and_grads_share_keys_and_shapes():

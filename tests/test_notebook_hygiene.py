@@ -28,6 +28,7 @@ EXPECTED_LECTURES = (
     "03_kl_divergence_for_normals.ipynb",
     "04_training_a_vae.ipynb",
     "05_generating_new_samples.ipynb",
+    "06_beyond_the_lecture.ipynb",
 )
 # A path on someone's machine (/home/..., /Users/..., C:\Users\...) inside a notebook.
 MACHINE_PATH = re.compile(r"(?<![\w.~])/(home|Users|root|tmp|work)/|\b[A-Z]:\\Users\\")
@@ -81,8 +82,8 @@ def _definitions(trees: list[ast.Module]) -> set[str]:
     return {node.name for tree in trees for node in ast.walk(tree) if isinstance(node, kinds)}
 
 
-def test_the_five_lecture_notebooks_are_present() -> None:
-    """notebooks/ holds the five lecture notebooks the README lists, and nothing else numbered."""
+def test_the_six_lecture_notebooks_are_present() -> None:
+    """notebooks/ holds the six lecture notebooks the README lists, and nothing else numbered."""
     assert tuple(p.name for p in LECTURE_NOTEBOOKS) == EXPECTED_LECTURES
 
 

@@ -31,12 +31,13 @@ from ._validation import (
 from .layers import ACTIVATIONS, Sequential, mlp
 from .serialization import load_npz, save_npz
 
-__all__ = ["BaseModel"]
+__all__ = ["BaseModel", "hidden_tuple"]
 
 M = TypeVar("M", bound="BaseModel")
 
 
-def _hidden_tuple(hidden_dims: Any) -> tuple[int, ...]:
+def hidden_tuple(hidden_dims: Any) -> tuple[int, ...]:
+    """Validate hidden layer sizes: an int or a sequence of positive ints, as a tuple."""
     if isinstance(hidden_dims, int | np.integer) and not isinstance(hidden_dims, bool):
         hidden_dims = (hidden_dims,)
     if not isinstance(hidden_dims, Sequence) or isinstance(hidden_dims, str):
@@ -72,7 +73,7 @@ class BaseModel:
         rng: Any,
     ) -> None:
         self.input_dim = check_positive_int(input_dim, "input_dim")
-        self.hidden_dims = _hidden_tuple(hidden_dims)
+        self.hidden_dims = hidden_tuple(hidden_dims)
         self.latent_dim = check_positive_int(latent_dim, "latent_dim")
         self.activation = check_choice(activation, "activation", tuple(ACTIVATIONS))
         self.dtype = check_dtype(dtype)

@@ -39,6 +39,8 @@ __all__ = [
     "kl_standard_normal_per_dim",
     "kl_standard_normal",
     "kl_standard_normal_grad",
+    "log_sum_exp",
+    "softmax",
 ]
 
 #: ln(2 pi), the constant of every Gaussian log-density.
@@ -157,3 +159,28 @@ def kl_standard_normal(mu: np.ndarray, log_var: np.ndarray) -> np.ndarray:
 def kl_standard_normal_grad(mu: np.ndarray, log_var: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Gradient of ``kl_standard_normal(mu, log_var).sum()``: ``d_mu = mu``, ``d_log_var = (exp(log_var) - 1) / 2``."""
     return mu, 0.5 * np.expm1(log_var)
+
+
+# --- sums of exponentials: mixtures, importance weights, class probabilities -----------------
+
+
+def log_sum_exp(a: np.ndarray, axis: int = -1, keepdims: bool = False) -> np.ndarray:
+    """ln sum_i exp(a_i) along ``axis``, without overflow or underflow.
+
+    The largest term m is taken out first: ln sum_i exp(a_i) = m + ln sum_i exp(a_i - m), where
+    every exp(a_i - m) lies in (0, 1] and one of them is 1. Used for a mixture's log-density,
+    the importance-weighted bound (a log-mean-exp is ``log_sum_exp(a) - ln k``) and log q(y|x).
+    """
+    m = np.max(a, axis=axis, keepdims=True)
+    out = m + np.log(np.sum(np.exp(a - m), axis=axis, keepdims=True))
+    return out if keepdims else np.squeeze(out, axis=axis)
+
+
+def softmax(a: np.ndarray, axis: int = -1) -> np.ndarray:
+    """exp(a_i) / sum_j exp(a_j) along ``axis``: the gradient of :func:`log_sum_exp`.
+
+    The responsibilities of mixture components, the normalised importance weights of the IWAE
+    bound and class probabilities are all this; each slice along ``axis`` sums to 1.
+    """
+    e = np.exp(a - np.max(a, axis=axis, keepdims=True))
+    return e / np.sum(e, axis=axis, keepdims=True)

@@ -246,8 +246,7 @@ def check_layer(
 
 def check_model(
     model: Any,
-    x: np.ndarray,
-    *,
+    *data: np.ndarray,
     noise: np.ndarray | None = None,
     eps: float = 1e-6,
     order: int = 2,
@@ -258,10 +257,12 @@ def check_model(
     ----------
     model : VAE or Autoencoder (anything with ``parameters``, ``loss``, ``loss_and_gradients``)
         Build it with ``dtype=np.float64``.
-    x : ndarray of shape (batch, input_dim)
-    noise : ndarray of shape (batch, latent_dim), optional
-        A VAE's fixed reparameterisation noise, passed to the model as its ``eps`` keyword so
-        that the loss is deterministic. Leave None for an Autoencoder.
+    *data : ndarray
+        ``x`` of shape (batch, input_dim), followed by the labels ``y`` of shape (batch,) for
+        models trained on ``(x, y)``.
+    noise : ndarray, optional
+        The model's fixed noise (a VAE's of shape (batch, latent_dim)), passed to the model as
+        its ``eps`` keyword so that the loss is deterministic. Leave None for an Autoencoder.
     eps : float
         Finite-difference step.
     order : {2, 4}
@@ -269,6 +270,6 @@ def check_model(
         networks whose gradients are many orders of magnitude below the loss.
     """
     kwargs: dict[str, Any] = {} if noise is None else {"eps": noise}
-    _, grads = model.loss_and_gradients(x, **kwargs)
-    loss = lambda: model.loss(x, **kwargs)  # noqa: E731
+    _, grads = model.loss_and_gradients(*data, **kwargs)
+    loss = lambda: model.loss(*data, **kwargs)  # noqa: E731
     return check_gradients(loss, model.parameters(), grads, eps=eps, order=order)

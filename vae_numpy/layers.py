@@ -46,6 +46,7 @@ __all__ = [
     "Tanh",
     "Sigmoid",
     "Softplus",
+    "ELU",
     "Sequential",
     "mlp",
     "ACTIVATIONS",
@@ -277,12 +278,38 @@ class Softplus(Layer):
         return grad_y * sigmoid(self._need_cache(self._x))
 
 
+class ELU(Layer):
+    """Exponential linear unit (Clevert et al. 2016): x for x > 0, alpha (exp(x) - 1) otherwise.
+
+    dy/dx = 1 for x > 0 and alpha exp(x) = y + alpha otherwise, so the backward pass reads the
+    cached output only. ``expm1`` keeps small negative inputs exact, and ``minimum(x, 0)`` keeps
+    large positive inputs from overflowing in the branch that ``where`` discards.
+    """
+
+    def __init__(self, alpha: float = 1.0) -> None:
+        super().__init__()
+        self.alpha = check_positive_float(alpha, "alpha")
+        self._y: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._y = np.where(x > 0, x, self.alpha * np.expm1(np.minimum(x, 0)))
+        return self._y
+
+    def backward(self, grad_y: np.ndarray) -> np.ndarray:
+        y = self._need_cache(self._y)
+        return grad_y * np.where(y > 0, 1, y + self.alpha)  # y > 0 exactly where x > 0
+
+    def __repr__(self) -> str:
+        return f"ELU(alpha={self.alpha})"
+
+
 ACTIVATIONS: dict[str, type[Layer]] = {
     "relu": ReLU,
     "leaky_relu": LeakyReLU,
     "tanh": Tanh,
     "sigmoid": Sigmoid,
     "softplus": Softplus,
+    "elu": ELU,
 }
 
 
@@ -356,7 +383,7 @@ def mlp(
         ``[in, hidden_1, ..., out]``, at least two entries.
     activation : str
         One of :data:`ACTIVATIONS` (``"relu"``, ``"leaky_relu"``, ``"tanh"``, ``"sigmoid"``,
-        ``"softplus"``), placed after every Dense but the last.
+        ``"softplus"``, ``"elu"``), placed after every Dense but the last.
     final_activation : str or None
         Activation after the last Dense (None: linear output).
 

@@ -12,13 +12,19 @@ from typing import Any
 
 from .autoencoder import Autoencoder
 from .base import BaseModel
+from .cvae import ConditionalVAE
+from .gmvae import GaussianMixtureVAE
 from .serialization import load_npz
+from .ssvae import SemiSupervisedVAE
 from .vae import VAE
 
 __all__ = ["MODELS", "load_model"]
 
 #: Model classes by their ``kind``.
-MODELS: dict[str, type[BaseModel]] = {cls.kind: cls for cls in (VAE, Autoencoder)}
+MODELS: dict[str, type[BaseModel]] = {
+    cls.kind: cls
+    for cls in (VAE, Autoencoder, ConditionalVAE, GaussianMixtureVAE, SemiSupervisedVAE)
+}
 
 
 def load_model(path: str | os.PathLike[str]) -> Any:

@@ -21,10 +21,22 @@ the VAE; beta != 1 the beta-VAE of Higgins et al. 2017):
 
 "The first term clusters the codes, the second pushes the clusters together."
 
+With ``k > 1`` (``VAE(..., k=5)``) training maximises instead the importance-weighted bound of
+Burda et al. (2015) with k samples z_j = mu + exp(log_var / 2) eps_j per example,
+
+    IWAE_k(x) = ln (1/k) sum_j w_j,   ln w_j = ln p(x|z_j) + beta [ln N(z_j; 0, I) - ln q(z_j|x)],
+
+which lies between the ELBO (k = 1) and ln p(x) and rises with k. Its gradient is the average of
+the k single-sample gradients of ln w_j weighted by the normalised importance weights
+w_j / sum_i w_i (see :meth:`VAE.iwae_forward`). ``k = 1`` keeps the ELBO above, with its KL in
+closed form, bit for bit.
+
 References
 ----------
 Kingma, D. P. & Welling, M. (2013). Auto-Encoding Variational Bayes. arXiv:1312.6114.
 Higgins, I. et al. (2017). beta-VAE. ICLR.
+Burda, Y., Grosse, R. & Salakhutdinov, R. (2015). Importance Weighted Autoencoders.
+arXiv:1509.00519.
 """
 
 from __future__ import annotations
@@ -50,7 +62,14 @@ from .functional import (
     sigmoid,
 )
 
-__all__ = ["VAE", "ForwardPass", "LOG_VAR_RANGE", "DECODER_LOG_VAR_MIN", "LIKELIHOODS"]
+__all__ = [
+    "VAE",
+    "ForwardPass",
+    "ImportanceWeightedPass",
+    "LOG_VAR_RANGE",
+    "DECODER_LOG_VAR_MIN",
+    "LIKELIHOODS",
+]
 
 #: The encoder's log-variance is clipped to this range (std from 4.5e-5 to 2.2e4): beyond it
 #: exp() would overflow or the KL would be dominated by rounding. The gradient is zero outside.
@@ -78,6 +97,30 @@ class ForwardPass:
     kl: np.ndarray  # KL(q(z|x) || N(0, I)), nats per example
 
 
+@dataclass
+class ImportanceWeightedPass:
+    """One forward pass of the importance-weighted bound with k samples per row.
+
+    Shapes: ``(n, latent_dim)`` for ``mu``, ``log_var``, ``raw_log_var``; ``(k, n, latent_dim)``
+    for ``eps`` and ``z``; ``(k * n, input_dim)`` for ``out`` and ``x_k`` (sample-major: row
+    ``j * n + i`` is sample j of example i); ``(k, n)`` for ``reconstruction``, ``log_w`` and
+    ``weights``; ``(n,)`` for ``bound``.
+    """
+
+    mu: np.ndarray  # mean of q(z|x)
+    log_var: np.ndarray  # log-variance of q(z|x), clipped to LOG_VAR_RANGE
+    raw_log_var: np.ndarray  # the encoder's output before the clip
+    eps: np.ndarray  # the k noise draws per row
+    z: np.ndarray  # mu + exp(log_var / 2) * eps
+    out: np.ndarray  # decoder output for every z_j
+    x_k: np.ndarray  # x repeated for every sample
+    reconstruction: np.ndarray  # -ln p(x|z_j)
+    log_prior_ratio: np.ndarray  # ln N(z_j; 0, I) - ln q(z_j|x)
+    log_w: np.ndarray  # ln w_j = -reconstruction + beta * log_prior_ratio
+    weights: np.ndarray  # normalised importance weights w_j / sum_i w_i (sum to 1 over j)
+    bound: np.ndarray  # ln (1/k) sum_j w_j, nats per example
+
+
 class VAE(BaseModel):
     """Variational autoencoder with MLP encoder and decoder.
 
@@ -94,6 +137,11 @@ class VAE(BaseModel):
         per-feature log-variance (parameter ``"decoder.log_var"``).
     beta : float
         Weight of the KL term (>= 0).
+    k : int
+        Importance samples per example of the training bound: 1 is the ELBO, k > 1 the
+        importance-weighted bound IWAE_k (with ``beta`` weighting ln p(z) - ln q(z|x) in each
+        log-weight). The noise ``eps`` of a deterministic loss then has shape
+        ``(k, batch, latent_dim)``.
     activation : str
         Hidden activation, one of ``vae_numpy.layers.ACTIVATIONS``.
     dtype : np.float32 or np.float64
@@ -118,12 +166,14 @@ class VAE(BaseModel):
         *,
         likelihood: str = "bernoulli",
         beta: float = 1.0,
+        k: int = 1,
         activation: str = "relu",
         dtype: Any = np.float32,
         rng: Any = None,
     ) -> None:
         self.likelihood = check_choice(likelihood, "likelihood", LIKELIHOODS)
         self.beta = check_positive_float(beta, "beta", allow_zero=True)
+        self.k = check_positive_int(k, "k")
         latent = check_positive_int(latent_dim, "latent_dim")
         super().__init__(
             input_dim,
@@ -140,7 +190,8 @@ class VAE(BaseModel):
             self._extra_grads["decoder.log_var"] = np.zeros(self.input_dim, dtype=self.dtype)
 
     def get_config(self) -> dict[str, Any]:
-        return {
+        """The constructor's arguments; ``k`` only when it is not 1 (ELBO models are unchanged)."""
+        config = {
             "input_dim": self.input_dim,
             "hidden_dims": list(self.hidden_dims),
             "latent_dim": self.latent_dim,
@@ -149,6 +200,9 @@ class VAE(BaseModel):
             "activation": self.activation,
             "dtype": self.dtype.name,
         }
+        if self.k != 1:
+            config["k"] = self.k
+        return config
 
     # --- the two networks -----------------------------------------------------------------
 
@@ -264,6 +318,8 @@ class VAE(BaseModel):
     ) -> dict[str, np.ndarray]:
         """Per-example ``loss`` (reconstruction + beta KL), ``reconstruction`` and ``kl`` (nats)."""
         x = batch[0]
+        if self.k > 1:
+            return self._iwae_terms(self.iwae_forward(x, eps=eps, rng=rng))
         f = self.forward(x, eps=eps, rng=rng)
         reconstruction = self._nll(f.out, x)
         return {
@@ -296,6 +352,12 @@ class VAE(BaseModel):
             (latent_dim,), the mean KL of each latent dimension: near 0 for inactive units).
         """
         x = self._check_x(x)
+        if self.k > 1:  # the importance-weighted loss; kl_per_dim of q(z|x) in closed form
+            terms = self._iwae_terms(self.iwae_forward(x, eps=eps, rng=rng))
+            mu, log_var, _ = self._encode(x)
+            parts: dict[str, Any] = {k: float(np.mean(v)) for k, v in terms.items()}
+            parts["kl_per_dim"] = np.mean(kl_standard_normal_per_dim(mu, log_var), axis=0)
+            return parts
         f = self.forward(x, eps=eps, rng=rng)
         rec, kl = float(np.mean(self._nll(f.out, x))), float(np.mean(f.kl))
         return {
@@ -349,6 +411,8 @@ class VAE(BaseModel):
         """
         x = batch[0]
         beta = self.beta if beta is None else beta
+        if self.k > 1:
+            return self._iwae_loss_and_gradients(x, eps=eps, rng=rng, beta=beta)
         n = len(x)
         f = self.forward(x, eps=eps, rng=rng)
         if self.likelihood == "bernoulli":  # -ln p(x|z) and d/d logits, sharing one tanh
@@ -372,3 +436,106 @@ class VAE(BaseModel):
         self.encoder.backward_params(np.concatenate([d_mu, d_log_var], axis=1))  # [mu | log_var]
         rec, kl = float(np.mean(reconstruction)), float(np.mean(f.kl))
         return rec + beta * kl, {"reconstruction": rec, "kl": kl}
+
+    # --- the importance-weighted bound (k > 1; Burda et al. 2015) -----------------------------
+
+    def _iwae_noise(self, n: int, eps: Any, rng: Any) -> np.ndarray:
+        shape = (self.k, n, self.latent_dim)
+        if eps is None:
+            return np.random.default_rng(rng).standard_normal(shape, dtype=self.dtype)
+        eps_a = np.asarray(eps)
+        if eps_a.shape != shape:
+            raise ValueError(
+                f"with k = {self.k} samples, eps must have shape (k, batch, latent_dim) = {shape},"
+                f" got {eps_a.shape}"
+            )
+        return eps_a.astype(self.dtype, copy=False)
+
+    def iwae_forward(
+        self, x: np.ndarray, *, eps: Any = None, rng: Any = None, beta: float | None = None
+    ) -> ImportanceWeightedPass:
+        """Log importance weights of ``k`` samples per row of a checked batch, and the bound.
+
+        Parameters
+        ----------
+        x : ndarray of shape (n, input_dim)
+        eps : ndarray of shape (k, n, latent_dim), optional
+            The noise of the k samples; drawn from ``rng`` when None.
+        beta : float, optional
+            Weight of ln N(z; 0, I) - ln q(z|x) in each log-weight (None: the model's).
+
+        Notes
+        -----
+        With z_j = mu + std eps_j, (z_j - mu)^2 / var = eps_j^2, so
+
+            ln N(z_j; 0, I) - ln q(z_j|x) = 1/2 sum_d [log_var + eps_j^2 - z_j^2]
+
+        (the ln 2π terms cancel). The bound is a log-mean-exp, computed stably by subtracting
+        the largest log-weight m of each row: ln (1/k) sum_j w_j = m + ln (1/k) sum_j e^(ln w_j - m).
+        """
+        beta = self.beta if beta is None else beta
+        n = len(x)
+        mu, log_var, raw_log_var = self._encode(x)  # (n, latent)
+        eps = self._iwae_noise(n, eps, rng)  # (k, n, latent)
+        z = reparameterize(mu, log_var, eps)  # broadcast over the k samples
+        out = self.decoder.forward(z.reshape(self.k * n, self.latent_dim))  # sample-major rows
+        x_k = np.tile(x, (self.k, 1))  # row j * n + i is x_i
+        reconstruction = self._nll(out, x_k).reshape(self.k, n)  # -ln p(x_i|z_ij)
+        log_prior_ratio = 0.5 * np.sum(log_var + eps * eps - z * z, axis=2)  # (k, n)
+        log_w = -reconstruction + beta * log_prior_ratio
+        m = np.max(log_w, axis=0)  # (n,): the largest log-weight of each row
+        w = np.exp(log_w - m)  # in (0, 1]: no overflow
+        total = np.sum(w, axis=0)
+        return ImportanceWeightedPass(
+            mu, log_var, raw_log_var, eps, z, out, x_k, reconstruction, log_prior_ratio,
+            log_w, w / total, m + np.log(total / self.k),
+        )  # fmt: skip
+
+    def _iwae_terms(self, f: ImportanceWeightedPass) -> dict[str, np.ndarray]:
+        """``loss`` = -IWAE_k per example; ``reconstruction`` and ``kl``: sample averages of
+        -ln p(x|z_j) and of ln q(z_j|x) - ln N(z_j; 0, I) (their sum is the ELBO estimate the
+        bound improves on: loss <= reconstruction + beta * kl)."""
+        return {
+            "loss": -f.bound,
+            "reconstruction": np.mean(f.reconstruction, axis=0),
+            "kl": -np.mean(f.log_prior_ratio, axis=0),
+        }
+
+    def _iwae_loss_and_gradients(
+        self, x: np.ndarray, *, eps: Any, rng: Any, beta: float
+    ) -> tuple[float, dict[str, float]]:
+        """Forward and backward of the mean -IWAE_k over a checked batch; fills the gradients.
+
+        Notes
+        -----
+        d(-IWAE_k)/dθ = -sum_j w~_j d(ln w_j)/dθ with the normalised weights w~_j: each sample
+        backpropagates its own -ln w_j with the weight w~_j / n. Through z_j = mu + std eps_j:
+
+        * d(-ln w_j)/dz_j = d(-ln p(x|z_j))/dz_j + beta z_j   (from -beta ln N(z_j; 0, I));
+        * dL/dmu = sum_j d_z_j, dL/dlog_var = sum_j d_z_j eps_j std / 2 - beta / (2n), the last
+          term from +beta ln q(z_j|x) = -beta/2 sum_d (ln 2π + log_var + eps_j^2) at fixed eps
+          (the weights of a row sum to 1).
+        """
+        f = self.iwae_forward(x, eps=eps, rng=rng, beta=beta)
+        k, n = f.weights.shape
+        row_weight = (f.weights / n).reshape(k * n, 1)  # dL/d(-ln w_j) of each decoder row
+        if self.likelihood == "bernoulli":
+            d_out = kernels.bernoulli_nll_and_grad(f.out, f.x_k)[1] * row_weight
+        else:
+            d_mean, d_dec_log_var = gaussian_nll_grad(f.out, self.decoder_log_var, f.x_k)
+            d_out = d_mean * row_weight
+            floor_inactive = self._extra_params["decoder.log_var"] > DECODER_LOG_VAR_MIN
+            self._extra_grads["decoder.log_var"][...] = (
+                np.sum(d_dec_log_var * row_weight, axis=0) * floor_inactive
+            )
+        d_z = self.decoder.backward(d_out).reshape(k, n, self.latent_dim)
+        d_z += beta * f.z * (f.weights / n)[:, :, None]  # -beta ln N(z_j; 0, I)
+        d_mu_k, d_log_var_k = reparameterize_backward(d_z, f.eps, f.log_var)  # per sample
+        d_mu = np.sum(d_mu_k, axis=0)
+        d_log_var = np.sum(d_log_var_k, axis=0) - beta / (2 * n)  # + beta ln q at fixed eps
+        low, high = LOG_VAR_RANGE
+        d_log_var *= (f.raw_log_var > low) & (f.raw_log_var < high)  # the clip's gradient
+        self.encoder.backward_params(np.concatenate([d_mu, d_log_var], axis=1))
+        terms = self._iwae_terms(f)
+        means = {name: float(np.mean(v)) for name, v in terms.items()}
+        return means.pop("loss"), means

@@ -1,0 +1,497 @@
+"""The conditional VAE: generate a chosen kind of object (Sohn et al. 2015; Kingma et al. 2014).
+
+The lecture's first application is "generating new objects of a chosen kind". A plain VAE
+cannot be told which digit to draw; a conditional VAE is given the label y as an input to both
+networks:
+
+    recognition model  q(z|x, y) = N(mu(x, y), diag exp(log_var(x, y))),
+    generative model   z ~ p(z) = N(0, I),   x ~ p(x|z, y) = Bernoulli(sigmoid(decoder(z, y))),
+
+and maximises the conditional evidence lower bound
+
+    ELBO(x | y) = E_q[ln p(x|z, y)] - KL(q(z|x, y) || N(0, I))   <=   ln p(x|y).
+
+The label enters each network as a one-hot vector appended to its input. Because the label
+carries the class, the code z is free to carry what the class does not: slant, stroke width,
+style. Decoding one image's z under every label gives the "analogies" figure of Kingma et al.
+(2014, figure 1): the same style written as each digit (:meth:`ConditionalVAE.analogies`).
+
+The loss is the mean over the batch of -ELBO(x|y) in nats per example; its backward pass is
+written out in :meth:`ConditionalVAE.backward`, beside :meth:`ConditionalVAE.forward`.
+:mod:`vae_numpy.ssvae` reuses this pair (forward on per-row labels, backward with per-row
+weights) for the generative half of the semi-supervised model.
+
+References
+----------
+Kingma, D. P., Rezende, D. J., Mohamed, S. & Welling, M. (2014). Semi-supervised learning with
+deep generative models. NeurIPS. arXiv:1406.5298.
+Sohn, K., Lee, H. & Yan, X. (2015). Learning structured output representation using deep
+conditional generative models. NeurIPS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from . import train
+from ._validation import (
+    as_batch,
+    check_choice,
+    check_dtype,
+    check_positive_float,
+    check_positive_int,
+    check_unit_interval,
+)
+from .base import BaseModel, hidden_tuple
+from .functional import (
+    bernoulli_nll,
+    kl_standard_normal,
+    kl_standard_normal_grad,
+    reparameterize,
+    reparameterize_backward,
+    sigmoid,
+)
+from .layers import ACTIVATIONS, Sequential, mlp
+from .vae import LOG_VAR_RANGE
+
+__all__ = ["ConditionalVAE", "NetworkModel", "check_labels", "one_hot"]
+
+
+def check_labels(y: Any, n: int, n_classes: int, *, allow_unlabelled: bool = False) -> np.ndarray:
+    """Validate integer labels: shape (n,), values in [0, n_classes) (or -1 when allowed).
+
+    Returns
+    -------
+    ndarray of shape (n,), int64
+    """
+    arr = np.asarray(y)
+    if arr.dtype.kind not in "iu":
+        if (
+            arr.dtype.kind == "f"
+            and arr.size
+            and np.all(np.isfinite(arr))
+            and np.all(arr == np.round(arr))
+        ):
+            arr = arr.astype(np.int64)
+        else:
+            raise TypeError(
+                f"y must hold integer class labels, got dtype {arr.dtype}; convert with y.astype(int)"
+            )
+    if arr.shape != (n,):
+        raise ValueError(f"y must have shape ({n},), one label per row of x, got {arr.shape}")
+    low = -1 if allow_unlabelled else 0
+    if arr.size and (arr.min() < low or arr.max() >= n_classes):
+        what = "-1 (unlabelled) or " if allow_unlabelled else ""
+        raise ValueError(
+            f"y has labels in [{arr.min()}, {arr.max()}]; expected {what}0 .. {n_classes - 1}"
+        )
+    return arr.astype(np.int64, copy=False)
+
+
+def one_hot(y: np.ndarray, n_classes: int, dtype: Any = np.float32) -> np.ndarray:
+    """One-hot rows for integer labels in [0, n_classes): shape (len(y), n_classes)."""
+    out = np.zeros((len(y), n_classes), dtype=dtype)
+    out[np.arange(len(y)), y] = 1
+    return out
+
+
+class NetworkModel(BaseModel):
+    """What the models of this family share: named networks, the protocol, losses and scores.
+
+    A subclass sets ``self.networks`` (name → :class:`~vae_numpy.layers.Sequential`) and,
+    optionally, ``self._extra_params``/``self._extra_grads`` (name → array, e.g. a prior's
+    means); :meth:`parameters` names them ``"<network>.<layer>.<key>"`` and ``"<name>"``. It
+    writes :meth:`batch_terms` (the forward pass) and :meth:`backward`; the protocol methods,
+    ``loss``, ``loss_and_gradients``, ``score``, ``fit`` (:func:`vae_numpy.train.fit`),
+    ``save`` and ``load`` follow. Its networks are not the single encoder and decoder of
+    :class:`~vae_numpy.base.BaseModel`, so it sets its own attributes instead of calling
+    ``BaseModel.__init__``.
+    """
+
+    generative = True
+    #: True for models trained on ``(X, y)``; their ``check_labels`` validates ``y``.
+    labelled = False
+
+    def __init__(self, input_dim: int, latent_dim: int, activation: str, dtype: Any) -> None:
+        self.input_dim = check_positive_int(input_dim, "input_dim")
+        self.latent_dim = check_positive_int(latent_dim, "latent_dim")
+        self.activation = check_choice(activation, "activation", tuple(ACTIVATIONS))
+        self.dtype = check_dtype(dtype)
+        self.networks: dict[str, Sequential] = {}
+        self._extra_params: dict[str, np.ndarray] = {}
+        self._extra_grads: dict[str, np.ndarray] = {}
+        self.history_: dict[str, list[float]] = {}
+        self.optimizer_: Any = None
+        self.metadata: dict[str, Any] = {}
+
+    def network(self, sizes: Sequence[int], rng: np.random.Generator) -> Sequential:
+        """``Dense → activation → ... → Dense`` (linear output) in the model's dtype."""
+        return mlp(sizes, self.activation, rng=rng, dtype=self.dtype)
+
+    def parameters(self) -> dict[str, np.ndarray]:
+        """The live parameter arrays under unique names (``"encoder.0.W"``, ...)."""
+        params = {f"{n}.{k}": v for n, net in self.networks.items() for k, v in net.params.items()}
+        params.update(self._extra_params)
+        return params
+
+    def gradients(self) -> dict[str, np.ndarray]:
+        """The live gradient arrays, same keys and shapes as :meth:`parameters`."""
+        grads = {f"{n}.{k}": v for n, net in self.networks.items() for k, v in net.grads.items()}
+        grads.update(self._extra_grads)
+        return grads
+
+    def zero_grad(self) -> None:
+        for net in self.networks.values():
+            net.zero_grad()
+        for g in self._extra_grads.values():
+            g.fill(0)
+
+    # --- checks at the public boundary -------------------------------------------------------
+
+    def check_x(self, x: Any, name: str = "x") -> np.ndarray:
+        """Validate a (batch, input_dim) batch of values in [0, 1], in the model's dtype."""
+        arr = as_batch(x, name, features=self.input_dim).astype(self.dtype, copy=False)
+        return check_unit_interval(arr, name)
+
+    def check_labels(self, y: Any, n: int) -> np.ndarray:  # pragma: no cover - labelled models
+        """Validate the labels of n rows; returns them as int64 (labelled models)."""
+        raise NotImplementedError
+
+    def check_data(self, *arrays: Any, name: str = "X") -> tuple[np.ndarray, ...]:
+        """Validate ``X`` (or ``X, y``) once at the public boundary; return the batch tuple."""
+        wanted = "(x, y)" if self.labelled else "x alone"
+        if len(arrays) != (2 if self.labelled else 1):
+            raise TypeError(f"{self.kind} takes {wanted}, got {len(arrays)} array(s)")
+        x = self.check_x(arrays[0], name)
+        return (x, self.check_labels(arrays[1], len(x))) if self.labelled else (x,)
+
+    def noise(self, eps: Any, shape: tuple[int, ...], rng: Any) -> np.ndarray:
+        """``eps`` checked to ``shape`` (fixed noise), or fresh N(0, 1) noise from ``rng``."""
+        if eps is None:
+            return np.random.default_rng(rng).standard_normal(shape, dtype=self.dtype)
+        arr = np.asarray(eps)
+        if arr.shape != shape:
+            raise ValueError(f"eps must have shape {shape}, got {arr.shape}")
+        return arr.astype(self.dtype, copy=False)
+
+    # --- the loss: each model writes batch_terms (forward) and backward; the rest is shared --
+
+    def batch_terms(
+        self,
+        batch: tuple[np.ndarray, ...],
+        *,
+        eps: Any = None,
+        rng: Any = None,
+        beta: float | None = None,
+    ) -> dict[str, np.ndarray]:  # pragma: no cover - subclasses
+        """Forward pass on a checked batch: per-example ``loss`` and its terms; cached for backward."""
+        raise NotImplementedError
+
+    def backward(self, weights: np.ndarray) -> None:  # pragma: no cover - subclasses
+        """Gradient of ``sum_i weights_i * loss_i`` of the last forward pass into ``gradients()``."""
+        raise NotImplementedError
+
+    def loss_terms_for_batch(
+        self, batch: tuple[np.ndarray, ...], *, rng: Any = None
+    ) -> dict[str, np.ndarray]:
+        """Per-example loss and terms on a checked batch, each of shape (batch,), nats."""
+        return self.batch_terms(batch, rng=rng)
+
+    def loss_and_gradients_for_batch(
+        self,
+        batch: tuple[np.ndarray, ...],
+        *,
+        rng: Any = None,
+        beta: float | None = None,
+        eps: Any = None,
+    ) -> tuple[float, dict[str, float]]:
+        """One step on a checked batch: the mean loss and terms; fills :meth:`gradients`."""
+        terms = self.batch_terms(batch, eps=eps, rng=rng, beta=beta)
+        n = len(batch[0])
+        self.backward(np.full(n, 1.0 / n, dtype=self.dtype))  # d(mean)/d(loss_i) = 1/n
+        means = {k: float(np.mean(v, dtype=np.float64)) for k, v in terms.items()}
+        return means.pop("loss"), means
+
+    def loss_parts(self, *data: Any, eps: Any = None, rng: Any = None) -> dict[str, float]:
+        """The mean loss and the mean of each of its terms over the batch (nats per example).
+
+        ``data`` is ``(x,)`` or ``(x, y)`` as the model trains on; ``eps`` fixes the noise.
+        """
+        terms = self.batch_terms(self.check_data(*data, name="x"), eps=eps, rng=rng)
+        return {k: float(np.mean(v, dtype=np.float64)) for k, v in terms.items()}
+
+    def loss(self, *data: Any, eps: Any = None, rng: Any = None) -> float:
+        """Mean loss over the batch ``data`` (``(x,)`` or ``(x, y)``), nats per example.
+
+        With ``eps`` (the model's noise shape) the loss is deterministic; otherwise ``rng``
+        draws the noise.
+        """
+        return self.loss_parts(*data, eps=eps, rng=rng)["loss"]
+
+    def loss_and_gradients(
+        self, *data: Any, eps: Any = None, rng: Any = None
+    ) -> tuple[float, dict[str, np.ndarray]]:
+        """Mean loss over the batch and its gradient for every parameter (the live buffers)."""
+        batch = self.check_data(*data, name="x")
+        loss, _ = self.loss_and_gradients_for_batch(batch, eps=eps, rng=rng)
+        return loss, self.gradients()
+
+    def evaluate_terms(self, *data: Any, batch_size: int = 1024, rng: Any = 0) -> dict[str, float]:
+        """Mean of each loss term over the data set (``X`` or ``X, y``), nats per example."""
+        batch_size = check_positive_int(batch_size, "batch_size")
+        return train.mean_loss_terms(self, self.check_data(*data), batch_size=batch_size, rng=rng)
+
+    def score(self, *data: Any, batch_size: int = 1024, rng: Any = 0) -> float:
+        """Mean bound per example (higher is better): minus the mean loss over the data set."""
+        return -self.evaluate_terms(*data, batch_size=batch_size, rng=rng)["loss"]
+
+
+class ConditionalVAE(NetworkModel):
+    """Conditional VAE with MLP networks and a Bernoulli decoder.
+
+    Parameters
+    ----------
+    input_dim : int
+        Number of features of x (values in [0, 1]).
+    n_classes : int
+        Number of labels; y takes integer values 0 .. n_classes - 1.
+    hidden_dims : sequence of int
+        Hidden layer sizes of the encoder; the decoder mirrors them.
+    latent_dim : int
+        Dimension of z.
+    beta : float
+        Weight of the KL term (1: the conditional ELBO).
+    activation : str
+        Hidden activation, one of ``vae_numpy.layers.ACTIVATIONS`` (CS236 uses ``"elu"``).
+    dtype : np.float32 or np.float64
+    rng : numpy.random.Generator, int or None
+        Initial weights.
+
+    Attributes
+    ----------
+    encoder : Sequential
+        [x | one_hot(y)] (input_dim + n_classes) → hidden → [mu | log_var] (2 latent_dim).
+    decoder : Sequential
+        [z | one_hot(y)] (latent_dim + n_classes) → hidden → logits (input_dim).
+    history_ : dict of lists
+        Filled by :meth:`fit`.
+    """
+
+    kind = "ConditionalVAE"
+    labelled = True
+
+    def __init__(
+        self,
+        input_dim: int,
+        n_classes: int,
+        hidden_dims: Sequence[int] | int = (400,),
+        latent_dim: int = 20,
+        *,
+        beta: float = 1.0,
+        activation: str = "relu",
+        dtype: Any = np.float32,
+        rng: Any = None,
+    ) -> None:
+        super().__init__(input_dim, latent_dim, activation, dtype)
+        self.n_classes = check_positive_int(n_classes, "n_classes")
+        self.beta: float = check_positive_float(beta, "beta", allow_zero=True)
+        self.hidden_dims = hidden_tuple(hidden_dims)
+        gen = np.random.default_rng(rng)
+        c, d = self.n_classes, self.latent_dim
+        enc_sizes = [self.input_dim + c, *self.hidden_dims, 2 * d]
+        dec_sizes = [d + c, *reversed(self.hidden_dims), self.input_dim]
+        self.encoder = self.network(enc_sizes, gen)
+        self.decoder = self.network(dec_sizes, gen)
+        self.networks = {"encoder": self.encoder, "decoder": self.decoder}
+        self._cache: dict[str, np.ndarray] | None = None
+        self._beta = self.beta
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "input_dim": self.input_dim,
+            "n_classes": self.n_classes,
+            "hidden_dims": list(self.hidden_dims),
+            "latent_dim": self.latent_dim,
+            "beta": self.beta,
+            "activation": self.activation,
+            "dtype": self.dtype.name,
+        }
+
+    # --- checks -----------------------------------------------------------------------------
+
+    def check_labels(self, y: Any, n: int) -> np.ndarray:
+        """``y`` as an int label per row: an int broadcasts, an array must have n entries."""
+        if isinstance(y, int | np.integer) and not isinstance(y, bool):
+            y = np.full(n, int(y))
+        return check_labels(y, n, self.n_classes)
+
+    # --- the two networks -------------------------------------------------------------------
+
+    def _encode(self, x: np.ndarray, y1: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        h = self.encoder.forward(np.concatenate([x, y1], axis=1))  # (batch, 2 latent)
+        mu, raw_log_var = h[:, : self.latent_dim], h[:, self.latent_dim :]
+        return mu, np.clip(raw_log_var, *LOG_VAR_RANGE), raw_log_var
+
+    def encode(self, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Parameters of q(z|x, y).
+
+        Parameters
+        ----------
+        x : ndarray of shape (batch, input_dim)
+        y : int or ndarray of shape (batch,) of int
+
+        Returns
+        -------
+        mu, log_var : ndarray of shape (batch, latent_dim)
+        """
+        x = self.check_x(x)
+        y1 = one_hot(self.check_labels(y, len(x)), self.n_classes, self.dtype)
+        mu, log_var, _ = self._encode(x, y1)
+        return mu.copy(), log_var
+
+    def decode(self, z: Any, y: Any) -> np.ndarray:
+        """Mean of p(x|z, y) (pixel probabilities), shape (batch, input_dim).
+
+        Parameters
+        ----------
+        z : ndarray of shape (batch, latent_dim)
+        y : int or ndarray of shape (batch,) of int
+        """
+        z_a = as_batch(z, "z", features=self.latent_dim).astype(self.dtype, copy=False)
+        y1 = one_hot(self.check_labels(y, len(z_a)), self.n_classes, self.dtype)
+        return sigmoid(self.decoder.forward(np.concatenate([z_a, y1], axis=1)))
+
+    def reconstruct(self, x: Any, y: Any) -> np.ndarray:
+        """``decode(mu(x, y), y)``, shape (batch, input_dim)."""
+        mu, _ = self.encode(x, y)
+        return self.decode(mu, y)
+
+    def sample(self, n: int, *, y: Any = None, rng: Any = None) -> np.ndarray:
+        """Generate ``n`` examples of chosen classes: z ~ N(0, I), then the mean of p(x|z, y).
+
+        Parameters
+        ----------
+        n : int
+        y : None, int or ndarray of shape (n,) of int
+            The class of every row (an int), one class per row, or None for classes drawn
+            uniformly at random.
+        rng : numpy.random.Generator, int or None
+
+        Returns
+        -------
+        ndarray of shape (n, input_dim)
+        """
+        n = check_positive_int(n, "n")
+        gen = np.random.default_rng(rng)
+        labels = gen.integers(0, self.n_classes, n) if y is None else self.check_labels(y, n)
+        z = gen.standard_normal((n, self.latent_dim), dtype=self.dtype)
+        return self.decode(z, labels)
+
+    def analogies(self, x: Any, y: Any) -> np.ndarray:
+        """Each row's style under every label: ``decode(mu(x_i, y_i), c)`` for c = 0 .. C-1.
+
+        Parameters
+        ----------
+        x : ndarray of shape (batch, input_dim)
+        y : ndarray of shape (batch,) of int
+            The true labels of ``x`` (the code is inferred with them).
+
+        Returns
+        -------
+        ndarray of shape (batch, n_classes, input_dim)
+            Entry [i, c] is image i's code decoded as class c (Kingma et al. 2014, figure 1).
+        """
+        mu, _ = self.encode(x, y)  # (batch, latent)
+        b, c = len(mu), self.n_classes
+        z = np.repeat(mu, c, axis=0)  # (batch * C, latent): each code C times
+        labels = np.tile(np.arange(c), b)
+        return self.decode(z, labels).reshape(b, c, self.input_dim)
+
+    # --- the loss as a layer: forward per row, backward with per-row weights -----------------
+
+    def forward(
+        self, x: np.ndarray, y1: np.ndarray, eps: np.ndarray, beta: float | None = None
+    ) -> dict[str, np.ndarray]:
+        """-ELBO(x|y) per row with fixed noise; caches what :meth:`backward` needs.
+
+        Inputs are trusted (already checked, in the model's dtype).
+
+        Parameters
+        ----------
+        x : ndarray of shape (rows, input_dim)
+        y1 : ndarray of shape (rows, n_classes)
+            One-hot labels.
+        eps : ndarray of shape (rows, latent_dim)
+            Standard-normal noise of the reparameterisation z = mu + exp(log_var / 2) eps.
+        beta : float, optional
+            KL weight for this pass (None: the model's ``beta``).
+
+        Returns
+        -------
+        dict
+            ``loss`` = ``reconstruction + beta * kl``, each of shape (rows,), nats.
+        """
+        beta = self.beta if beta is None else beta
+        mu, log_var, raw_log_var = self._encode(x, y1)
+        z = reparameterize(mu, log_var, eps)  # mu + exp(log_var / 2) eps, (rows, latent)
+        logits = self.decoder.forward(np.concatenate([z, y1], axis=1))  # (rows, input_dim)
+        reconstruction = bernoulli_nll(logits, x)  # -ln p(x|z, y), (rows,)
+        kl = kl_standard_normal(mu, log_var)  # KL(q(z|x, y) || N(0, I)), (rows,)
+        self._cache = {
+            "x": x,
+            "logits": logits,
+            "mu": mu,
+            "log_var": log_var,
+            "raw_log_var": raw_log_var,
+            "eps": eps,
+        }
+        self._beta = beta
+        return {"loss": reconstruction + beta * kl, "reconstruction": reconstruction, "kl": kl}
+
+    def backward(self, weights: np.ndarray) -> None:
+        """Gradient of ``sum_i weights_i * loss_i`` (the last :meth:`forward`) into ``gradients()``.
+
+        Parameters
+        ----------
+        weights : ndarray of shape (rows,)
+            dObjective/dloss_i: ``1 / batch`` for a mean, q(y|x) / batch in the semi-supervised
+            model's sum over labels.
+        """
+        if self._cache is None:
+            raise RuntimeError("backward called before forward")
+        c = self._cache
+        w = weights.astype(self.dtype, copy=False)[:, None]  # (rows, 1)
+        # reconstruction: d(-ln p(x|z, y))/dlogits = sigmoid(logits) - x
+        d_logits = (sigmoid(c["logits"]) - c["x"]) * w
+        d_zy = self.decoder.backward(d_logits)  # (rows, latent + C)
+        d_z = d_zy[:, : self.latent_dim]
+        # reparameterisation z = mu + exp(log_var / 2) eps
+        d_mu, d_log_var = reparameterize_backward(d_z, c["eps"], c["log_var"])
+        # KL(q || N(0, I)): d/dmu = mu, d/dlog_var = (exp(log_var) - 1) / 2
+        kl_d_mu, kl_d_log_var = kl_standard_normal_grad(c["mu"], c["log_var"])
+        d_mu = d_mu + self._beta * w * kl_d_mu
+        d_log_var = d_log_var + self._beta * w * kl_d_log_var
+        low, high = LOG_VAR_RANGE
+        d_log_var *= (c["raw_log_var"] > low) & (c["raw_log_var"] < high)  # the clip passes nothing
+        self.encoder.backward_params(np.concatenate([d_mu, d_log_var], axis=1))  # [mu | log_var]
+
+    # --- the model protocol (vae_numpy.protocol) ------------------------------------------
+
+    def batch_terms(
+        self,
+        batch: tuple[np.ndarray, ...],
+        *,
+        eps: Any = None,
+        rng: Any = None,
+        beta: float | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Per-example ``loss`` = -ELBO(x|y), ``reconstruction`` and ``kl`` for ``(x, y)``.
+
+        ``eps`` of shape (batch, latent_dim) fixes the noise; otherwise ``rng`` draws it.
+        """
+        x, labels = batch
+        eps = self.noise(eps, (len(x), self.latent_dim), rng)
+        return self.forward(x, one_hot(labels, self.n_classes, self.dtype), eps, beta)

@@ -1,0 +1,369 @@
+"""A VAE with a learned mixture-of-Gaussians prior (the GMVAE of Stanford CS236's homework).
+
+The lecture's prior N(0, I) pushes every code toward one blob ("the second term pushes the
+clusters together"). A richer prior lets the codes keep their clusters: here
+
+    p(z) = (1/K) sum_k N(z; m_k, diag exp(l_k)),
+
+an equal-weight mixture of K diagonal Gaussians whose means m_k and log-variances l_k are
+parameters learned with the networks (``"prior.mean"`` and ``"prior.log_var"``, each of shape
+(K, latent_dim)). The recognition model and the Bernoulli decoder are those of the VAE.
+
+KL(q(z|x) || p(z)) between a Gaussian and a mixture has no closed form, so the loss uses the
+single-sample Monte Carlo estimate the course uses, with the same reparameterised z that
+feeds the decoder:
+
+    KL ≈ ln q(z|x) - ln p(z),    z = mu + exp(log_var / 2) eps,
+
+which is unbiased, and the loss -ELBO ≈ -ln p(x|z) + ln q(z|x) - ln p(z) per example. The
+mixture's log-density is a log-sum-exp over components; its gradients are weighted by the
+responsibilities r_k(z) = softmax_k(ln N(z; m_k, diag exp(l_k))), see
+:func:`mixture_log_density_grad`.
+
+References
+----------
+Dilokthanakul, N. et al. (2016). Deep unsupervised clustering with Gaussian mixture
+variational autoencoders. arXiv:1611.02648.
+Tomczak, J. & Welling, M. (2018). VAE with a VampPrior. AISTATS.
+Stanford CS236 (Ermon & Grover), homework 2: the GMVAE.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ._validation import as_batch, check_positive_float, check_positive_int
+from .base import hidden_tuple
+from .cvae import NetworkModel
+from .functional import (
+    LOG_2PI,
+    bernoulli_nll,
+    log_sum_exp,
+    reparameterize,
+    reparameterize_backward,
+    sigmoid,
+    softmax,
+)
+from .vae import LOG_VAR_RANGE
+
+__all__ = ["GaussianMixtureVAE", "mixture_log_density", "mixture_log_density_grad"]
+
+
+def _component_log_densities(z: np.ndarray, means: np.ndarray, log_vars: np.ndarray) -> np.ndarray:
+    """ln N(z_b; m_k, diag exp(l_k)) for every row b and component k, shape (batch, K).
+
+    The squared Mahalanobis distance sum_j (z_j - m_kj)^2 / v_kj is expanded into matrix
+    products, z^2 @ (1/v).T - 2 z @ (m/v).T + sum_j m_kj^2 / v_kj, so no (batch, K, d) array
+    is formed.
+    """
+    inv_var = np.exp(-log_vars)  # (K, d)
+    dist = (z * z) @ inv_var.T  # (batch, K)
+    dist -= 2 * (z @ (means * inv_var).T)
+    dist += np.sum(means * means * inv_var, axis=1)
+    return -0.5 * (np.sum(LOG_2PI + log_vars, axis=1) + dist)
+
+
+def mixture_log_density(z: np.ndarray, means: np.ndarray, log_vars: np.ndarray) -> np.ndarray:
+    """ln p(z) for the equal-weight mixture (1/K) sum_k N(z; m_k, diag exp(l_k)).
+
+    Inputs are trusted (finite, in one dtype).
+
+    Parameters
+    ----------
+    z : ndarray of shape (batch, d)
+    means, log_vars : ndarray of shape (K, d)
+        Component means and log-variances.
+
+    Returns
+    -------
+    ndarray of shape (batch,)
+        Nats; ``logsumexp_k ln N(z; m_k, v_k) - ln K``, stable for far-away z.
+    """
+    comp = _component_log_densities(z, means, log_vars)  # (batch, K)
+    return log_sum_exp(comp, axis=1) - math.log(len(means))
+
+
+def mixture_log_density_grad(
+    z: np.ndarray, means: np.ndarray, log_vars: np.ndarray, weights: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gradients of ``sum_b weights_b ln p(z_b)`` for the mixture of :func:`mixture_log_density`.
+
+    With responsibilities r_bk = softmax_k ln N(z_b; m_k, v_k) (the derivative of log-sum-exp):
+
+        d/dz_b   = -sum_k r_bk (z_b - m_k) / v_k                (times weights_b)
+        d/dm_k   =  sum_b weights_b r_bk (z_b - m_k) / v_k
+        d/dl_k   =  sum_b weights_b r_bk [(z_b - m_k)^2 / v_k - 1] / 2
+
+    Parameters
+    ----------
+    z : ndarray of shape (batch, d)
+    means, log_vars : ndarray of shape (K, d)
+    weights : ndarray of shape (batch,)
+
+    Returns
+    -------
+    d_z : ndarray of shape (batch, d)
+    d_means, d_log_vars : ndarray of shape (K, d)
+    """
+    comp = _component_log_densities(z, means, log_vars)  # (batch, K)
+    r = softmax(comp, axis=1)  # responsibilities r_bk, each row sums to 1
+    inv_var = np.exp(-log_vars)  # (K, d)
+    rw = r * weights[:, None]  # (batch, K)
+    mass = rw.sum(axis=0)[:, None]  # (K, 1): sum_b weights_b r_bk
+    # sum_k r_bk (z_b - m_k) / v_k = z_b * (r @ 1/v)_b - (r @ m/v)_b
+    d_z = -(z * (r @ inv_var) - r @ (means * inv_var)) * weights[:, None]
+    rw_z, rw_z2 = rw.T @ z, rw.T @ (z * z)  # (K, d)
+    d_means = inv_var * (rw_z - mass * means)
+    sq = rw_z2 - 2 * means * rw_z + mass * means * means  # sum_b rw_bk (z_b - m_k)^2
+    d_log_vars = 0.5 * (sq * inv_var - mass)
+    return d_z, d_means, d_log_vars
+
+
+class GaussianMixtureVAE(NetworkModel):
+    """VAE whose prior is a learned equal-weight mixture of ``n_components`` diagonal Gaussians.
+
+    Parameters
+    ----------
+    input_dim : int
+        Number of features of x (values in [0, 1]; Bernoulli decoder).
+    hidden_dims : sequence of int
+        Hidden layer sizes of the encoder; the decoder mirrors them.
+    latent_dim : int
+        Dimension of z.
+    n_components : int
+        K, the number of mixture components (500 in CS236).
+    beta : float
+        Weight of the KL estimate (1: the ELBO).
+    activation : str
+        Hidden activation, one of ``vae_numpy.layers.ACTIVATIONS`` (CS236 uses ``"elu"``).
+    dtype : np.float32 or np.float64
+    rng : numpy.random.Generator, int or None
+        Initial weights and prior means (m_k ~ N(0, 1 / (K d)), l_k = 0 as in CS236's start
+        of nearly coincident components).
+
+    Notes
+    -----
+    KL(q(z|x) || p(z)) is estimated by Monte Carlo with the single reparameterised sample that
+    also feeds the decoder (``ln q(z|x) - ln p(z)``), as CS236 does: the loss and its ``kl``
+    term are unbiased estimates, not closed forms, and the ``kl`` of one example can be
+    negative.
+    """
+
+    kind = "GaussianMixtureVAE"
+
+    def __init__(
+        self,
+        input_dim: int,
+        hidden_dims: Sequence[int] | int = (400,),
+        latent_dim: int = 20,
+        *,
+        n_components: int = 500,
+        beta: float = 1.0,
+        activation: str = "relu",
+        dtype: Any = np.float32,
+        rng: Any = None,
+    ) -> None:
+        super().__init__(input_dim, latent_dim, activation, dtype)
+        self.hidden_dims = hidden_tuple(hidden_dims)
+        self.n_components = check_positive_int(n_components, "n_components")
+        self.beta: float = check_positive_float(beta, "beta", allow_zero=True)
+        gen = np.random.default_rng(rng)
+        d, k = self.latent_dim, self.n_components
+        self.encoder = self.network([self.input_dim, *self.hidden_dims, 2 * d], gen)
+        self.decoder = self.network([d, *reversed(self.hidden_dims), self.input_dim], gen)
+        self.networks = {"encoder": self.encoder, "decoder": self.decoder}
+        means = gen.standard_normal((k, d)) / math.sqrt(k * d)
+        self._extra_params = {
+            "prior.mean": means.astype(self.dtype),
+            "prior.log_var": np.zeros((k, d), dtype=self.dtype),
+        }
+        self._extra_grads = {name: np.zeros_like(p) for name, p in self._extra_params.items()}
+        self._cache: dict[str, np.ndarray] | None = None
+        self._beta = self.beta
+
+    #: The model protocol's flag: a prior to sample from and a bound on ln p(x).
+    generative = True
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "input_dim": self.input_dim,
+            "hidden_dims": list(self.hidden_dims),
+            "latent_dim": self.latent_dim,
+            "n_components": self.n_components,
+            "beta": self.beta,
+            "activation": self.activation,
+            "dtype": self.dtype.name,
+        }
+
+    # --- the prior and the two networks ---------------------------------------------------
+
+    def prior_log_density(self, z: Any) -> np.ndarray:
+        """ln p(z) under the learned mixture prior, shape (batch,), nats."""
+        z_a = as_batch(z, "z", features=self.latent_dim).astype(self.dtype, copy=False)
+        return mixture_log_density(
+            z_a, self._extra_params["prior.mean"], self._extra_params["prior.log_var"]
+        )
+
+    def _encode(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        h = self.encoder.forward(x)  # (batch, 2 latent): [mu | log_var]
+        mu, raw_log_var = h[:, : self.latent_dim], h[:, self.latent_dim :]
+        return mu, np.clip(raw_log_var, *LOG_VAR_RANGE), raw_log_var
+
+    def code(self, x: Any) -> np.ndarray:
+        """The mean of q(z|x), shape (batch, latent_dim) (the model protocol's code)."""
+        return self.encode(x)[0]
+
+    def encode(self, x: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Parameters of q(z|x): ``mu, log_var``, each of shape (batch, latent_dim)."""
+        mu, log_var, _ = self._encode(self.check_x(x))
+        return mu.copy(), log_var
+
+    def decode(self, z: Any) -> np.ndarray:
+        """Mean of p(x|z) (pixel probabilities), shape (batch, input_dim)."""
+        z_a = as_batch(z, "z", features=self.latent_dim).astype(self.dtype, copy=False)
+        return sigmoid(self.decoder.forward(z_a))
+
+    def reconstruct(self, x: Any) -> np.ndarray:
+        """``decode(mu(x))``, shape (batch, input_dim)."""
+        return self.decode(self.encode(x)[0])
+
+    def sample_prior(self, n: int, *, rng: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """Draw ``n`` codes from the mixture: a component k uniformly, then z ~ N(m_k, v_k).
+
+        Returns
+        -------
+        z : ndarray of shape (n, latent_dim)
+        components : ndarray of shape (n,) of int
+        """
+        n = check_positive_int(n, "n")
+        gen = np.random.default_rng(rng)
+        k = gen.integers(0, self.n_components, n)
+        std = np.exp(0.5 * self._extra_params["prior.log_var"][k])
+        z = self._extra_params["prior.mean"][k] + std * gen.standard_normal(
+            std.shape, dtype=self.dtype
+        )
+        return z.astype(self.dtype, copy=False), k
+
+    def sample(self, n: int, *, rng: Any = None) -> np.ndarray:
+        """Generate ``n`` examples: z from the mixture prior, then the mean of p(x|z)."""
+        return self.decode(self.sample_prior(n, rng=rng)[0])
+
+    # --- the loss as a layer ---------------------------------------------------------------
+
+    def forward(
+        self, x: np.ndarray, eps: np.ndarray, beta: float | None = None
+    ) -> dict[str, np.ndarray]:
+        """-ELBO per row with fixed noise (single-sample KL); caches what :meth:`backward` needs.
+
+        Inputs are trusted. ``x`` of shape (rows, input_dim), ``eps`` of shape (rows, latent_dim);
+        ``beta`` the KL weight of this pass (None: the model's).
+
+        Returns
+        -------
+        dict
+            ``loss = reconstruction + beta * kl``, ``reconstruction = -ln p(x|z)`` and
+            ``kl = ln q(z|x) - ln p(z)``, each of shape (rows,), nats.
+        """
+        beta = self.beta if beta is None else beta
+        mu, log_var, raw_log_var = self._encode(x)
+        z = reparameterize(mu, log_var, eps)  # mu + exp(log_var / 2) eps, (rows, latent)
+        logits = self.decoder.forward(z)
+        reconstruction = bernoulli_nll(logits, x)
+        # ln q(z|x) at z = mu + std eps: (z - mu)^2 / var = eps^2
+        log_q = -0.5 * np.sum(LOG_2PI + log_var + eps * eps, axis=1)
+        log_p = mixture_log_density(
+            z, self._extra_params["prior.mean"], self._extra_params["prior.log_var"]
+        )
+        kl = log_q - log_p
+        self._cache = {
+            "x": x,
+            "z": z,
+            "logits": logits,
+            "log_var": log_var,
+            "raw_log_var": raw_log_var,
+            "eps": eps,
+        }
+        self._beta = beta
+        return {"loss": reconstruction + beta * kl, "reconstruction": reconstruction, "kl": kl}
+
+    def backward(self, weights: np.ndarray) -> None:
+        """Gradient of ``sum_i weights_i * loss_i`` (the last :meth:`forward`) into ``gradients()``."""
+        if self._cache is None:
+            raise RuntimeError("backward called before forward")
+        c = self._cache
+        w = weights.astype(self.dtype, copy=False)
+        w_kl = self._beta * w  # the KL estimate's weight per row
+        d_logits = (sigmoid(c["logits"]) - c["x"]) * w[:, None]  # d(-ln p(x|z))/dlogits
+        d_z = self.decoder.backward(d_logits)  # (rows, latent) from the reconstruction
+        # -ln p(z): the mixture's gradient, for z and for the prior's parameters
+        lp_z, lp_means, lp_log_vars = mixture_log_density_grad(
+            c["z"], self._extra_params["prior.mean"], self._extra_params["prior.log_var"], w_kl
+        )
+        d_z = d_z - lp_z
+        self._extra_grads["prior.mean"][...] = -lp_means
+        self._extra_grads["prior.log_var"][...] = -lp_log_vars
+        d_mu, d_log_var = reparameterize_backward(d_z, c["eps"], c["log_var"])
+        # +ln q(z|x) = -1/2 sum (ln 2π + log_var + eps^2): d/dlog_var = -1/2 at fixed eps
+        d_log_var = d_log_var - 0.5 * w_kl[:, None]
+        low, high = LOG_VAR_RANGE
+        d_log_var *= (c["raw_log_var"] > low) & (c["raw_log_var"] < high)
+        self.encoder.backward_params(np.concatenate([d_mu, d_log_var], axis=1))
+
+    # --- the model protocol (vae_numpy.protocol) ------------------------------------------
+
+    def batch_terms(
+        self,
+        batch: tuple[np.ndarray, ...],
+        *,
+        eps: Any = None,
+        rng: Any = None,
+        beta: float | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Per-example single-sample ``loss``, ``reconstruction`` and ``kl`` estimates for ``(x,)``.
+
+        ``eps`` of shape (batch, latent_dim) fixes the noise; otherwise ``rng`` draws it.
+        """
+        (x,) = batch
+        return self.forward(x, self.noise(eps, (len(x), self.latent_dim), rng), beta)
+
+    def iwae_log_likelihood(
+        self, X: Any, *, k: int = 1000, batch_size: int = 32, chunk_size: int = 128, rng: Any = None
+    ) -> np.ndarray:
+        """Importance-weighted estimate of ln p(x) with ``k`` samples (Burda et al. 2015).
+
+        ``ln (1/k) sum_j p(x|z_j) p(z_j) / q(z_j|x)``, z_j ~ q(z|x), with the mixture prior;
+        log-sum-exp accumulated in float64 over chunks of ``chunk_size`` samples.
+
+        Returns
+        -------
+        ndarray of shape (n,), float64
+            Nats per example; its expectation rises with k toward ln p(x).
+        """
+        X = self.check_x(X, "X")
+        k = check_positive_int(k, "k")
+        batch_size = check_positive_int(batch_size, "batch_size")
+        chunk_size = min(check_positive_int(chunk_size, "chunk_size"), k)
+        gen = np.random.default_rng(rng)
+        out = np.empty(len(X))
+        for lo in range(0, len(X), batch_size):
+            xb = X[lo : lo + batch_size]
+            b = len(xb)
+            mu, log_var, _ = self._encode(xb)  # (b, latent)
+            std = np.exp(0.5 * log_var)
+            x_tiled = np.tile(xb, (chunk_size, 1))
+            total = np.full(b, -np.inf)  # running ln sum_j w_j, float64
+            for done in range(0, k, chunk_size):
+                c = min(chunk_size, k - done)
+                eps = gen.standard_normal((c, b, self.latent_dim), dtype=self.dtype)
+                z = (mu + std * eps).reshape(c * b, -1)  # (c * b, latent), sample-major
+                log_px_z = -bernoulli_nll(self.decoder.forward(z), x_tiled[: c * b])
+                log_q = -0.5 * np.sum(LOG_2PI + log_var + eps * eps, axis=2)  # (c, b)
+                log_p = self.prior_log_density(z).reshape(c, b)
+                log_w = log_px_z.reshape(c, b) + log_p - log_q  # (c, b)
+                total = np.logaddexp(total, log_sum_exp(log_w.astype(np.float64), axis=0))
+            out[lo : lo + b] = total - math.log(k)
+        return out

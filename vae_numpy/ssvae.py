@@ -1,0 +1,322 @@
+"""Semi-supervised learning with a deep generative model: M2 of Kingma et al. (2014).
+
+The lecture names semi-supervised learning as an application: a few labelled examples and many
+unlabelled ones. M2 treats the label y as a second latent variable, observed for some rows:
+
+    generative model   y ~ Cat(1/C),  z ~ N(0, I),  x ~ p(x|y, z) = Bernoulli(decoder(z, y)),
+    recognition model  q(y|x) = Cat(softmax(classifier(x))),  q(z|x, y) = N(mu(x, y), exp(log_var)).
+
+For a labelled pair the bound on ln p(x, y) is the conditional VAE's with the prior of y added,
+
+    -L(x, y) = E_q(z|x,y)[ln p(x|y, z)] - KL(q(z|x, y) || N(0, I)) + ln p(y)  <=  ln p(x, y),
+
+and for an unlabelled x the label is summed out under the classifier,
+
+    -U(x) = sum_y q(y|x) (-L(x, y)) + H(q(y|x))  <=  ln p(x).
+
+The bound alone never trains the classifier on the labelled rows, so they also pay a weighted
+classification loss: a labelled row costs ``L(x, y) + alpha * (-ln q(y|x))``, an unlabelled
+row ``U(x) = sum_y q(y|x) [L(x, y) + ln q(y|x)]``. The loss of a batch is the mean of these
+costs. U needs L(x, y) for every y: the unlabelled rows are repeated once per class through the
+conditional VAE's networks (:class:`vae_numpy.cvae.ConditionalVAE`, reused as a layer with
+per-row weights q(y|x)).
+
+Gradient of U for the classifier logits a: with g_y = L(x, y) + ln q(y|x) (the +1 from
+d(q ln q)/dq cancels because q sums to one), dU/da = q ⊙ (g - sum_y q_y g_y).
+
+References
+----------
+Kingma, D. P., Rezende, D. J., Mohamed, S. & Welling, M. (2014). Semi-supervised learning with
+deep generative models. NeurIPS. arXiv:1406.5298.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from . import train
+from ._validation import check_positive_float, check_positive_int
+from .base import hidden_tuple
+from .cvae import ConditionalVAE, NetworkModel, check_labels, one_hot
+from .data import binarize as binarize_batch
+from .functional import log_sum_exp
+from .optim import make_optimizer
+
+__all__ = ["SemiSupervisedVAE", "UNLABELLED"]
+
+#: The label that marks an unlabelled row in ``y``.
+UNLABELLED = -1
+
+
+class SemiSupervisedVAE(NetworkModel):
+    """M2: a classifier q(y|x) and a conditional VAE trained on labelled and unlabelled rows.
+
+    Parameters
+    ----------
+    input_dim : int
+        Number of features of x (values in [0, 1]; Bernoulli decoder).
+    n_classes : int
+        Number of classes C.
+    hidden_dims : sequence of int
+        Hidden layer sizes of the classifier and the encoder; the decoder mirrors them.
+    latent_dim : int
+        Dimension of z.
+    alpha : float
+        Weight of the classification loss -ln q(y|x) on labelled rows (CS236 uses 100).
+    activation : str
+        Hidden activation, one of ``vae_numpy.layers.ACTIVATIONS`` (CS236 uses ``"elu"``).
+    dtype : np.float32 or np.float64
+    rng : numpy.random.Generator, int or None
+        Initial weights.
+
+    Attributes
+    ----------
+    classifier : Sequential
+        x → hidden → C logits of q(y|x).
+    cvae : ConditionalVAE
+        q(z|x, y) and p(x|y, z); its networks are this model's ``encoder`` and ``decoder``.
+    """
+
+    kind = "SemiSupervisedVAE"
+    labelled = True
+
+    def __init__(
+        self,
+        input_dim: int,
+        n_classes: int,
+        hidden_dims: Sequence[int] | int = (400,),
+        latent_dim: int = 20,
+        *,
+        alpha: float = 1.0,
+        activation: str = "relu",
+        dtype: Any = np.float32,
+        rng: Any = None,
+    ) -> None:
+        super().__init__(input_dim, latent_dim, activation, dtype)
+        self.n_classes = check_positive_int(n_classes, "n_classes", minimum=2)
+        self.hidden_dims = hidden_tuple(hidden_dims)
+        self.alpha = check_positive_float(alpha, "alpha", allow_zero=True)
+        gen = np.random.default_rng(rng)
+        self.classifier = self.network([self.input_dim, *self.hidden_dims, self.n_classes], gen)
+        self.cvae = ConditionalVAE(
+            input_dim,
+            n_classes,
+            self.hidden_dims,
+            latent_dim,
+            activation=activation,
+            dtype=dtype,
+            rng=gen,
+        )
+        self.networks = {
+            "classifier": self.classifier,
+            "encoder": self.cvae.encoder,
+            "decoder": self.cvae.decoder,
+        }
+        self._cache: dict[str, Any] | None = None
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "input_dim": self.input_dim,
+            "n_classes": self.n_classes,
+            "hidden_dims": list(self.hidden_dims),
+            "latent_dim": self.latent_dim,
+            "alpha": self.alpha,
+            "activation": self.activation,
+            "dtype": self.dtype.name,
+        }
+
+    # --- the classifier ----------------------------------------------------------------------
+
+    def predict_proba(self, x: Any) -> np.ndarray:
+        """q(y|x) for every class, shape (batch, n_classes); rows sum to 1."""
+        logits = self.classifier.forward(self.check_x(x))
+        return np.exp(logits - log_sum_exp(logits, axis=1, keepdims=True))
+
+    def predict(self, x: Any) -> np.ndarray:
+        """The most probable class under q(y|x), shape (batch,) of int."""
+        return np.argmax(self.predict_proba(x), axis=1)
+
+    # --- the generative half -------------------------------------------------------------------
+
+    def encode(self, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Parameters of q(z|x, y); see :meth:`vae_numpy.cvae.ConditionalVAE.encode`."""
+        return self.cvae.encode(x, y)
+
+    def decode(self, z: Any, y: Any) -> np.ndarray:
+        """Mean of p(x|y, z), shape (batch, input_dim)."""
+        return self.cvae.decode(z, y)
+
+    def sample(self, n: int, *, y: Any = None, rng: Any = None) -> np.ndarray:
+        """``n`` examples of chosen (or uniformly drawn) classes; see ConditionalVAE.sample."""
+        return self.cvae.sample(n, y=y, rng=rng)
+
+    # --- the loss as a layer ---------------------------------------------------------------------
+
+    def check_labels(self, y: Any, n: int) -> np.ndarray:
+        """Labels 0 .. C-1, or -1 for an unlabelled row; shape (n,), int64."""
+        return check_labels(y, n, self.n_classes, allow_unlabelled=True)
+
+    def forward(self, x: np.ndarray, y: np.ndarray, eps: np.ndarray) -> dict[str, np.ndarray]:
+        """Per-row cost (labelled: L + alpha CE; unlabelled: U) with fixed noise; cached.
+
+        Inputs are trusted (checked, in the model's dtype).
+
+        Parameters
+        ----------
+        x : ndarray of shape (batch, input_dim)
+        y : ndarray of shape (batch,) of int
+            Labels, ``-1`` for unlabelled rows.
+        eps : ndarray of shape (batch, n_classes, latent_dim)
+            Noise of q(z|x, y) for each row and each candidate label (a labelled row uses the
+            entry of its own label).
+
+        Returns
+        -------
+        dict
+            ``loss`` (batch,): the cost of each row; ``bound`` (batch,): -ln p(x, y) bound L
+            for labelled rows and U for unlabelled ones; ``classification`` (batch,):
+            -ln q(y|x) for labelled rows, 0 for unlabelled ones.
+        """
+        n, C = len(x), self.n_classes
+        labelled = y >= 0
+        li, ui = np.flatnonzero(labelled), np.flatnonzero(~labelled)
+        logits = self.classifier.forward(x)  # (batch, C)
+        log_q = logits - log_sum_exp(logits, axis=1, keepdims=True)  # ln q(y|x)
+        q = np.exp(log_q)
+        # rows through the conditional VAE: labelled (x_i, y_i), then unlabelled (x_i, c) for all c
+        rows_x = np.concatenate([x[li], np.repeat(x[ui], C, axis=0)])
+        rows_y = np.concatenate([y[li], np.tile(np.arange(C), len(ui))])
+        rows_eps = np.concatenate([eps[li, y[li]], eps[ui].reshape(len(ui) * C, self.latent_dim)])
+        neg_elbo = self.cvae.forward(rows_x, one_hot(rows_y, C, self.dtype), rows_eps)["loss"]
+        L = neg_elbo + math.log(C)  # -ln p(y) = ln C under the uniform prior of y
+        L_lab, L_unl = L[: len(li)], L[len(li) :].reshape(len(ui), C)  # (n_l,), (n_u, C)
+        ce = np.zeros(n, dtype=self.dtype)
+        ce[li] = -log_q[li, y[li]]
+        bound = np.empty(n, dtype=self.dtype)
+        bound[li] = L_lab
+        g = L_unl + log_q[ui]  # (n_u, C): L(x, y) + ln q(y|x)
+        bound[ui] = np.sum(q[ui] * g, axis=1)  # U(x) = sum_y q (L + ln q)
+        self._cache = {"li": li, "ui": ui, "q": q, "g": g, "y": y}
+        return {"loss": bound + self.alpha * ce, "bound": bound, "classification": ce}
+
+    def backward(self, weights: np.ndarray) -> None:
+        """Gradient of ``sum_i weights_i * loss_i`` (the last :meth:`forward`) into ``gradients()``.
+
+        Parameters
+        ----------
+        weights : ndarray of shape (batch,)
+        """
+        if self._cache is None:
+            raise RuntimeError("backward called before forward")
+        c = self._cache
+        li, ui, q, g = c["li"], c["ui"], c["q"], c["g"]
+        w = weights.astype(self.dtype, copy=False)
+        # the conditional VAE's rows: weight w_i for labelled rows, w_i q(y|x_i) for the others
+        row_w = np.concatenate([w[li], (w[ui, None] * q[ui]).ravel()])
+        self.cvae.backward(row_w)
+        # classifier logits a: labelled alpha (q - onehot(y)); unlabelled q ⊙ (g - sum_y q g)
+        d_a = np.zeros_like(q)
+        d_a[li] = self.alpha * (q[li] - one_hot(c["y"][li], self.n_classes, self.dtype))
+        d_a[ui] = q[ui] * (g - np.sum(q[ui] * g, axis=1, keepdims=True))
+        self.classifier.backward_params(d_a * w[:, None])
+
+    # --- the model protocol (vae_numpy.protocol) ------------------------------------------
+
+    def batch_terms(
+        self,
+        batch: tuple[np.ndarray, ...],
+        *,
+        eps: Any = None,
+        rng: Any = None,
+        beta: float | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Per-row ``loss`` (labelled: L + alpha CE; unlabelled: U), ``bound``, ``classification``.
+
+        ``eps`` of shape (batch, n_classes, latent_dim) fixes the noise; otherwise ``rng``
+        draws it. ``beta`` is not used (M2 has no separate KL weight).
+        """
+        x, labels = batch
+        return self.forward(
+            x, labels, self.noise(eps, (len(x), self.n_classes, self.latent_dim), rng)
+        )
+
+    def unlabelled_bound(self, x: Any, *, eps: Any = None, rng: Any = None) -> np.ndarray:
+        """U(x) per row: the negative bound on ln p(x) with the label summed out, nats."""
+        x_a = self.check_x(x)
+        terms = self.batch_terms((x_a, np.full(len(x_a), UNLABELLED)), eps=eps, rng=rng)
+        return terms["bound"].astype(np.float64)
+
+    # --- training ----------------------------------------------------------------------------------
+
+    def fit(
+        self, *data: Any, labelled_batch_size: int | None = None, **options: Any
+    ) -> SemiSupervisedVAE:
+        """Train on ``X, y``: labels ``0 .. C-1``, or ``-1`` for an unlabelled row.
+
+        Parameters
+        ----------
+        *data : ``X`` of shape (n, input_dim) and ``y`` of shape (n,) of int
+        labelled_batch_size : int, optional
+            None: :func:`vae_numpy.train.fit` with all its options, on minibatches of all rows
+            mixed, each step minimising their mean cost. An int: each step takes
+            ``batch_size`` unlabelled rows and that many labelled rows (drawn afresh every step,
+            all of them when there are fewer) and minimises the mean cost of the unlabelled
+            rows plus the mean cost of the labelled ones, so that a handful of labels is not
+            drowned by thousands of unlabelled rows; an epoch is then a pass over the
+            unlabelled rows, and the options are ``epochs``, ``batch_size`` (128), ``lr``
+            (1e-3), ``optimizer`` ("adam"), ``binarize`` (False) and ``rng``.
+        **options
+            As :func:`vae_numpy.train.fit`.
+        """
+        if labelled_batch_size is None:
+            return super().fit(*data, **options)
+        return self._fit_balanced(*data, labelled_batch_size=labelled_batch_size, **options)
+
+    def _fit_balanced(
+        self,
+        X: Any,
+        y: Any,
+        *,
+        labelled_batch_size: int,
+        epochs: int,
+        batch_size: int = 128,
+        lr: float = 1e-3,
+        optimizer: Any = "adam",
+        binarize: bool = False,
+        rng: Any = None,
+    ) -> SemiSupervisedVAE:
+        X, labels = self.check_data(X, y)
+        epochs = check_positive_int(epochs, "epochs")
+        batch_size = check_positive_int(batch_size, "batch_size")
+        m = check_positive_int(labelled_batch_size, "labelled_batch_size")
+        labelled, pool = np.flatnonzero(labels >= 0), np.flatnonzero(labels < 0)
+        if len(pool) == 0 or len(labelled) == 0:
+            raise ValueError(
+                "labelled_batch_size needs both labelled and unlabelled (-1) rows;"
+                " leave it None to train on the rows as they are"
+            )
+        m = min(m, len(labelled))
+        self.optimizer_ = opt = make_optimizer(optimizer, self.parameters(), lr)
+        gen = np.random.default_rng(rng)
+        history: list[float] = []
+        with train.blas_thread_policy(self, batch_size + m):  # examples per step, as train.fit
+            for _ in range(epochs):
+                total = 0.0
+                for (unlabelled,) in train.minibatches((pool,), batch_size, gen):
+                    # this step's unlabelled rows, then m labelled rows drawn afresh
+                    rows = np.concatenate([unlabelled, gen.choice(labelled, m, replace=False)])
+                    weights = np.concatenate(
+                        [np.full(len(unlabelled), 1 / len(unlabelled)), np.full(m, 1 / m)]
+                    ).astype(self.dtype)
+                    xb = binarize_batch(X[rows], gen) if binarize else X[rows]
+                    terms = self.batch_terms((xb, labels[rows]), rng=gen)
+                    self.backward(weights)
+                    opt.step(self.gradients())
+                    total += float(np.dot(weights, terms["loss"])) * len(unlabelled)
+                history.append(total / len(pool))
+        self.history_ = {"loss": history}
+        return self
