@@ -1,0 +1,248 @@
+"""The BLAS thread policy: it keeps the faster count, re-measures, is reproducible, obeys the user."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from vae_numpy.threads import ThreadPolicy
+
+
+class FakeBlas:
+    """A BLAS whose thread count is a number; records every change."""
+
+    def __init__(self, threads: int = 2) -> None:
+        self.threads = threads
+        self.calls: list[int] = []
+        self.last_choice: int | None = None
+
+    def get(self) -> int:
+        return self.threads
+
+    def set(self, n: int) -> None:
+        self.calls.append(n)
+        self.threads = n
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def run_steps(
+    policy: ThreadPolicy,
+    blas: FakeBlas,
+    clock: FakeClock,
+    seconds: Callable[[int, int], float],
+    n: int,
+) -> tuple[list[int], float]:
+    """Run ``n`` fake steps taking ``seconds(threads, i)``; the counts used and the total time."""
+    used = []
+    start = clock.now
+    for i in range(n):
+        with policy.step() as threads:
+            assert threads == blas.threads == policy.threads
+            used.append(threads)
+            clock.now += seconds(threads, i)
+    return used, clock.now - start
+
+
+def make(threads="auto", cores=2, environ=None, blas_threads=None, **kwargs):
+    blas = FakeBlas(cores if blas_threads is None else blas_threads)
+    clock = FakeClock()
+    policy = ThreadPolicy(
+        threads, setter=blas, clock=clock, cores=cores, environ=environ or {}, **kwargs
+    )
+    return policy, blas, clock
+
+
+@pytest.mark.parametrize(("fast", "slow"), [(1, 2), (2, 1)])
+def test_policy_picks_the_faster_of_two_counts(fast, slow):
+    """With steps taking 1 ms at one count and 3 ms at the other, the policy settles on the fast one."""
+    policy, blas, clock = make()
+    with policy:
+        used, _ = run_steps(policy, blas, clock, lambda t, i: 1e-3 if t == fast else 3e-3, 200)
+    assert policy.timings == pytest.approx({fast: 1e-3, slow: 3e-3})
+    assert used[-150:] == [fast] * 150
+    assert policy.most_used() == fast
+    assert f"{fast} BLAS thread" in policy.describe() and "measured" in policy.describe()
+
+
+def test_policy_costs_little_over_the_best_fixed_count_when_speeds_are_stable():
+    """Over 20,000 steps the policy is within 2% of the best fixed count, idle-like or contended."""
+    for speeds in ({1: 1.4e-3, 2: 1.0e-3}, {1: 1.0e-3, 2: 4.0e-3}, {1: 0.3e-3, 2: 0.3e-3}):
+        policy, blas, clock = make()
+        with policy:
+            _, total = run_steps(policy, blas, clock, lambda t, i, s=speeds: s[t], 20_000)
+        assert total <= 1.02 * 20_000 * min(speeds.values()), speeds
+
+
+@pytest.mark.parametrize(("factor", "steps"), [(10, 1), (3, 2)])
+def test_a_much_slower_count_is_dropped_after_one_or_two_steps(factor, steps):
+    """A count 10x slower than the one measured before runs one step; 3x slower, two."""
+    policy, blas, clock = make()
+    with policy:
+        used, _ = run_steps(
+            policy, blas, clock, lambda t, i: 1e-3 if t == 1 else factor * 1e-3, 100
+        )
+    assert used.count(2) == steps
+
+
+def test_policy_measures_again_and_follows_a_change_of_load():
+    """When the other count becomes faster later, a periodic probe finds it and switches."""
+    policy, blas, clock = make(drift=100.0)  # only the periodic probe can notice
+    with policy:
+        # 2 threads win for 5,000 steps (idle), then a busy core makes them 4x slower than 1
+        used, _ = run_steps(
+            policy,
+            blas,
+            clock,
+            lambda t, i: (
+                (1.4e-3 if t == 1 else 1e-3) if i < 5_000 else (1.4e-3 if t == 1 else 5.6e-3)
+            ),
+            20_000,
+        )
+    assert used[4_000:5_000] == [2] * 1_000
+    assert used[-1_000:] == [1] * 1_000
+    assert policy.probes > 3
+
+
+def test_a_drift_in_step_time_triggers_a_probe_at_once():
+    """A step time that jumps 4x at the chosen count makes the policy switch within a second of work."""
+    policy, blas, clock = make(first_interval=1e9, max_interval=1e9)  # no periodic probes
+    with policy:
+        used, _ = run_steps(
+            policy,
+            blas,
+            clock,
+            lambda t, i: (
+                (1.4e-3 if t == 1 else 1e-3) if i < 3_000 else (1.4e-3 if t == 1 else 5.6e-3)
+            ),
+            4_000,
+        )
+    assert used[2_000:3_000] == [2] * 1_000
+    first_one = used.index(1, 3_000)
+    assert first_one - 3_000 < 200  # 200 steps of 5.6 ms: about one second
+    assert used[-500:] == [1] * 500
+
+
+def test_policy_is_reproducible_for_the_same_timings():
+    """The same sequence of step times gives the same sequence of thread counts."""
+    rng = np.random.default_rng(0)
+    noise = rng.lognormal(0, 0.3, size=5_000)
+
+    def seconds(t, i):
+        return noise[i] * (1e-3 if t == 2 else 1.2e-3) * (3 if 2_000 <= i < 3_000 and t == 2 else 1)
+
+    runs = []
+    for _ in range(2):
+        policy, blas, clock = make()
+        with policy:
+            used, _ = run_steps(policy, blas, clock, seconds, 5_000)
+        runs.append((used, blas.calls, policy.timings))
+    assert runs[0] == runs[1]
+    assert len(set(runs[0][0])) == 2
+
+
+@pytest.mark.parametrize(
+    ("threads", "environ", "blas_threads", "expected", "reason"),
+    [
+        (1, {}, 2, 1, "threads=1"),
+        (3, {"VAE_NUMPY_THREADS": "1"}, 2, 3, "threads=3"),
+        ("auto", {"VAE_NUMPY_THREADS": "1"}, 2, 1, "VAE_NUMPY_THREADS=1"),
+        ("auto", {"OPENBLAS_NUM_THREADS": "2"}, 2, 2, "OPENBLAS_NUM_THREADS=2"),
+        (None, {"OMP_NUM_THREADS": "1"}, 1, 1, "OMP_NUM_THREADS=1"),
+        ("auto", {}, 1, 1, "BLAS was already limited"),
+    ],
+)
+def test_an_explicit_setting_is_respected(threads, environ, blas_threads, expected, reason):
+    """threads=k, VAE_NUMPY_THREADS, a BLAS variable or an existing limit fix the count: no probing."""
+    policy, blas, clock = make(threads, environ=environ, blas_threads=blas_threads)
+    with policy:
+        used, _ = run_steps(policy, blas, clock, lambda t, i: 1e-3 * t, 500)
+    assert used == [expected] * 500
+    assert policy.mode == "fixed" and policy.reason == reason and policy.timings == {}
+    assert reason in policy.describe()
+
+
+def test_vae_numpy_threads_auto_measures_and_one_core_needs_no_measuring():
+    """VAE_NUMPY_THREADS=auto still measures; on one usable core the count is simply 1."""
+    policy, *_ = make(environ={"VAE_NUMPY_THREADS": "auto"})
+    assert policy.mode == "auto" and policy.candidates == (1, 2)
+    policy, *_ = make(cores=1)
+    assert policy.mode == "fixed" and policy.candidates == (1,)
+    policy, *_ = make(cores=8)
+    assert policy.candidates == (1, 4, 8)
+
+
+def test_the_original_count_is_restored_on_exit_even_after_an_error():
+    """Leaving the context restores BLAS's count, also when a step raised; failed steps are not timed."""
+    policy, blas, clock = make(threads=1, blas_threads=2)
+    with pytest.raises(RuntimeError), policy:
+        with policy.step():
+            assert blas.threads == 1
+            raise RuntimeError("boom")
+    assert blas.threads == 2 and policy.usage == {}
+
+
+def test_nothing_changes_before_the_context_is_entered():
+    """Creating a policy does not touch BLAS; entering it does."""
+    policy, blas, _ = make()
+    assert blas.calls == []
+    with policy:
+        assert blas.calls == [1]
+
+
+def test_the_next_auto_policy_tries_the_last_choice_first():
+    """After a loop settled on 2 threads, the next loop on the same BLAS starts its probe at 2."""
+    policy, blas, clock = make()
+    with policy:
+        run_steps(policy, blas, clock, lambda t, i: 1e-3 / t, 200)
+    assert blas.last_choice == 2
+    clock2 = FakeClock()
+    again = ThreadPolicy(setter=blas, clock=clock2, cores=2, environ={})
+    with again:
+        assert blas.threads == 2
+
+
+def test_most_used_reports_the_count_of_each_period():
+    """most_used() gives the count that ran most steps since the previous call."""
+    policy, blas, clock = make()
+    with policy:
+        run_steps(policy, blas, clock, lambda t, i: 1e-3 if t == 1 else 3e-3, 100)
+        assert policy.most_used() == 1
+        assert policy.most_used() == policy.threads  # no steps since: the count in force
+
+
+@pytest.mark.parametrize(
+    ("value", "error", "match"),
+    [
+        (0, ValueError, "at least 1"),
+        (True, TypeError, "positive integer"),
+        ("many", ValueError, "'auto'"),
+    ],
+)
+def test_bad_thread_settings_are_rejected_with_the_fix(value, error, match):
+    """threads must be a positive int or 'auto'; the message says so."""
+    with pytest.raises(error, match=match):
+        make(value)
+    with pytest.raises(ValueError, match="VAE_NUMPY_THREADS"):
+        make(environ={"VAE_NUMPY_THREADS": "yes" if value is True else str(value)})
+
+
+def test_the_real_blas_follows_the_policy_and_is_restored():
+    """With threadpoolctl underneath, BLAS runs the policy's count inside and its own count after."""
+    from threadpoolctl import threadpool_info
+
+    def blas_counts():
+        return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+    before = blas_counts()
+    with ThreadPolicy(1, environ={}) as policy, policy.step():
+        assert blas_counts() == {1}
+    assert blas_counts() == before
