@@ -31,6 +31,7 @@ import numpy as np
 from _common import (
     blas_threads,
     gemm_peak_gflops,
+    make_torch,
     matmul_flops_per_example,
     median_iqr,
     mnist_or_random,
@@ -50,58 +51,6 @@ def numpy_epoch(
         model._loss_and_gradients(x[order[lo : lo + batch]], rng=rng)
         opt.step(model.gradients())
     return time.perf_counter() - t
-
-
-def make_torch(model: VAE, threads: int):  # pragma: no cover - optional dependency
-    """The equivalent PyTorch VAE with vae_numpy's initial weights, and its epoch function."""
-    import torch
-
-    torch.set_num_threads(threads)
-    params = model.parameters()
-    hidden = model.hidden_dims[0]
-    latent = model.latent_dim
-
-    class TorchVAE(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.enc1 = torch.nn.Linear(784, hidden)
-            self.enc2 = torch.nn.Linear(hidden, 2 * latent)  # fused mu | log_var head, as ours
-            self.dec1 = torch.nn.Linear(latent, hidden)
-            self.dec2 = torch.nn.Linear(hidden, 784)
-            with torch.no_grad():
-                for layer, name in (
-                    (self.enc1, "encoder.0"),
-                    (self.enc2, "encoder.2"),
-                    (self.dec1, "decoder.0"),
-                    (self.dec2, "decoder.2"),
-                ):
-                    layer.weight.copy_(torch.from_numpy(params[f"{name}.W"].T.copy()))
-                    layer.bias.copy_(torch.from_numpy(params[f"{name}.b"].copy()))
-
-        def loss(self, x: torch.Tensor) -> torch.Tensor:
-            h = self.enc2(torch.relu(self.enc1(x)))
-            mu, log_var = h[:, :latent], h[:, latent:]
-            z = mu + torch.exp(0.5 * log_var) * torch.randn_like(mu)
-            logits = self.dec2(torch.relu(self.dec1(z)))
-            rec = torch.nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="sum")
-            kl = 0.5 * torch.sum(torch.exp(log_var) - 1 - log_var + mu * mu)
-            return (rec + kl) / len(x)
-
-    net = TorchVAE()
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-
-    def epoch(x: np.ndarray, order: np.ndarray, batch: int) -> float:
-        xt = torch.from_numpy(x)
-        idx = torch.from_numpy(order)
-        t = time.perf_counter()
-        for lo in range(0, len(x), batch):
-            loss = net.loss(xt[idx[lo : lo + batch]])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        return time.perf_counter() - t
-
-    return epoch, torch.__version__
 
 
 def run(latent: int, x: np.ndarray, args: argparse.Namespace, peak: float, threads: int) -> None:

@@ -52,11 +52,18 @@ def run_steps(
     return used, clock.now - start
 
 
-def make(threads="auto", cores=2, environ=None, blas_threads=None, **kwargs):
+def make(threads="auto", cores=2, environ=None, blas_threads=None, idle=None, **kwargs):
+    """A policy on a fake BLAS and clock; ``idle(now)`` gives idle core-seconds (default unknown)."""
     blas = FakeBlas(cores if blas_threads is None else blas_threads)
     clock = FakeClock()
     policy = ThreadPolicy(
-        threads, setter=blas, clock=clock, cores=cores, environ=environ or {}, **kwargs
+        threads,
+        setter=blas,
+        clock=clock,
+        idle=(lambda: None) if idle is None else (lambda: idle(clock.now)),
+        cores=cores,
+        environ=environ or {},
+        **kwargs,
     )
     return policy, blas, clock
 
@@ -66,9 +73,9 @@ def test_policy_picks_the_faster_of_two_counts(fast, slow):
     """With steps taking 1 ms at one count and 3 ms at the other, the policy settles on the fast one."""
     policy, blas, clock = make()
     with policy:
-        used, _ = run_steps(policy, blas, clock, lambda t, i: 1e-3 if t == fast else 3e-3, 200)
+        used, _ = run_steps(policy, blas, clock, lambda t, i: 1e-3 if t == fast else 3e-3, 400)
     assert policy.timings == pytest.approx({fast: 1e-3, slow: 3e-3})
-    assert used[-150:] == [fast] * 150
+    assert used[-300:] == [fast] * 300
     assert policy.most_used() == fast
     assert f"{fast} BLAS thread" in policy.describe() and "measured" in policy.describe()
 
@@ -129,6 +136,29 @@ def test_a_drift_in_step_time_triggers_a_probe_at_once():
     first_one = used.index(1, 3_000)
     assert first_one - 3_000 < 200  # 200 steps of 5.6 ms: about one second
     assert used[-500:] == [1] * 500
+
+
+def test_more_threads_are_not_tried_while_the_other_cores_are_busy():
+    """With no idle core, 2 threads are never run, however slow 1 thread is; idle, they are."""
+    policy, blas, clock = make(idle=lambda now: 0.05 * now)  # 5% of a core idle
+    with policy:
+        used, _ = run_steps(policy, blas, clock, lambda t, i: 1e-3, 20_000)
+    assert set(used) == {1} and blas.calls == [1, 2]  # set on entry, restored on exit
+    assert policy.busy == {2} and "2: not tried, cores busy" in policy.describe()
+    assert policy.probes > 3  # it kept looking
+    policy, blas, clock = make(idle=lambda now: 0.9 * now)  # the other core is idle
+    with policy:
+        used, _ = run_steps(policy, blas, clock, lambda t, i: 1e-3 / t, 200)
+    assert used[-100:] == [2] * 100 and policy.busy == set()
+
+
+def test_cores_freed_later_are_found_at_the_next_probe():
+    """When the other core becomes idle after 5 s, the policy tries 2 threads and keeps them."""
+    policy, blas, clock = make(idle=lambda now: 0.0 if now < 5 else 0.95 * (now - 5))
+    with policy:
+        used, _ = run_steps(policy, blas, clock, lambda t, i: 1e-3 / t, 20_000)
+    assert used[:4_000] == [1] * 4_000
+    assert used[-1_000:] == [2] * 1_000
 
 
 def test_policy_is_reproducible_for_the_same_timings():

@@ -14,7 +14,13 @@ count (1, and all usable cores) and keeps the fastest. It then times the other c
 from time to time (after 2 s of work, then 4, 8, ... up to 32 s while the choice holds). It
 also re-times them at once when the chosen count's steps become 1.5 times slower or faster than
 when it was chosen, which happens when other programs start or stop. A candidate that is
-clearly slower is dropped after one or two steps, so a probe costs only a few steps.
+clearly slower is dropped after one or two steps.
+
+One step can be very slow, though: with the other core busy, a single 2-thread step of the
+CLI's MNIST model took 0.4 s instead of 3 ms. So more threads are tried only when the cores
+they need were idle while the current count ran. On Linux the machine's idle time
+(``/proc/stat``, for the cores this process may use) says so. Elsewhere the policy relies on
+its measurements alone.
 
 Only the thread count changes, never what is computed or in which order in this package.
 Results equal those of a fixed thread count, up to the rounding of products that BLAS splits
@@ -42,7 +48,7 @@ from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, Protocol
 
-__all__ = ["ThreadPolicy", "BlasThreads", "BLAS_ENV_VARS", "usable_cores"]
+__all__ = ["ThreadPolicy", "BlasThreads", "BLAS_ENV_VARS", "usable_cores", "idle_core_seconds"]
 
 #: Environment variables through which BLAS libraries take their thread count at start-up.
 BLAS_ENV_VARS = (
@@ -63,6 +69,41 @@ class ThreadSetter(Protocol):
     def get(self) -> int: ...
 
     def set(self, n: int) -> None: ...
+
+
+def _clock_ticks() -> int:
+    try:
+        return int(os.sysconf("SC_CLK_TCK"))
+    except (AttributeError, ValueError, OSError):
+        return 100
+
+
+_CLK_TCK = _clock_ticks()
+
+
+def idle_core_seconds() -> float | None:
+    """Seconds the usable cores have spent idle since boot (Linux), or None where unknown.
+
+    Read from ``/proc/stat`` (idle and iowait, in clock ticks of 10 ms), summed over the
+    cores in this process's CPU affinity.
+    """
+    try:
+        with open("/proc/stat", "rb") as f:
+            lines = f.read().split(b"\n")
+        mine = (
+            {f"cpu{c}".encode() for c in os.sched_getaffinity(0)}
+            if hasattr(os, "sched_getaffinity")
+            else None
+        )
+        ticks = 0
+        for line in lines:
+            fields = line.split()
+            if fields and fields[0].startswith(b"cpu") and fields[0] != b"cpu":
+                if mine is None or fields[0] in mine:
+                    ticks += int(fields[4]) + int(fields[5])
+        return ticks / _CLK_TCK
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def usable_cores() -> int:
@@ -168,6 +209,9 @@ class ThreadPolicy:
         default. Tests pass a fake.
     clock : callable, optional
         Seconds as a float (``time.perf_counter`` by default); tests pass a fake.
+    idle : callable, optional
+        Cumulative idle seconds of the usable cores, or None when unknown
+        (:func:`idle_core_seconds` by default); tests pass a fake.
     cores : int, optional
         Usable cores (default: this process's CPU affinity).
     environ : mapping, optional
@@ -175,6 +219,9 @@ class ThreadPolicy:
     probe_steps, probe_seconds : int, float
         A candidate is timed for at least this many steps and this many seconds (after one
         warm-up step).
+    idle_seconds : float
+        Before more threads are tried, the current count runs at least this long, so that the
+        idle time of the other cores is measured over a window of this length.
     give_up : float
         A candidate whose mean step time exceeds ``give_up`` times the best one measured in the
         same probe is dropped at once (a warm-up step counts against twice that).
@@ -184,7 +231,7 @@ class ThreadPolicy:
         Seconds of steps between probes: the first interval, doubled each time the choice
         holds, up to the maximum.
     tie : float
-        Counts within this relative margin of the fastest count as equally fast; the fewest
+        Counts within this relative margin of the fastest count are equally fast; the fewest
         threads among them wins (they leave cores to other programs).
 
     Attributes
@@ -196,11 +243,15 @@ class ThreadPolicy:
     reason : str
         Why the count is fixed, or ``"measured"``.
     candidates : tuple of int
-        The counts tried (one for a fixed count).
+        The counts that may be used (one for a fixed count).
     timings : dict of int to float
         The latest mean seconds per step measured for each count.
+    busy : set of int
+        Counts not tried in the latest probe because the cores they need were busy.
     probes : int
         Probe rounds completed.
+    usage : dict of int to int
+        Steps run at each count.
     """
 
     def __init__(
@@ -209,10 +260,12 @@ class ThreadPolicy:
         *,
         setter: ThreadSetter | None = None,
         clock: Callable[[], float] = time.perf_counter,
+        idle: Callable[[], float | None] = idle_core_seconds,
         cores: int | None = None,
         environ: Mapping[str, str] | None = None,
         probe_steps: int = 3,
         probe_seconds: float = 0.02,
+        idle_seconds: float = 0.05,
         give_up: float = 2.0,
         drift: float = 1.5,
         first_interval: float = 2.0,
@@ -222,8 +275,10 @@ class ThreadPolicy:
         env = os.environ if environ is None else environ
         self._setter = setter if setter is not None else BlasThreads.shared()
         self._clock = clock
+        self._idle = idle
         self.probe_steps = probe_steps
         self.probe_seconds = probe_seconds
+        self.idle_seconds = idle_seconds
         self.give_up = give_up
         self.drift = drift
         self.first_interval = first_interval
@@ -250,19 +305,19 @@ class ThreadPolicy:
         else:
             self.mode, self.reason = "auto", "measured"
             self.candidates = tuple(sorted({1, cores // 2 if cores >= 4 else 1, cores}))
-        self.threads = self.candidates[0]
         self.timings: dict[int, float] = {}
+        self.busy: set[int] = set()
         self.probes = 0
         self.usage: dict[int, int] = {}
         self._usage_mark: dict[int, int] = {}
         self._timer = _StepTimer(self)
-        # probe state
+        # probe state: the counts still to time, and the current trial
         self._queue: list[int] = []
         self._round: dict[int, float] = {}
         self._trial_steps = 0
         self._trial_time = 0.0
         self._warm = False
-        # run state
+        # run state: the chosen count, its step time when chosen and lately, the next probe
         self._choice: int | None = None
         self._reference = 0.0
         self._recent: float | None = None
@@ -270,6 +325,9 @@ class ThreadPolicy:
         self._run_time = 0.0
         self._chunk_steps = 0
         self._chunk_time = 0.0
+        # the window over which the other cores' idle time is measured
+        self._mark: tuple[float, float | None] = (0.0, None)
+        self.threads = self.candidates[0]
         if self.mode == "auto":
             remembered = self._setter.last_choice
             first = [remembered] if remembered in self.candidates else []
@@ -280,6 +338,7 @@ class ThreadPolicy:
 
     def __enter__(self) -> ThreadPolicy:
         self._setter.set(self.threads)
+        self._set_mark()
         return self
 
     def __exit__(
@@ -304,8 +363,9 @@ class ThreadPolicy:
         plural = "" if self.threads == 1 else "s"
         if self.mode == "fixed":
             return f"{self.threads} BLAS thread{plural} ({self.reason})"
-        measured = ", ".join(f"{c}: {t * 1e3:.3g} ms/step" for c, t in sorted(self.timings.items()))
-        return f"{self.threads} BLAS thread{plural} (measured: {measured or 'not yet'})"
+        parts = [f"{c}: {t * 1e3:.3g} ms/step" for c, t in sorted(self.timings.items())]
+        parts += [f"{c}: not tried, cores busy" for c in sorted(self.busy)]
+        return f"{self.threads} BLAS thread{plural} (measured: {', '.join(parts) or 'not yet'})"
 
     def most_used(self) -> int:
         """The count that ran the most steps since the previous call (ties: the fewer)."""
@@ -332,16 +392,44 @@ class ThreadPolicy:
         if n != self.threads:
             self._setter.set(n)
             self.threads = n
+        self._set_mark()
+
+    def _set_mark(self) -> None:
+        self._mark = (self._clock(), self._idle())
+
+    def _free_cores(self) -> float | None:
+        """Idle cores (on average) since the mark, or None when unknown."""
+        start, idle = self._mark
+        now, idle_now = self._clock(), self._idle()
+        if idle is None or idle_now is None or now <= start:
+            return None
+        return (idle_now - idle) / (now - start)
 
     def _start_probe(self, order: list[int]) -> None:
         """Time the counts in ``order`` (the chosen count, if in ``self._round``, is known)."""
         self._queue = order
+        self.busy = set()
         self._begin_trial()
 
     def _begin_trial(self) -> None:
+        """Switch to the next count to time, unless the cores it needs are busy."""
+        while self._queue and self._queue[0] > self.threads:
+            free = self._free_cores()
+            if free is None or free >= 0.5 * (self._queue[0] - self.threads):
+                break
+            self.busy.add(self._queue.pop(0))  # more threads would wait for busy cores
+        if not self._queue:
+            self._decide()
+            return
         self._switch(self._queue[0])
         self._trial_steps, self._trial_time = 0, 0.0
         self._warm = True
+
+    def _trial_done(self) -> bool:
+        seconds = self.probe_seconds
+        if len(self._queue) > 1 and self._queue[1] > self.threads and self._mark[1] is not None:
+            seconds = max(seconds, self.idle_seconds)  # long enough to measure idle cores
+        return self._trial_steps >= self.probe_steps and self._trial_time >= seconds
 
     def _observe_probe(self, seconds: float) -> None:
         best = min(self._round.values(), default=float("inf"))
@@ -353,9 +441,7 @@ class ThreadPolicy:
         self._trial_steps += 1
         self._trial_time += seconds
         mean = self._trial_time / self._trial_steps
-        if mean > self.give_up * best or (
-            self._trial_steps >= self.probe_steps and self._trial_time >= self.probe_seconds
-        ):
+        if mean > self.give_up * best or self._trial_done():
             self._end_trial(mean)
 
     def _end_trial(self, mean: float) -> None:
@@ -371,6 +457,8 @@ class ThreadPolicy:
         held = choice == self._choice
         self._interval = min(2 * self._interval, self.max_interval) if held else self.first_interval
         self.timings.update(self._round)
+        for c in self.busy:
+            self.timings.pop(c, None)
         self._choice, self._reference = choice, self._round[choice]
         self._round, self._recent = {}, None
         self._run_time, self._chunk_steps, self._chunk_time = 0.0, 0, 0.0
