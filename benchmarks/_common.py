@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -80,8 +81,10 @@ def load_average() -> str:
 
 
 def _spin(deadline: float) -> None:
-    """Keep one core busy with pure Python until ``deadline`` (time.time()) passes."""
-    while time.time() < deadline:
+    """Keep one core busy with pure Python until ``deadline`` (time.time()) passes, or until
+    the parent process is gone."""
+    parent = os.getppid()
+    while time.time() < deadline and os.getppid() == parent:
         for _ in range(100_000):
             pass
 
@@ -90,8 +93,11 @@ def _spin(deadline: float) -> None:
 def cpu_load(processes: int, max_seconds: float) -> Iterator[None]:
     """``processes`` busy processes (pure-Python loops) for the duration of the block.
 
-    Each also stops by itself after ``max_seconds``, should this process die without cleaning up.
+    Each also stops by itself after ``max_seconds``, or when this process has gone, should it
+    die without cleaning up. SIGTERM is turned into SystemExit meanwhile, so that the block's
+    clean-up runs.
     """
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     ctx = multiprocessing.get_context("spawn")
     workers = [
         ctx.Process(target=_spin, args=(time.time() + max_seconds,), daemon=True)
@@ -107,6 +113,11 @@ def cpu_load(processes: int, max_seconds: float) -> Iterator[None]:
             w.terminate()
         for w in workers:
             w.join()
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(f"stopped by signal {signum}")
 
 
 def make_torch(model: Any, threads: int) -> tuple[Callable[..., float], str]:  # pragma: no cover

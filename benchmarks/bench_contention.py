@@ -172,16 +172,18 @@ def time_case(case: Case, rounds: int, cores: int) -> dict[str, float]:
     return out
 
 
-def cases(examples: int) -> list[Case]:
+def cases(examples: int) -> dict[str, Case]:
+    """The three models by key; the MNIST ones only when MNIST is in the shared data folder."""
     digits = load_dataset("digits").x
-    out = [Case("digits 64-128-2", 128, 2, 64, digits, max(1, math.ceil(examples / len(digits))))]
+    epochs = max(1, math.ceil(examples / len(digits)))
+    out = {"digits": Case("digits 64-128-2", 128, 2, 64, digits, epochs)}
     folder = shared_data_dir()
     if folder is None:
         print("MNIST not found (shared data folder absent): only the digits model is timed")
         return out
     mnist = load_dataset("mnist", "train", data_dir=folder, download=False).x[:examples]
-    out.append(Case("MNIST 784-128-2 (the CLI's)", 128, 2, 64, mnist, 1))
-    out.append(Case("MNIST 784-400-20", 400, 20, 128, mnist, 1))
+    out["cli"] = Case("MNIST 784-128-2 (the CLI's)", 128, 2, 64, mnist, 1)
+    out["400-20"] = Case("MNIST 784-400-20", 400, 20, 128, mnist, 1)
     return out
 
 
@@ -198,6 +200,13 @@ def main() -> None:
         default=900,
         help="the busy processes stop by themselves after this long (default 900)",
     )
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        choices=("digits", "cli", "400-20"),
+        default=["digits", "cli", "400-20"],
+        help="which models (default all three)",
+    )
     parser.add_argument("--quick", action="store_true", help="3 rounds of 8,000 examples")
     args = parser.parse_args()
     if args.quick:
@@ -209,7 +218,7 @@ def main() -> None:
         f" {platform.python_version()}, {platform.machine()}, {cores} usable cores,"
         f" BLAS threads by default {blas.get()}"
     )
-    todo = cases(args.examples)
+    todo = [c for key, c in cases(args.examples).items() if key in args.models]
     summary = []
     for mode in ("load", "idle") if args.mode == "both" else (args.mode,):
         busy = cores - 1 if mode == "load" else 0

@@ -276,3 +276,20 @@ def test_the_real_blas_follows_the_policy_and_is_restored():
     with ThreadPolicy(1, environ={}) as policy, policy.step():
         assert blas_counts() == {1}
     assert blas_counts() == before
+
+
+def test_idle_core_seconds_is_unknown_or_grows_by_at_most_the_usable_cores():
+    """The machine's idle time is None (not Linux) or grows by at most (cores x elapsed)."""
+    import time
+
+    from vae_numpy.threads import idle_core_seconds, usable_cores
+
+    t0, first = time.perf_counter(), idle_core_seconds()
+    time.sleep(0.2)
+    t1, second = time.perf_counter(), idle_core_seconds()
+    if first is None:
+        assert second is None
+        return
+    assert second is not None
+    tick = 0.01 * usable_cores()  # /proc/stat counts 10 ms ticks per core
+    assert 0 <= second - first <= usable_cores() * (t1 - t0) + 2 * tick
