@@ -124,9 +124,10 @@ def make_torch(model: Any, threads: int) -> tuple[Callable[..., float], str]:  #
     """The PyTorch twin of a one-hidden-layer Bernoulli ``VAE`` and its epoch function.
 
     Same sizes and initial weights; the fused mu | log_var head as ours; Adam at lr 1e-3. The
-    epoch function ``epoch(x, order, batch, threads=None)`` runs the batches in ``order`` with
-    ``torch.set_num_threads(threads)`` (when given) and returns seconds. ImportError when
-    torch is not installed.
+    epoch function ``epoch(x, order, batch, threads=None, budget=inf)`` runs the batches in
+    ``order`` with ``torch.set_num_threads(threads)`` (when given), stopping early once
+    ``budget`` seconds have passed, and returns ``(seconds, examples trained on)``.
+    ImportError when torch is not installed.
     """
     import torch
 
@@ -164,17 +165,27 @@ def make_torch(model: Any, threads: int) -> tuple[Callable[..., float], str]:  #
     net = TorchVAE()
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
 
-    def epoch(x: np.ndarray, order: np.ndarray, batch: int, threads: int | None = None) -> float:
+    def epoch(
+        x: np.ndarray,
+        order: np.ndarray,
+        batch: int,
+        threads: int | None = None,
+        budget: float = float("inf"),
+    ) -> tuple[float, int]:
         if threads is not None:
             torch.set_num_threads(threads)
         xt = torch.from_numpy(x)
         idx = torch.from_numpy(order)
         t = time.perf_counter()
+        done = 0
         for lo in range(0, len(x), batch):
             loss = net.loss(xt[idx[lo : lo + batch]])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-        return time.perf_counter() - t
+            done += min(batch, len(x) - lo)
+            if time.perf_counter() - t > budget:
+                break
+        return time.perf_counter() - t, done
 
     return epoch, torch.__version__

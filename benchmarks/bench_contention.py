@@ -62,20 +62,22 @@ class Setting:
     """One way of training a case, and its timings (seconds per run)."""
 
     label: str
-    run: Callable[[int], float]
+    run: Callable[[int, float], tuple[float, int]]  # (epochs, budget) -> (seconds, examples)
     times: list[float] = field(default_factory=list)
     chose: list[str] = field(default_factory=list)
+    cut: int = 0  # runs stopped at the budget (their time is extrapolated)
 
 
 def numpy_setting(case: Case, threads: int | str, label: str) -> Setting:
-    """vae_numpy trained with ``threads`` (an int or "auto") through a ThreadPolicy."""
+    """vae_numpy trained with ``threads`` (an int or "auto") through a ThreadPolicy, as in fit."""
     model = VAE(case.x.shape[1], (case.hidden,), case.latent, rng=0)
     opt = Adam(model.parameters(), lr=1e-3)
     gen = np.random.default_rng(1)
-    setting = Setting(label, lambda r: 0.0)
+    setting = Setting(label, lambda epochs, budget: (0.0, 0))
 
-    def run(epochs: int) -> float:
+    def run(epochs: int, budget: float) -> tuple[float, int]:
         t = time.perf_counter()
+        done = 0
         with ThreadPolicy(threads) as policy:
             for _ in range(epochs):
                 order = gen.permutation(len(case.x))
@@ -83,9 +85,13 @@ def numpy_setting(case: Case, threads: int | str, label: str) -> Setting:
                     with policy.step():
                         model._loss_and_gradients(case.x[order[lo : lo + case.batch]], rng=gen)
                         opt.step(model.gradients())
-        elapsed = time.perf_counter() - t
+                    done += min(case.batch, len(case.x) - lo)
+                    if time.perf_counter() - t > budget:
+                        break
+                if time.perf_counter() - t > budget:
+                    break
         setting.chose.append(policy.describe())
-        return elapsed
+        return time.perf_counter() - t, done
 
     setting.run = run
     return setting
@@ -99,12 +105,15 @@ def torch_settings(case: Case, cores: int) -> list[Setting]:
         return []
     gen = np.random.default_rng(1)
 
-    def runner(threads: int) -> Callable[[int], float]:
-        def run(epochs: int) -> float:
-            return sum(
-                epoch(case.x, gen.permutation(len(case.x)), case.batch, threads)
-                for _ in range(epochs)
-            )
+    def runner(threads: int) -> Callable[[int, float], tuple[float, int]]:
+        def run(epochs: int, budget: float) -> tuple[float, int]:
+            seconds, done = 0.0, 0
+            for _ in range(epochs):
+                s, n = epoch(case.x, gen.permutation(len(case.x)), case.batch, threads, budget)
+                seconds, done, budget = seconds + s, done + n, budget - s
+                if budget <= 0:
+                    break
+            return seconds, done
 
         return run
 
@@ -120,7 +129,7 @@ def ratio_line(label: str, num: Setting, den: Setting) -> tuple[str, float]:
     return f"  {label:44s} {med:5.2f} (IQR {q1:.2f}-{q3:.2f})", med
 
 
-def time_case(case: Case, rounds: int, cores: int) -> dict[str, float]:
+def time_case(case: Case, rounds: int, cores: int, budget: float) -> dict[str, float]:
     """Time every setting of ``case`` in alternating rounds; print them; return the ratios."""
     settings = [
         numpy_setting(case, "auto", "vae_numpy, thread policy"),
@@ -129,21 +138,25 @@ def time_case(case: Case, rounds: int, cores: int) -> dict[str, float]:
     if cores > 1:
         settings.append(numpy_setting(case, cores, f"vae_numpy, {cores} threads"))
     settings += torch_settings(case, cores)
+    n = case.epochs * len(case.x)
     for s in settings:  # warm-up: allocations, BLAS threads, caches
-        s.run(1)
+        s.run(1, 1.0)
         s.chose.clear()
     for r in range(rounds):
         shift = r % len(settings)  # rotate who goes first
         for s in settings[shift:] + settings[:shift]:
-            s.times.append(s.run(case.epochs))
-    n = case.epochs * len(case.x)
+            # the policy always runs to the end; a fixed setting stops after `budget` seconds
+            seconds, done = s.run(case.epochs, np.inf if s is settings[0] else budget)
+            s.times.append(seconds * n / done)
+            s.cut += done < n
     print(
         f"\n{case.name}, batch {case.batch}, Adam; {n:,} examples per run"
         f" ({case.epochs} epoch{'s' if case.epochs > 1 else ''} of {len(case.x):,}), {rounds} rounds"
     )
     for s in settings:
         med, q1, q3 = median_iqr(s.times)
-        print(f"  {s.label:44s} {med:6.3f} s (IQR {q1:.3f}-{q3:.3f})")
+        cut = f"  ({s.cut} of {rounds} runs stopped at {budget:g} s, extrapolated)" if s.cut else ""
+        print(f"  {s.label:44s} {med:6.3f} s (IQR {q1:.3f}-{q3:.3f}){cut}")
     policy, fixed = settings[0], settings[1 : 2 if cores == 1 else 3]
     best = min(fixed, key=lambda s: median_iqr(s.times)[0])
     print(f"  the policy chose: {', '.join(sorted(set(policy.chose)))}")
@@ -201,6 +214,13 @@ def main() -> None:
         help="the busy processes stop by themselves after this long (default 900)",
     )
     parser.add_argument(
+        "--budget",
+        type=float,
+        default=6.0,
+        help="a fixed-thread run stops after this many seconds and its time is extrapolated"
+        " linearly (default 6; the policy's runs always finish)",
+    )
+    parser.add_argument(
         "--models",
         nargs="+",
         choices=("digits", "cli", "400-20"),
@@ -229,7 +249,7 @@ def main() -> None:
         with cpu_load(busy, args.max_load_seconds):
             for case in todo:
                 blas.last_choice = None  # each case starts its policy from scratch
-                summary.append((mode, case.name, time_case(case, args.rounds, cores)))
+                summary.append((mode, case.name, time_case(case, args.rounds, cores, args.budget)))
         print(f"=== load average after: {load_average()} ===")
     keys = ["best fixed", "1 thread", f"{cores} threads", "PyTorch default", "PyTorch best"]
     print("\n| machine | model | " + " | ".join(f"policy / {k}" for k in keys) + " |")

@@ -77,7 +77,7 @@ def run(latent: int, x: np.ndarray, args: argparse.Namespace, peak: float, threa
             if (turn == 0) == first_numpy:
                 t_np = numpy_epoch(model, opt, x, orders[r], batch, rng)
             elif torch_epoch:
-                t_pt = torch_epoch(x, orders[r], batch)
+                t_pt = torch_epoch(x, orders[r], batch)[0]
         ours.append(t_np)
         if t_pt is not None:
             theirs.append(t_pt)
