@@ -48,7 +48,7 @@ def numpy_epoch(
     """One epoch in the given batch order; returns seconds."""
     t = time.perf_counter()
     for lo in range(0, len(x), batch):
-        model._loss_and_gradients(x[order[lo : lo + batch]], rng=rng)
+        model.loss_and_gradients_for_batch((x[order[lo : lo + batch]],), rng=rng)
         opt.step(model.gradients())
     return time.perf_counter() - t
 

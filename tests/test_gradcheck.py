@@ -28,8 +28,8 @@ def test_numerical_gradient_restores_the_input_exactly():
 class _WrongDense(Dense):
     """A Dense layer whose weight gradient forgets a transpose-free factor of 2 in one entry."""
 
-    def backward(self, grad_y, *, input_grad=True):
-        out = super().backward(grad_y, input_grad=input_grad)
+    def backward(self, grad_y):
+        out = super().backward(grad_y)
         self.grads["W"][1, 0] *= 2
         return out
 

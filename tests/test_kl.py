@@ -190,3 +190,28 @@ def test_kl_rejects_bad_inputs_with_clear_messages():
         kl_monte_carlo(0.0, 1.0, n=1)
     with pytest.raises(ValueError, match="sigma"):
         kl_monte_carlo(0.0, -1.0)
+
+
+def test_kl_helpers_default_to_the_standard_normal():
+    """m = 0 and s = 1 by default, for the closed form, quadrature and Monte Carlo alike."""
+    assert kl_normal(1.0, 2.0) == kl_normal(1.0, 2.0, 0.0, 1.0)
+    assert kl_by_quadrature(1.0, 2.0) == pytest.approx(kl_normal(1.0, 2.0, 0.0, 1.0), rel=1e-9)
+    assert kl_monte_carlo(1.0, 2.0, rng=0) == kl_monte_carlo(1.0, 2.0, 0.0, 1.0, n=100_000, rng=0)
+
+
+def test_kl_monte_carlo_standard_error_shrinks_as_one_over_root_n():
+    """se = sample std of the log-ratio / sqrt(n): 16 times the samples, a quarter of the error."""
+    _, se_small = kl_monte_carlo(0.5, 2.0, 0.0, 1.0, n=4_000, rng=1)
+    _, se_large = kl_monte_carlo(0.5, 2.0, 0.0, 1.0, n=64_000, rng=2)
+    assert se_large / se_small == pytest.approx(0.25, rel=0.1)
+    # p = N(0, 1), q = N(0, 2^2): log-ratio = ln 2 - 3x^2/8, whose variance is 2 (3/8)^2 = 9/32
+    _, se = kl_monte_carlo(0.0, 1.0, 0.0, 2.0, n=10_000, rng=3)
+    assert se == pytest.approx(np.sqrt(9 / 32) / 100, rel=0.05)
+
+
+def test_kl_monte_carlo_accepts_two_samples_and_refuses_one():
+    """n = 2 is the smallest sample with a standard deviation; n = 1 raises ValueError."""
+    est, se = kl_monte_carlo(0.0, 1.0, 0.5, 1.0, n=2, rng=0)
+    assert np.isfinite(est) and np.isfinite(se) and se >= 0
+    with pytest.raises(ValueError, match="n must be >= 2"):
+        kl_monte_carlo(0.0, 1.0, n=1)

@@ -80,20 +80,43 @@ def test_params_and_grads_share_keys_and_shapes():
     assert net.params["0.W"] is net.layers[0].params["W"]  # live arrays, not copies
 
 
-def test_gradients_accumulate_until_zero_grad():
-    """Two backward passes add their gradients; zero_grad resets them."""
+@pytest.mark.parametrize("stack", [False, True])
+def test_backward_fills_grads_whatever_they_held_before(stack):
+    """Dense and Sequential backward overwrite grads (the fill policy); zero_grad resets them."""
     rng = np.random.default_rng(0)
     layer = Dense(3, 2, rng=rng, dtype=np.float64)
-    x, g = rng.standard_normal((4, 3)), rng.standard_normal((4, 2))
-    layer.forward(x)
-    layer.backward(g)
-    once = {k: v.copy() for k, v in layer.grads.items()}
-    layer.forward(x)
-    layer.backward(g)
-    for k in once:
-        np.testing.assert_allclose(layer.grads[k], 2 * once[k])
-    layer.zero_grad()
-    assert all(not v.any() for v in layer.grads.values())
+    net = Sequential(layer, ReLU(), Dense(2, 2, rng=1, dtype=np.float64)) if stack else layer
+    x = rng.standard_normal((4, 3))
+    g = rng.standard_normal((4, 2))
+    net.forward(x)
+    net.backward(g)
+    fresh = {k: v.copy() for k, v in net.grads.items()}
+    for v in net.grads.values():
+        v.fill(7.0)  # stale values from an earlier step must not leak in
+    net.forward(x)
+    net.backward(g)
+    for k in fresh:
+        np.testing.assert_array_equal(net.grads[k], fresh[k])
+    assert all(v.any() for v in net.grads.values())
+    net.zero_grad()
+    assert all(not v.any() for v in net.grads.values())
+
+
+def test_backward_params_fills_the_same_grads_as_backward():
+    """backward_params gives the parameter gradients of backward and returns no input gradient."""
+    rng = np.random.default_rng(1)
+    net = Sequential(
+        Dense(3, 4, rng=0, dtype=np.float64), Tanh(), Dense(4, 2, rng=1, dtype=np.float64)
+    )
+    x, g = rng.standard_normal((5, 3)), rng.standard_normal((5, 2))
+    net.forward(x)
+    net.backward(g)
+    full = {k: v.copy() for k, v in net.grads.items()}
+    net.zero_grad()
+    net.forward(x)
+    assert net.backward_params(g) is None
+    for k in full:
+        np.testing.assert_array_equal(net.grads[k], full[k])
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -145,14 +168,6 @@ def test_same_seed_gives_same_weights():
         np.testing.assert_array_equal(a.params[k], b.params[k])
 
 
-def test_dense_skips_input_gradient_when_asked():
-    """backward(input_grad=False) fills the parameter gradients but returns no input gradient."""
-    layer = Dense(3, 2, rng=0)
-    layer.forward(np.ones((4, 3), np.float32))
-    out = layer.backward(np.ones((4, 2), np.float32), input_grad=False)
-    assert out.size == 0 and layer.grads["W"].any()
-
-
 def test_layers_reject_bad_input_with_clear_messages():
     """Wrong shapes, dtypes, sizes and names raise errors that say what to do."""
     layer = Dense(3, 2, rng=0)
@@ -176,3 +191,32 @@ def test_layers_reject_bad_input_with_clear_messages():
         Dense(3, 2, dtype=np.int32)
     with pytest.raises(TypeError, match="Layer"):
         Sequential(Dense(3, 2), "relu")
+
+
+def test_leaky_relu_default_slope_is_a_hundredth_and_slope_zero_is_relu():
+    """LeakyReLU() multiplies negatives by 0.01 (forward and backward); slope 0 is ReLU; < 0 refused."""
+    x = np.array([[-2.0, 3.0]])
+    layer = LeakyReLU()
+    np.testing.assert_array_equal(layer.forward(x), [[-0.02, 3.0]])
+    np.testing.assert_array_equal(layer.backward(np.ones_like(x)), [[0.01, 1.0]])
+    zero = LeakyReLU(0.0)
+    np.testing.assert_array_equal(zero.forward(x), ReLU().forward(x))
+    np.testing.assert_array_equal(zero.backward(np.ones_like(x)), [[0.0, 1.0]])
+    with pytest.raises(ValueError, match="slope"):
+        LeakyReLU(-0.1)
+
+
+def test_mlp_passes_init_and_final_activation_to_its_layers():
+    """mlp(init="he") builds He-initialised Dense layers (zero bias); final_activation ends it."""
+    net = mlp([3, 4, 2], "tanh", init="he", final_activation="sigmoid", rng=0, dtype=np.float64)
+    kinds = [type(layer) for layer in net]
+    assert kinds == [Dense, Tanh, Dense, Sigmoid]
+    assert all(layer.init == "he" for layer in net if isinstance(layer, Dense))
+    assert not net.params["0.b"].any() and not net.params["2.b"].any()
+    y = net.forward(np.random.default_rng(0).standard_normal((5, 3)) * 10)
+    assert np.all((y > 0) & (y < 1))
+    linear = mlp([3, 4, 2], rng=0)
+    assert [type(layer) for layer in linear] == [Dense, ReLU, Dense]
+    assert linear[0].init == "uniform" and linear[0].dtype == np.float32
+    with pytest.raises(ValueError, match="final_activation"):
+        mlp([3, 2], final_activation="softmax")

@@ -149,3 +149,81 @@ def test_decaying_state_never_becomes_subnormal(cls):
         for buffers in opt.state.values():
             a = buffers["w"]
             assert not np.any((a != 0) & (np.abs(a) < tiny)), f"subnormal state at step {opt.t}"
+
+
+def test_optimiser_defaults_are_the_documented_ones():
+    """Adam(lr=1e-3, betas=(0.9, 0.999), eps=1e-8), Adagrad(lr=1e-2, eps=1e-10), SGD momentum 0."""
+    p = {"w": np.zeros(1)}
+    adam, adagrad, sgd = Adam(p), Adagrad(p), SGD(p, 0.1)
+    assert (adam.lr, adam.beta1, adam.beta2, adam.eps, adam.fast) == (1e-3, 0.9, 0.999, 1e-8, True)
+    assert (adagrad.lr, adagrad.eps) == (1e-2, 1e-10)
+    assert sgd.momentum == 0.0
+    assert make_optimizer("adam", p, 0.5).lr == 0.5
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_adam_adds_eps_to_the_root_of_the_corrected_second_moment(fast):
+    """With eps comparable to g, two steps match Algorithm 1 computed by hand (eps's place)."""
+    theta = {"w": np.array([1.0, -2.0])}
+    opt = Adam(theta, lr=0.1, betas=(0.5, 0.75), eps=0.5, fast=fast)
+    g1, g2 = np.array([1.0, -4.0]), np.array([3.0, 2.0])
+    expected = theta["w"].copy()
+    m = v = np.zeros(2)
+    for t, g in enumerate((g1, g2), start=1):
+        m = 0.5 * m + 0.5 * g
+        v = 0.75 * v + 0.25 * g * g
+        m_hat, v_hat = m / (1 - 0.5**t), v / (1 - 0.75**t)
+        expected = expected - 0.1 * m_hat / (np.sqrt(v_hat) + 0.5)
+        opt.step({"w": g})
+    np.testing.assert_allclose(theta["w"], expected, rtol=1e-14)
+    first = 1.0 - 0.1 * 1.0 / (1.0 + 0.5)  # t = 1: m_hat = g, sqrt(v_hat) = |g|
+    one = {"w": np.array([1.0])}
+    Adam(one, lr=0.1, eps=0.5, fast=fast).step({"w": np.array([1.0])})
+    assert one["w"][0] == pytest.approx(first, rel=1e-14)
+
+
+def test_adagrad_adds_eps_to_the_root_of_the_accumulated_squares():
+    """G = g1^2 + g2^2 and theta -= lr g / (sqrt(G) + eps), with eps comparable to g."""
+    theta = {"w": np.array([1.0])}
+    opt = Adagrad(theta, lr=0.2, eps=0.5)
+    opt.step({"w": np.array([2.0])})
+    assert theta["w"][0] == pytest.approx(1.0 - 0.2 * 2.0 / (2.0 + 0.5), rel=1e-14)
+    opt.step({"w": np.array([-1.0])})
+    expected = 1.0 - 0.2 * 2.0 / 2.5 + 0.2 * 1.0 / (np.sqrt(5.0) + 0.5)
+    assert theta["w"][0] == pytest.approx(expected, rel=1e-14)
+
+
+def test_sgd_accepts_momentum_just_below_one_and_refuses_one():
+    """momentum in [0, 1): 0 and 0.999 are accepted, 1 and -0.1 are refused."""
+    p = {"w": np.zeros(1)}
+    assert SGD(p, 0.1, momentum=0.0).momentum == 0.0
+    assert SGD(p, 0.1, momentum=0.999).momentum == 0.999
+    for bad in (1.0, -0.1):
+        with pytest.raises(ValueError, match="momentum"):
+            SGD(p, 0.1, momentum=bad)
+
+
+@pytest.mark.parametrize("cls", [SGD, Adagrad, Adam])
+def test_load_state_dict_refuses_mismatched_keys_shapes_and_types(cls):
+    """A state for other parameter names, other shapes or another optimiser raises ValueError."""
+    opt = cls({"w": np.zeros(3)}, 0.1)
+    state = opt.state_dict()
+    other = cls({"v": np.zeros(3)}, 0.1).state_dict()
+    with pytest.raises(ValueError, match="keys"):
+        opt.load_state_dict(other)
+    wrong_shape = cls({"w": np.zeros(4)}, 0.1).state_dict()
+    with pytest.raises(ValueError, match="shape"):
+        opt.load_state_dict(wrong_shape)
+    foreign = (SGD if cls is not SGD else Adam)({"w": np.zeros(3)}, 0.1).state_dict()
+    with pytest.raises(ValueError, match="state is for"):
+        opt.load_state_dict(foreign)
+    opt.load_state_dict(state)  # its own state is fine
+
+
+def test_step_refuses_gradients_with_other_keys_or_shapes():
+    """grads must have the keys and shapes of params: missing, extra and reshaped are refused."""
+    opt = SGD({"w": np.zeros(3)}, 0.1)
+    with pytest.raises(ValueError, match=r"missing \['w'\], unexpected \['v'\]"):
+        opt.step({"v": np.zeros(3)})
+    with pytest.raises(ValueError, match="shape"):
+        opt.step({"w": np.zeros(4)})

@@ -170,7 +170,7 @@ def test_ctrl_c_stops_cleanly_after_the_current_step(tmp_path, digits, monkeypat
     model = VAE(64, (16,), 2, rng=0)
     ckpt = tmp_path / "run.npz"
     calls = {"n": 0}
-    original = model._loss_and_gradients
+    original = model.loss_and_gradients_for_batch
 
     def step_then_interrupt(*args, **kwargs):
         calls["n"] += 1
@@ -178,7 +178,7 @@ def test_ctrl_c_stops_cleanly_after_the_current_step(tmp_path, digits, monkeypat
             os.kill(os.getpid(), signal.SIGINT)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(model, "_loss_and_gradients", step_then_interrupt)
+    monkeypatch.setattr(model, "loss_and_gradients_for_batch", step_then_interrupt)
     with pytest.raises(TrainingInterrupted, match="epoch 2, batch 3"):
         model.fit(x[:256], epochs=5, batch_size=64, rng=0, progress=False, checkpoint=ckpt)
     assert load_checkpoint(ckpt)[1]["epoch"] == 1
@@ -207,13 +207,13 @@ def _blas_threads_seen_during_fit(model, x, batch_size):
     from threadpoolctl import threadpool_info
 
     seen = []
-    original = model._loss_and_gradients
+    original = model.loss_and_gradients_for_batch
 
     def spy(*args, **kwargs):
         seen.append(max(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"))
         return original(*args, **kwargs)
 
-    model._loss_and_gradients = spy
+    model.loss_and_gradients_for_batch = spy
     model.fit(x, epochs=1, batch_size=batch_size, rng=0, progress=False)
     return set(seen)
 

@@ -193,3 +193,100 @@ def test_vae_rejects_bad_input_with_clear_messages():
     with pytest.raises(ValueError, match="z has 3 features but 2"):
         model.decode(np.zeros((1, 3)))
     assert model.loss([[0.5] * 64]) > 0  # a nested list is accepted and converted
+
+
+def _batch(model, n=4, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, model.input_dim))
+    return model.check_data(x), rng.standard_normal((n, model.latent_dim))
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
+def test_beta_override_of_a_training_step_is_used_for_loss_and_gradients(likelihood):
+    """loss_and_gradients_for_batch(beta=b) equals a model built with beta=b (KL warm-up)."""
+    a = VAE(5, (4,), 2, likelihood=likelihood, beta=1.0, dtype=np.float64, rng=0)
+    batch, eps = _batch(a)
+    for b in (0.0, 0.25, 3.0):
+        ref = VAE(5, (4,), 2, likelihood=likelihood, beta=b, dtype=np.float64, rng=0)
+        loss_a, parts_a = a.loss_and_gradients_for_batch(batch, eps=eps, beta=b)
+        grads_a = {k: g.copy() for k, g in a.gradients().items()}
+        loss_r, _ = ref.loss_and_gradients_for_batch(batch, eps=eps)
+        assert loss_a == pytest.approx(loss_r, rel=1e-14)
+        assert loss_a == pytest.approx(parts_a["reconstruction"] + b * parts_a["kl"], rel=1e-14)
+        for k, g in ref.gradients().items():
+            np.testing.assert_allclose(grads_a[k], g, rtol=1e-13, atol=1e-15)
+
+
+def test_log_variance_gradient_is_zero_beyond_the_clip_and_flows_inside():
+    """Past LOG_VAR_RANGE the loss is flat in the raw log-variance; inside, its gradient is not 0."""
+    model = VAE(4, (3,), 3, dtype=np.float64, rng=0)
+    params = model.parameters()
+    params["encoder.2.W"][:, 3:] = 0.0  # raw log_var = the bias, whatever the input
+    low, high = LOG_VAR_RANGE
+    params["encoder.2.b"][3:] = [high + 5.0, low - 5.0, 0.3]
+    batch, eps = _batch(model)
+    model.loss_and_gradients_for_batch(batch, eps=eps)
+    d_bias = model.gradients()["encoder.2.b"][3:]
+    assert d_bias[0] == 0.0 and d_bias[1] == 0.0
+    assert d_bias[2] != 0.0
+    bias = params["encoder.2.b"]
+    for j in (3, 4):  # the loss does not move when a clipped raw log-variance moves
+        before = model.loss(batch[0], eps=eps)
+        bias[j] += 1.0
+        assert model.loss(batch[0], eps=eps) == before
+        bias[j] -= 1.0
+
+
+def test_vae_defaults_are_the_documented_ones():
+    """VAE(input_dim) has hidden_dims (400,), latent_dim 20, bernoulli, beta 1, relu, float32."""
+    model = VAE(3)
+    assert model.get_config() == {
+        "input_dim": 3,
+        "hidden_dims": [400],
+        "latent_dim": 20,
+        "likelihood": "bernoulli",
+        "beta": 1.0,
+        "activation": "relu",
+        "dtype": "float32",
+    }
+    assert model.kind == "VAE" and model.generative
+
+
+def test_beta_zero_is_a_plain_reconstruction_objective_and_negative_beta_is_refused():
+    """beta = 0 is allowed (loss = reconstruction); beta < 0 raises ValueError naming beta."""
+    model = VAE(5, (4,), 2, beta=0.0, dtype=np.float64, rng=0)
+    batch, eps = _batch(model)
+    parts = model.loss_parts(batch[0], eps=eps)
+    assert parts["kl"] > 0 and parts["loss"] == pytest.approx(parts["reconstruction"])
+    with pytest.raises(ValueError, match="beta"):
+        VAE(5, (4,), 2, beta=-0.1)
+
+
+def test_rng_of_loss_parts_and_loss_and_gradients_draws_the_noise():
+    """Same rng seed, same numbers; another seed, other numbers; eps given, rng has no effect."""
+    model = VAE(5, (4,), 2, dtype=np.float64, rng=0)
+    x = np.random.default_rng(1).random((6, 5))
+    for f in (
+        lambda **kw: model.loss_parts(x, **kw)["loss"],
+        lambda **kw: model.loss_and_gradients(x, **kw)[0],
+        lambda **kw: model.loss(x, **kw),
+    ):
+        assert f(rng=7) == f(rng=7)
+        assert f(rng=7) != f(rng=8)
+        eps = np.random.default_rng(2).standard_normal((6, 2))
+        assert f(eps=eps, rng=7) == f(eps=eps, rng=8)
+    grads_7 = {k: g.copy() for k, g in model.loss_and_gradients(x, rng=7)[1].items()}
+    grads_8 = model.loss_and_gradients(x, rng=8)[1]
+    assert any(not np.array_equal(grads_7[k], grads_8[k]) for k in grads_7)
+
+
+def test_loss_parts_kl_per_dim_sums_to_the_kl_term():
+    """kl_per_dim has one mean KL per latent dimension; they add up to the mean KL."""
+    model = VAE(5, (4,), 3, dtype=np.float64, rng=0)
+    batch, eps = _batch(model, n=5)
+    parts = model.loss_parts(batch[0], eps=eps)
+    assert parts["kl_per_dim"].shape == (3,)
+    assert parts["kl_per_dim"].sum() == pytest.approx(parts["kl"], rel=1e-12)
+    mu, log_var = model.encode(batch[0])
+    expected = np.mean(0.5 * (np.exp(log_var) - 1 - log_var + mu**2), axis=0)
+    np.testing.assert_allclose(parts["kl_per_dim"], expected, rtol=1e-10)

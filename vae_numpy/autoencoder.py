@@ -20,15 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from . import kernels
 from ._validation import check_choice
 from .base import BaseModel
-from .layers import sigmoid
-from .losses import (
-    _bernoulli_nll,
-    _bernoulli_nll_and_grad,
-    _squared_error,
-    _squared_error_grad,
-)
+from .functional import bernoulli_nll, sigmoid, squared_error, squared_error_grad
 
 __all__ = ["Autoencoder", "AE_LOSSES"]
 
@@ -52,7 +47,9 @@ class Autoencoder(BaseModel):
     rng : numpy.random.Generator, int or None
     """
 
-    _kind = "Autoencoder"
+    kind = "Autoencoder"
+    generative = False
+    beta = None  # no KL term: KL warm-up leaves this model alone
 
     def __init__(
         self,
@@ -91,6 +88,10 @@ class Autoencoder(BaseModel):
         """The code z = f(x), shape (batch, latent_dim)."""
         return self.encoder.forward(self._check_x(x))
 
+    def code(self, x: Any) -> np.ndarray:
+        """The code z = f(x), shape (batch, latent_dim) (the same as :meth:`encode`)."""
+        return self.encode(x)
+
     def decode(self, z: Any) -> np.ndarray:
         """The reconstruction g(z): probabilities (bce) or values (mse), shape (batch, input_dim)."""
         out = self.decoder.forward(self._check_z(z))
@@ -101,27 +102,43 @@ class Autoencoder(BaseModel):
         return self.decode(self.encode(x))
 
     def _reconstruction(self, out: np.ndarray, x: np.ndarray) -> np.ndarray:
-        return _bernoulli_nll(out, x) if self.loss_name == "bce" else _squared_error(out, x)
+        return bernoulli_nll(out, x) if self.loss_name == "bce" else squared_error(out, x)
 
-    def _loss_terms(
-        self, x: np.ndarray, *, eps: Any = None, rng: Any = None, beta: float | None = None
+    def loss_terms_for_batch(
+        self, batch: tuple[np.ndarray, ...], *, rng: Any = None
     ) -> dict[str, np.ndarray]:
-        out = self.decoder.forward(self.encoder.forward(x))
-        rec = self._reconstruction(out, x)
+        """Per-example ``loss`` = ``reconstruction`` on a checked batch ``(x,)`` (no randomness)."""
+        x = batch[0]
+        rec = self._reconstruction(self.decoder.forward(self.encoder.forward(x)), x)
         return {"loss": rec, "reconstruction": rec}
 
-    def _loss_and_gradients(
-        self, x: np.ndarray, *, eps: Any = None, rng: Any = None, beta: float | None = None
+    def loss(self, x: Any) -> float:
+        """Mean reconstruction loss over the batch, nats-like units per example."""
+        return float(np.mean(self.loss_terms_for_batch(self.check_data(x, name="x"))["loss"]))
+
+    def loss_and_gradients(self, x: Any) -> tuple[float, dict[str, np.ndarray]]:
+        """Mean reconstruction loss and its gradient for every parameter (keys of :meth:`parameters`)."""
+        loss, _ = self.loss_and_gradients_for_batch(self.check_data(x, name="x"))
+        return loss, self.gradients()
+
+    def loss_and_gradients_for_batch(
+        self, batch: tuple[np.ndarray, ...], *, rng: Any = None, beta: float | None = None
     ) -> tuple[float, dict[str, float]]:
+        """Forward and backward on a checked batch ``(x,)``; fills :meth:`gradients`.
+
+        ``rng`` and ``beta`` are part of the model protocol; a deterministic model without a
+        KL term has no use for them.
+        """
+        x = batch[0]
         n = len(x)
         z = self.encoder.forward(x)
         out = self.decoder.forward(z)
         if self.loss_name == "bce":
-            rec, d_out = _bernoulli_nll_and_grad(out, x)  # one tanh serves both
+            rec, d_rec = kernels.bernoulli_nll_and_grad(out, x)  # one tanh for both
         else:
-            rec, d_out = _squared_error(out, x), _squared_error_grad(out, x)
-        d_out /= n
-        d_z = self.decoder.backward(d_out, accumulate=False)  # gradients overwritten, not added
-        self.encoder.backward(d_z, input_grad=False, accumulate=False)
+            rec, d_rec = squared_error(out, x), squared_error_grad(out, x)
+        d_out = d_rec / n  # the loss is the mean over the batch
+        d_z = self.decoder.backward(d_out)
+        self.encoder.backward_params(d_z)
         mean = float(np.mean(rec))
         return mean, {"reconstruction": mean}

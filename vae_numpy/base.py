@@ -1,12 +1,18 @@
 """What the plain autoencoder and the VAE share: an encoder MLP, a decoder MLP, their
 parameters under unique names, input checks, ``fit``/``score`` and safe ``save``/``load``.
 
-Subclasses define the loss: :class:`~vae_numpy.autoencoder.Autoencoder` a reconstruction error
-of a deterministic code, :class:`~vae_numpy.vae.VAE` the negative ELBO.
+Subclasses define the loss through the two batch methods of the model protocol
+(:mod:`vae_numpy.protocol`): ``loss_terms_for_batch`` and ``loss_and_gradients_for_batch``.
+:class:`~vae_numpy.autoencoder.Autoencoder` uses a reconstruction error of a deterministic
+code, :class:`~vae_numpy.vae.VAE` the negative ELBO.
+
+``fit`` has one owner, :func:`vae_numpy.train.fit`: the training loop knows a model only
+through the protocol, and ``model.fit(X, ...)`` hands the model to it.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,6 +20,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from . import train
 from ._validation import (
     as_batch,
     check_choice,
@@ -42,11 +49,16 @@ def _hidden_tuple(hidden_dims: Any) -> tuple[int, ...]:
 class BaseModel:
     """Encoder and decoder MLPs with named parameters (``"encoder.0.W"``, ``"decoder.2.b"``, ...).
 
-    Subclasses set ``_binary_targets`` (inputs must lie in [0, 1]) and implement
-    ``_loss_and_gradients``, ``_loss_terms`` and ``get_config``.
+    Subclasses set ``kind``, ``generative``, ``_binary_targets`` (inputs must lie in [0, 1])
+    and implement ``loss_terms_for_batch``, ``loss_and_gradients_for_batch`` and ``get_config``.
     """
 
-    _kind = "model"
+    #: Name written into saved files and checkpoints.
+    kind = "model"
+    #: True for models with a prior to sample from (see :class:`vae_numpy.protocol.LatentModel`).
+    generative = False
+    #: KL weight that warm-up ramps; None for a model without a KL term.
+    beta: float | None = None
 
     def __init__(
         self,
@@ -116,75 +128,39 @@ class BaseModel:
     def _check_z(self, z: Any) -> np.ndarray:
         return as_batch(z, "z", features=self.latent_dim).astype(self.dtype, copy=False)
 
-    # --- the loss (subclasses) --------------------------------------------------------------
+    # --- the model protocol (vae_numpy.protocol) ---------------------------------------------
 
-    # ``eps`` (fixed noise), ``rng`` and ``beta`` (KL weight override) matter to the VAE only;
-    # the autoencoder accepts and ignores them so that one training loop drives both.
+    def check_data(self, *arrays: Any, name: str = "X") -> tuple[np.ndarray, ...]:
+        """Validate ``X`` (batch, input_dim) once at the boundary; return ``(X,)`` in the model's dtype."""
+        if len(arrays) != 1:
+            raise TypeError(
+                f"{type(self).__name__} takes X alone (no labels), got {len(arrays)} arrays"
+            )
+        return (self._check_x(arrays[0], name),)
 
-    def _loss_terms(
-        self, x: np.ndarray, *, eps: Any = None, rng: Any = None, beta: float | None = None
-    ) -> dict[str, np.ndarray]:  # pragma: no cover
+    def loss_terms_for_batch(
+        self, batch: tuple[np.ndarray, ...], *, rng: Any = None
+    ) -> dict[str, np.ndarray]:  # pragma: no cover - subclasses
+        """Per-example ``loss`` and its terms on a checked batch, each of shape (batch,)."""
         raise NotImplementedError
 
-    def _loss_and_gradients(
-        self, x: np.ndarray, *, eps: Any = None, rng: Any = None, beta: float | None = None
-    ) -> tuple[float, dict[str, float]]:  # pragma: no cover
+    def loss_and_gradients_for_batch(
+        self, batch: tuple[np.ndarray, ...], *, rng: Any = None, beta: float | None = None
+    ) -> tuple[float, dict[str, float]]:  # pragma: no cover - subclasses
+        """One training step on a checked batch: mean loss and terms; fills :meth:`gradients`."""
         raise NotImplementedError
-
-    def loss(self, x: Any, *, eps: Any = None, rng: Any = None) -> float:
-        """Mean loss over the batch, nats per example (see the subclass for the terms)."""
-        terms = self._loss_terms(self._check_x(x), eps=eps, rng=rng)
-        return float(np.mean(terms["loss"]))
-
-    def loss_and_gradients(
-        self, x: Any, *, eps: Any = None, rng: Any = None
-    ) -> tuple[float, dict[str, np.ndarray]]:
-        """Mean loss over the batch and its gradient for every parameter.
-
-        Returns
-        -------
-        loss : float
-            Nats per example.
-        grads : dict of str to ndarray
-            Keys of :meth:`parameters`; the model's live gradient buffers, overwritten by the
-            next call (copy them to keep them).
-        """
-        loss, _ = self._loss_and_gradients(self._check_x(x), eps=eps, rng=rng)
-        return loss, self.gradients()
 
     # --- training and scoring -------------------------------------------------------------
 
-    def fit(
-        self: M,
-        X: Any,
-        *,
-        epochs: int,
-        batch_size: int = 128,
-        lr: float = 1e-3,
-        optimizer: Any = "adam",
-        rng: Any = None,
-        validation_data: Any = None,
-        progress: bool = True,
-        **options: Any,
-    ) -> M:
-        """Train with minibatches; see :func:`vae_numpy.train.fit` for every option.
+    def fit(self: M, *data: Any, **options: Any) -> M:
+        """Train on ``X``: ``vae_numpy.train.fit(self, X, **options)``; returns ``self``.
 
-        Returns ``self`` with ``history_`` filled (one entry per epoch).
+        The options (``epochs``, ``batch_size``, ``lr``, ``optimizer``, ``rng``,
+        ``validation_data``, ``progress``, ``kl_warmup_epochs``, ``binarize``, ``checkpoint``,
+        ``resume``) are those of :func:`vae_numpy.train.fit`, which documents them; ``history_``
+        gets one entry per epoch.
         """
-        from .train import fit  # the training loop lives downstream of the models
-
-        fit(
-            self,
-            X,
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            optimizer=optimizer,
-            rng=rng,
-            validation_data=validation_data,
-            progress=progress,
-            **options,
-        )
+        train.fit(self, *data, **options)
         return self
 
     def score(self, X: Any, *, batch_size: int = 1024, rng: Any = 0) -> float:
@@ -193,21 +169,12 @@ class BaseModel:
         Evaluated in batches of ``batch_size``; ``rng`` (default: seed 0, so repeatable) drives
         any sampling the loss needs.
         """
-        X = self._check_x(X, "X")
         return -self.evaluate_terms(X, batch_size=batch_size, rng=rng)["loss"]
 
     def evaluate_terms(self, X: Any, *, batch_size: int = 1024, rng: Any = 0) -> dict[str, float]:
         """Mean of each loss term over ``X`` (e.g. loss, reconstruction, kl), nats per example."""
-        X = self._check_x(X, "X")
         batch_size = check_positive_int(batch_size, "batch_size")
-        gen = np.random.default_rng(rng)
-        totals: dict[str, float] = {}
-        for start in range(0, len(X), batch_size):
-            terms = self._loss_terms(X[start : start + batch_size], rng=gen)
-            for k, v in terms.items():
-                if np.ndim(v) == 1:
-                    totals[k] = totals.get(k, 0.0) + float(np.sum(v, dtype=np.float64))
-        return {k: v / len(X) for k, v in totals.items()}
+        return train.mean_loss_terms(self, self.check_data(X), batch_size=batch_size, rng=rng)
 
     # --- persistence ----------------------------------------------------------------------
 
@@ -217,7 +184,7 @@ class BaseModel:
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write parameters and configuration to ``path`` (.npz, atomic, no pickle)."""
         meta = {
-            "kind": self._kind,
+            "kind": self.kind,
             "config": self.get_config(),
             "history": self.history_,
             "metadata": self.metadata,
@@ -227,7 +194,14 @@ class BaseModel:
     @classmethod
     def load(cls: type[M], path: str | os.PathLike[str]) -> M:
         """Rebuild a model saved with :meth:`save`; raises ValueError on a wrong or damaged file."""
-        arrays, meta = load_npz(path, kind=cls._kind)
+        arrays, meta = load_npz(path, kind=cls.kind)
+        return cls.from_saved(arrays, meta, path)
+
+    @classmethod
+    def from_saved(
+        cls: type[M], arrays: dict[str, np.ndarray], meta: dict[str, Any], path: Any = "file"
+    ) -> M:
+        """The model held by ``(arrays, meta)`` as read from a saved file (``path`` for messages)."""
         try:
             model = cls(**meta["config"])
         except (TypeError, ValueError, KeyError) as exc:
@@ -252,3 +226,7 @@ class BaseModel:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
+
+
+# help(model.fit) and IDEs show train.fit's options: the signature is written once, there.
+setattr(BaseModel.fit, "__signature__", inspect.signature(train.fit))  # noqa: B010

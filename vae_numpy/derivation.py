@@ -162,123 +162,7 @@ def lecture_closed_form() -> sympy.Expr:
 
 
 # --------------------------------------------------------------------------------------------
-# Numerical evaluation of each line as written (private kernels: they trust their input)
-# --------------------------------------------------------------------------------------------
-
-_HALF_WIDTH = 40.0  # integrate over mu +/- 40 sigma; beyond it p(x) < e^-800 == 0.0 in float64
-_QUAD_OPTS: dict[str, Any] = {"epsabs": 1e-13, "epsrel": 1e-12, "limit": 200}
-
-# (value, quadrature error estimate); the estimate is 0.0 for a line without integrals.
-_Numeric = Callable[[float, float, float, float], tuple[float, float]]
-
-
-def _quad_over_p(
-    integrand: Callable[[float], float], mu: float, sigma: float
-) -> tuple[float, float]:
-    """``scipy.integrate.quad`` of ``integrand`` over ``mu +/- 40 sigma`` with a break at ``mu``."""
-    lo, hi = mu - _HALF_WIDTH * sigma, mu + _HALF_WIDTH * sigma
-    with warnings.catch_warnings():
-        # A roundoff warning at epsrel=1e-12 is not a failure: the table shows the error estimate
-        # and every line is compared with the closed form anyway.
-        warnings.simplefilter("ignore", integrate.IntegrationWarning)
-        value, error = integrate.quad(integrand, lo, hi, points=[mu], **_QUAD_OPTS)
-    return float(value), float(error)
-
-
-def _density(x: float, mean: float, std: float) -> float:
-    """N(x; mean, std^2) in float64, straight from the formula."""
-    return math.exp(-((x - mean) ** 2) / (2.0 * std**2)) / math.sqrt(2.0 * math.pi * std**2)
-
-
-def _definition(mu: float, sigma: float, m: float, s: float) -> tuple[float, float]:
-    # p and q are mpmath's own normal density, a black box here: the definition knows no formula.
-    def integrand(x: float) -> float:
-        xm = mpmath.mpf(x)
-        p = mpmath.npdf(xm, mu, sigma)
-        q = mpmath.npdf(xm, m, s)
-        return float(p * mpmath.log(p / q))
-
-    return _quad_over_p(integrand, mu, sigma)
-
-
-def _densities_substituted(mu: float, sigma: float, m: float, s: float) -> tuple[float, float]:
-    def integrand(x: float) -> float:
-        xm = mpmath.mpf(x)
-        p = mpmath.exp(-((xm - mu) ** 2) / (2 * sigma**2)) / mpmath.sqrt(2 * mpmath.pi * sigma**2)
-        q = mpmath.exp(-((xm - m) ** 2) / (2 * s**2)) / mpmath.sqrt(2 * mpmath.pi * s**2)
-        return float(p * mpmath.log(p / q))
-
-    return _quad_over_p(integrand, mu, sigma)
-
-
-def _log_split(mu: float, sigma: float, m: float, s: float) -> tuple[float, float]:
-    constants = math.log(math.sqrt(2.0 * math.pi * s**2) / math.sqrt(2.0 * math.pi * sigma**2))
-
-    def integrand(x: float) -> float:
-        xm = mpmath.mpf(x)
-        log_exp_p = mpmath.log(mpmath.exp(-((xm - mu) ** 2) / (2 * sigma**2)))
-        log_exp_q = mpmath.log(mpmath.exp(-((xm - m) ** 2) / (2 * s**2)))
-        return _density(x, mu, sigma) * (constants + float(log_exp_p - log_exp_q))
-
-    return _quad_over_p(integrand, mu, sigma)
-
-
-def _logs_of_exponentials(mu: float, sigma: float, m: float, s: float) -> tuple[float, float]:
-    half_log_ratio = 0.5 * math.log(s**2 / sigma**2)
-
-    def integrand(x: float) -> float:
-        bracket = half_log_ratio - (x - mu) ** 2 / (2.0 * sigma**2) + (x - m) ** 2 / (2.0 * s**2)
-        return _density(x, mu, sigma) * bracket
-
-    return _quad_over_p(integrand, mu, sigma)
-
-
-def _three_integrals(mu: float, sigma: float, m: float, s: float) -> tuple[float, float]:
-    half_log_ratio = 0.5 * math.log(s**2 / sigma**2)
-    i_p, e_p = _quad_over_p(lambda x: _density(x, mu, sigma), mu, sigma)
-    i_mu, e_mu = _quad_over_p(lambda x: (x - mu) ** 2 * _density(x, mu, sigma), mu, sigma)
-    i_m, e_m = _quad_over_p(lambda x: (x - m) ** 2 * _density(x, mu, sigma), mu, sigma)
-    value = half_log_ratio * i_p - i_mu / (2.0 * sigma**2) + i_m / (2.0 * s**2)
-    error = abs(half_log_ratio) * e_p + e_mu / (2.0 * sigma**2) + e_m / (2.0 * s**2)
-    return value, error
-
-
-def _square_expanded(mu: float, sigma: float, m: float, s: float) -> tuple[float, float]:
-    half_log_ratio = 0.5 * math.log(s**2 / sigma**2)
-    i0, e0 = _quad_over_p(lambda x: _density(x, mu, sigma), mu, sigma)
-    i1, e1 = _quad_over_p(lambda x: (x - mu) * _density(x, mu, sigma), mu, sigma)
-    i2, e2 = _quad_over_p(lambda x: (x - mu) ** 2 * _density(x, mu, sigma), mu, sigma)
-    d = mu - m
-    value = (
-        half_log_ratio * i0 - i2 / (2.0 * sigma**2) + (i2 + 2.0 * d * i1 + d**2 * i0) / (2.0 * s**2)
-    )
-    error = (
-        abs(half_log_ratio) * e0
-        + e2 / (2.0 * sigma**2)
-        + (e2 + 2.0 * abs(d) * e1 + d**2 * e0) / (2.0 * s**2)
-    )
-    return value, error
-
-
-def _moments_substituted(mu: float, sigma: float, m: float, s: float) -> tuple[float, float]:
-    # The moments of p about its mean in closed form:
-    # int p = 1, int (x - mu) p = 0, int (x - mu)^2 p = sigma^2.
-    d = mu - m
-    value = (
-        0.5 * math.log(s**2 / sigma**2) * 1.0
-        - sigma**2 / (2.0 * sigma**2)
-        + (sigma**2 + 2.0 * d * 0.0 + d**2) / (2.0 * s**2)
-    )
-    return value, 0.0
-
-
-def _closed_form(mu: float, sigma: float, m: float, s: float) -> tuple[float, float]:
-    value = 0.5 * (math.log(s**2 / sigma**2) - 1.0 + (sigma**2 + (mu - m) ** 2) / s**2)
-    return value, 0.0
-
-
-# --------------------------------------------------------------------------------------------
-# Steps
+# Steps: each line of the derivation, its LaTeX and sympy form above its numeric evaluation
 # --------------------------------------------------------------------------------------------
 
 
@@ -369,135 +253,257 @@ class DerivationStep:
 _P_LATEX = r"\frac{1}{\sqrt{2\pi\sigma^2}} e^{-\frac{(x-\mu)^2}{2\sigma^2}}"
 _Q_LATEX = r"\frac{1}{\sqrt{2\pi s^2}} e^{-\frac{(x-m)^2}{2s^2}}"
 
-STEPS: tuple[DerivationStep, ...] = (
-    DerivationStep(
-        name="definition",
-        description="KL divergence is the expected log-ratio of the densities under p.",
-        latex=r"\int_{-\infty}^{\infty} p(x) \ln\frac{p(x)}{q(x)} \, dx",
-        expr=_over_real_line(_p * sympy.log(_p / _q)),
-        numeric=_definition,
+_STEPS: list[DerivationStep] = []
+
+
+def _line(
+    *, name: str, description: str, latex: str, expr: sympy.Expr
+) -> Callable[[_Numeric], _Numeric]:
+    """Register the decorated function as the numeric twin of one line of the derivation."""
+
+    def register(numeric: _Numeric) -> _Numeric:
+        _STEPS.append(DerivationStep(name, description, latex, expr, numeric))
+        return numeric
+
+    return register
+
+
+# --------------------------------------------------------------------------------------------
+# Numerical evaluation helpers (they trust their input)
+# --------------------------------------------------------------------------------------------
+
+_HALF_WIDTH = 40.0  # integrate over mu +/- 40 sigma; beyond it p(x) < e^-800 == 0.0 in float64
+_QUAD_OPTS: dict[str, Any] = {"epsabs": 1e-13, "epsrel": 1e-12, "limit": 200}
+
+# (value, quadrature error estimate); the estimate is 0.0 for a line without integrals.
+_Numeric = Callable[[float, float, float, float], tuple[float, float]]
+
+
+def _quad_over_p(
+    integrand: Callable[[float], float], mu: float, sigma: float
+) -> tuple[float, float]:
+    """``scipy.integrate.quad`` of ``integrand`` over ``mu +/- 40 sigma`` with a break at ``mu``."""
+    lo, hi = mu - _HALF_WIDTH * sigma, mu + _HALF_WIDTH * sigma
+    with warnings.catch_warnings():
+        # A roundoff warning at epsrel=1e-12 is not a failure: the table shows the error estimate
+        # and every line is compared with the closed form anyway.
+        warnings.simplefilter("ignore", integrate.IntegrationWarning)
+        value, error = integrate.quad(integrand, lo, hi, points=[mu], **_QUAD_OPTS)
+    return float(value), float(error)
+
+
+def _density(x: float, mean: float, std: float) -> float:
+    """N(x; mean, std^2) in float64, straight from the formula."""
+    return math.exp(-((x - mean) ** 2) / (2.0 * std**2)) / math.sqrt(2.0 * math.pi * std**2)
+
+
+@_line(
+    name="definition",
+    description="KL divergence is the expected log-ratio of the densities under p.",
+    latex=r"\int_{-\infty}^{\infty} p(x) \ln\frac{p(x)}{q(x)} \, dx",
+    expr=_over_real_line(_p * sympy.log(_p / _q)),
+)
+def _definition(mu: float, sigma: float, m: float, s: float) -> tuple[float, float]:
+    # p and q are mpmath's own normal density, a black box here: the definition knows no formula.
+    def integrand(x: float) -> float:
+        xm = mpmath.mpf(x)
+        p = mpmath.npdf(xm, mu, sigma)
+        q = mpmath.npdf(xm, m, s)
+        return float(p * mpmath.log(p / q))
+
+    return _quad_over_p(integrand, mu, sigma)
+
+
+@_line(
+    name="densities_substituted",
+    description="Both normal densities are written out in full.",
+    latex=(
+        rf"\int_{{-\infty}}^{{\infty}} {_P_LATEX} "
+        rf"\ln\frac{{{_P_LATEX}}}{{{_Q_LATEX}}} \, dx"
     ),
-    DerivationStep(
-        name="densities_substituted",
-        description="Both normal densities are written out in full.",
-        latex=(
-            rf"\int_{{-\infty}}^{{\infty}} {_P_LATEX} "
-            rf"\ln\frac{{{_P_LATEX}}}{{{_Q_LATEX}}} \, dx"
-        ),
-        expr=_over_real_line(
-            normal_density(_mu, _sigma)
-            * sympy.log(normal_density(_mu, _sigma) / normal_density(_m, _s))
-        ),
-        numeric=_densities_substituted,
-    ),
-    DerivationStep(
-        name="log_split",
-        description=(
-            "The log of the ratio splits into the log-ratio of the normalising constants "
-            "plus the logs of the two exponentials."
-        ),
-        latex=(
-            r"\int_{-\infty}^{\infty} p(x) \left[ \ln\frac{\sqrt{2\pi s^2}}{\sqrt{2\pi\sigma^2}} "
-            r"+ \ln e^{-\frac{(x-\mu)^2}{2\sigma^2}} - \ln e^{-\frac{(x-m)^2}{2s^2}} \right] dx"
-        ),
-        expr=_over_real_line(
-            _p
-            * (
-                sympy.log(sympy.sqrt(2 * sympy.pi * _s**2) / sympy.sqrt(2 * sympy.pi * _sigma**2))
-                + sympy.log(sympy.exp(-((_x - _mu) ** 2) / (2 * _sigma**2)), evaluate=False)
-                - sympy.log(sympy.exp(-((_x - _m) ** 2) / (2 * _s**2)), evaluate=False)
-            )
-        ),
-        numeric=_log_split,
-    ),
-    DerivationStep(
-        name="logs_of_exponentials",
-        description="ln e^a = a removes the exponentials; the constants give 1/2 ln(s^2/sigma^2).",
-        latex=(
-            r"\int_{-\infty}^{\infty} p(x) \left[ \frac{1}{2}\ln\frac{s^2}{\sigma^2} "
-            r"- \frac{(x-\mu)^2}{2\sigma^2} + \frac{(x-m)^2}{2s^2} \right] dx"
-        ),
-        expr=_over_real_line(
-            _p
-            * (
-                _HALF * sympy.log(_s**2 / _sigma**2)
-                - (_x - _mu) ** 2 / (2 * _sigma**2)
-                + (_x - _m) ** 2 / (2 * _s**2)
-            )
-        ),
-        numeric=_logs_of_exponentials,
-    ),
-    DerivationStep(
-        name="three_integrals",
-        description="Linearity separates three integrals: of p, (x-mu)^2 p and (x-m)^2 p.",
-        latex=(
-            r"\frac{1}{2}\ln\frac{s^2}{\sigma^2} \int p(x)\,dx "
-            r"- \frac{1}{2\sigma^2} \int (x-\mu)^2 p(x)\,dx "
-            r"+ \frac{1}{2s^2} \int (x-m)^2 p(x)\,dx"
-        ),
-        expr=(
-            _HALF * sympy.log(_s**2 / _sigma**2) * _over_real_line(_p)
-            - _over_real_line((_x - _mu) ** 2 * _p) / (2 * _sigma**2)
-            + _over_real_line((_x - _m) ** 2 * _p) / (2 * _s**2)
-        ),
-        numeric=_three_integrals,
-    ),
-    DerivationStep(
-        name="square_expanded",
-        description=(
-            "(x-m)^2 = (x-mu+mu-m)^2 = (x-mu)^2 + 2(x-mu)(mu-m) + (mu-m)^2 turns the last "
-            "integral into moments of p about its own mean."
-        ),
-        latex=(
-            r"\frac{1}{2}\ln\frac{s^2}{\sigma^2} \int p(x)\,dx "
-            r"- \frac{1}{2\sigma^2} \int (x-\mu)^2 p(x)\,dx "
-            r"+ \frac{1}{2s^2} \left[ \int (x-\mu)^2 p(x)\,dx "
-            r"+ 2(\mu-m) \int (x-\mu) p(x)\,dx + (\mu-m)^2 \int p(x)\,dx \right]"
-        ),
-        expr=(
-            _HALF * sympy.log(_s**2 / _sigma**2) * _over_real_line(_p)
-            - _over_real_line((_x - _mu) ** 2 * _p) / (2 * _sigma**2)
-            + (
-                _over_real_line((_x - _mu) ** 2 * _p)
-                + 2 * (_mu - _m) * _over_real_line((_x - _mu) * _p)
-                + (_mu - _m) ** 2 * _over_real_line(_p)
-            )
-            / (2 * _s**2)
-        ),
-        numeric=_square_expanded,
-    ),
-    DerivationStep(
-        name="moments_substituted",
-        description=(
-            "The moments of p are known: int p = 1, int (x-mu) p = 0, int (x-mu)^2 p = sigma^2."
-        ),
-        latex=(
-            r"\frac{1}{2}\ln\frac{s^2}{\sigma^2} \cdot 1 - \frac{\sigma^2}{2\sigma^2} "
-            r"+ \frac{\sigma^2 + 2(\mu-m)\cdot 0 + (\mu-m)^2}{2s^2}"
-        ),
-        expr=sympy.Add(
-            _HALF * sympy.log(_s**2 / _sigma**2),
-            -sympy.Mul(_sigma**2, sympy.Pow(2 * _sigma**2, -1), evaluate=False),
-            (_sigma**2 + (_mu - _m) ** 2) / (2 * _s**2),
-            evaluate=False,
-        ),
-        numeric=_moments_substituted,
-    ),
-    DerivationStep(
-        name="closed_form",
-        description="Collecting terms gives the closed form, in nats.",
-        latex=(
-            r"\frac{1}{2}\left[ \ln\frac{s^2}{\sigma^2} - 1 "
-            r"+ \frac{\sigma^2 + (\mu-m)^2}{s^2} \right]"
-        ),
-        expr=sympy.Mul(
-            _HALF,
-            sympy.log(_s**2 / _sigma**2) - 1 + (_sigma**2 + (_mu - _m) ** 2) / _s**2,
-            evaluate=False,
-        ),
-        numeric=_closed_form,
+    expr=_over_real_line(
+        normal_density(_mu, _sigma)
+        * sympy.log(normal_density(_mu, _sigma) / normal_density(_m, _s))
     ),
 )
+def _densities_substituted(mu: float, sigma: float, m: float, s: float) -> tuple[float, float]:
+    def integrand(x: float) -> float:
+        xm = mpmath.mpf(x)
+        p = mpmath.exp(-((xm - mu) ** 2) / (2 * sigma**2)) / mpmath.sqrt(2 * mpmath.pi * sigma**2)
+        q = mpmath.exp(-((xm - m) ** 2) / (2 * s**2)) / mpmath.sqrt(2 * mpmath.pi * s**2)
+        return float(p * mpmath.log(p / q))
+
+    return _quad_over_p(integrand, mu, sigma)
+
+
+@_line(
+    name="log_split",
+    description=(
+        "The log of the ratio splits into the log-ratio of the normalising constants "
+        "plus the logs of the two exponentials."
+    ),
+    latex=(
+        r"\int_{-\infty}^{\infty} p(x) \left[ \ln\frac{\sqrt{2\pi s^2}}{\sqrt{2\pi\sigma^2}} "
+        r"+ \ln e^{-\frac{(x-\mu)^2}{2\sigma^2}} - \ln e^{-\frac{(x-m)^2}{2s^2}} \right] dx"
+    ),
+    expr=_over_real_line(
+        _p
+        * (
+            sympy.log(sympy.sqrt(2 * sympy.pi * _s**2) / sympy.sqrt(2 * sympy.pi * _sigma**2))
+            + sympy.log(sympy.exp(-((_x - _mu) ** 2) / (2 * _sigma**2)), evaluate=False)
+            - sympy.log(sympy.exp(-((_x - _m) ** 2) / (2 * _s**2)), evaluate=False)
+        )
+    ),
+)
+def _log_split(mu: float, sigma: float, m: float, s: float) -> tuple[float, float]:
+    constants = math.log(math.sqrt(2.0 * math.pi * s**2) / math.sqrt(2.0 * math.pi * sigma**2))
+
+    def integrand(x: float) -> float:
+        xm = mpmath.mpf(x)
+        log_exp_p = mpmath.log(mpmath.exp(-((xm - mu) ** 2) / (2 * sigma**2)))
+        log_exp_q = mpmath.log(mpmath.exp(-((xm - m) ** 2) / (2 * s**2)))
+        return _density(x, mu, sigma) * (constants + float(log_exp_p - log_exp_q))
+
+    return _quad_over_p(integrand, mu, sigma)
+
+
+@_line(
+    name="logs_of_exponentials",
+    description="ln e^a = a removes the exponentials; the constants give 1/2 ln(s^2/sigma^2).",
+    latex=(
+        r"\int_{-\infty}^{\infty} p(x) \left[ \frac{1}{2}\ln\frac{s^2}{\sigma^2} "
+        r"- \frac{(x-\mu)^2}{2\sigma^2} + \frac{(x-m)^2}{2s^2} \right] dx"
+    ),
+    expr=_over_real_line(
+        _p
+        * (
+            _HALF * sympy.log(_s**2 / _sigma**2)
+            - (_x - _mu) ** 2 / (2 * _sigma**2)
+            + (_x - _m) ** 2 / (2 * _s**2)
+        )
+    ),
+)
+def _logs_of_exponentials(mu: float, sigma: float, m: float, s: float) -> tuple[float, float]:
+    half_log_ratio = 0.5 * math.log(s**2 / sigma**2)
+
+    def integrand(x: float) -> float:
+        bracket = half_log_ratio - (x - mu) ** 2 / (2.0 * sigma**2) + (x - m) ** 2 / (2.0 * s**2)
+        return _density(x, mu, sigma) * bracket
+
+    return _quad_over_p(integrand, mu, sigma)
+
+
+@_line(
+    name="three_integrals",
+    description="Linearity separates three integrals: of p, (x-mu)^2 p and (x-m)^2 p.",
+    latex=(
+        r"\frac{1}{2}\ln\frac{s^2}{\sigma^2} \int p(x)\,dx "
+        r"- \frac{1}{2\sigma^2} \int (x-\mu)^2 p(x)\,dx "
+        r"+ \frac{1}{2s^2} \int (x-m)^2 p(x)\,dx"
+    ),
+    expr=(
+        _HALF * sympy.log(_s**2 / _sigma**2) * _over_real_line(_p)
+        - _over_real_line((_x - _mu) ** 2 * _p) / (2 * _sigma**2)
+        + _over_real_line((_x - _m) ** 2 * _p) / (2 * _s**2)
+    ),
+)
+def _three_integrals(mu: float, sigma: float, m: float, s: float) -> tuple[float, float]:
+    half_log_ratio = 0.5 * math.log(s**2 / sigma**2)
+    i_p, e_p = _quad_over_p(lambda x: _density(x, mu, sigma), mu, sigma)
+    i_mu, e_mu = _quad_over_p(lambda x: (x - mu) ** 2 * _density(x, mu, sigma), mu, sigma)
+    i_m, e_m = _quad_over_p(lambda x: (x - m) ** 2 * _density(x, mu, sigma), mu, sigma)
+    value = half_log_ratio * i_p - i_mu / (2.0 * sigma**2) + i_m / (2.0 * s**2)
+    error = abs(half_log_ratio) * e_p + e_mu / (2.0 * sigma**2) + e_m / (2.0 * s**2)
+    return value, error
+
+
+@_line(
+    name="square_expanded",
+    description=(
+        "(x-m)^2 = (x-mu+mu-m)^2 = (x-mu)^2 + 2(x-mu)(mu-m) + (mu-m)^2 turns the last "
+        "integral into moments of p about its own mean."
+    ),
+    latex=(
+        r"\frac{1}{2}\ln\frac{s^2}{\sigma^2} \int p(x)\,dx "
+        r"- \frac{1}{2\sigma^2} \int (x-\mu)^2 p(x)\,dx "
+        r"+ \frac{1}{2s^2} \left[ \int (x-\mu)^2 p(x)\,dx "
+        r"+ 2(\mu-m) \int (x-\mu) p(x)\,dx + (\mu-m)^2 \int p(x)\,dx \right]"
+    ),
+    expr=(
+        _HALF * sympy.log(_s**2 / _sigma**2) * _over_real_line(_p)
+        - _over_real_line((_x - _mu) ** 2 * _p) / (2 * _sigma**2)
+        + (
+            _over_real_line((_x - _mu) ** 2 * _p)
+            + 2 * (_mu - _m) * _over_real_line((_x - _mu) * _p)
+            + (_mu - _m) ** 2 * _over_real_line(_p)
+        )
+        / (2 * _s**2)
+    ),
+)
+def _square_expanded(mu: float, sigma: float, m: float, s: float) -> tuple[float, float]:
+    half_log_ratio = 0.5 * math.log(s**2 / sigma**2)
+    i0, e0 = _quad_over_p(lambda x: _density(x, mu, sigma), mu, sigma)
+    i1, e1 = _quad_over_p(lambda x: (x - mu) * _density(x, mu, sigma), mu, sigma)
+    i2, e2 = _quad_over_p(lambda x: (x - mu) ** 2 * _density(x, mu, sigma), mu, sigma)
+    d = mu - m
+    value = (
+        half_log_ratio * i0 - i2 / (2.0 * sigma**2) + (i2 + 2.0 * d * i1 + d**2 * i0) / (2.0 * s**2)
+    )
+    error = (
+        abs(half_log_ratio) * e0
+        + e2 / (2.0 * sigma**2)
+        + (e2 + 2.0 * abs(d) * e1 + d**2 * e0) / (2.0 * s**2)
+    )
+    return value, error
+
+
+@_line(
+    name="moments_substituted",
+    description=(
+        "The moments of p are known: int p = 1, int (x-mu) p = 0, int (x-mu)^2 p = sigma^2."
+    ),
+    latex=(
+        r"\frac{1}{2}\ln\frac{s^2}{\sigma^2} \cdot 1 - \frac{\sigma^2}{2\sigma^2} "
+        r"+ \frac{\sigma^2 + 2(\mu-m)\cdot 0 + (\mu-m)^2}{2s^2}"
+    ),
+    expr=sympy.Add(
+        _HALF * sympy.log(_s**2 / _sigma**2),
+        -sympy.Mul(_sigma**2, sympy.Pow(2 * _sigma**2, -1), evaluate=False),
+        (_sigma**2 + (_mu - _m) ** 2) / (2 * _s**2),
+        evaluate=False,
+    ),
+)
+def _moments_substituted(mu: float, sigma: float, m: float, s: float) -> tuple[float, float]:
+    # The moments of p about its mean in closed form:
+    # int p = 1, int (x - mu) p = 0, int (x - mu)^2 p = sigma^2.
+    d = mu - m
+    value = (
+        0.5 * math.log(s**2 / sigma**2) * 1.0
+        - sigma**2 / (2.0 * sigma**2)
+        + (sigma**2 + 2.0 * d * 0.0 + d**2) / (2.0 * s**2)
+    )
+    return value, 0.0
+
+
+@_line(
+    name="closed_form",
+    description="Collecting terms gives the closed form, in nats.",
+    latex=(
+        r"\frac{1}{2}\left[ \ln\frac{s^2}{\sigma^2} - 1 "
+        r"+ \frac{\sigma^2 + (\mu-m)^2}{s^2} \right]"
+    ),
+    expr=sympy.Mul(
+        _HALF,
+        sympy.log(_s**2 / _sigma**2) - 1 + (_sigma**2 + (_mu - _m) ** 2) / _s**2,
+        evaluate=False,
+    ),
+)
+def _closed_form(mu: float, sigma: float, m: float, s: float) -> tuple[float, float]:
+    value = 0.5 * (math.log(s**2 / sigma**2) - 1.0 + (sigma**2 + (mu - m) ** 2) / s**2)
+    return value, 0.0
+
+
+STEPS: tuple[DerivationStep, ...] = tuple(_STEPS)
 """The lecture's eight lines, in order, from the definition to the closed form."""
 
 

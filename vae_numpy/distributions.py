@@ -17,16 +17,15 @@ Kingma, D. P. & Welling, M. (2013). Auto-Encoding Variational Bayes, section 2.4
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 
+from . import functional
 from ._validation import as_array, check_finite, check_finite_result
+from .functional import LOG_2PI
 
 __all__ = ["reparameterize", "reparameterize_backward", "log_normal_pdf", "LOG_2PI"]
-
-LOG_2PI = math.log(2.0 * math.pi)
 
 
 def _pair(a: Any, b: Any, name_a: str, name_b: str) -> tuple[np.ndarray, np.ndarray]:
@@ -60,7 +59,7 @@ def reparameterize(mu: Any, log_var: Any, rng: Any = None) -> tuple[np.ndarray, 
     mu_a, lv_a = _pair(mu, log_var, "mu", "log_var")
     eps = np.random.default_rng(rng).standard_normal(mu_a.shape, dtype=mu_a.dtype)
     with np.errstate(over="ignore", invalid="ignore"):
-        z = mu_a + np.exp(0.5 * lv_a) * eps
+        z = functional.reparameterize(mu_a, lv_a, eps)
     return check_finite_result(z, "z", "mu or log_var (e.g. log_var > 1400)"), eps
 
 
@@ -81,7 +80,8 @@ def reparameterize_backward(
     d_log_var : ndarray
         ``grad_z * eps * exp(log_var / 2) / 2``.
     """
-    return grad_z, grad_z * eps * (0.5 * np.exp(0.5 * log_var))
+    grad_z, eps, log_var = (np.asarray(a) for a in (grad_z, eps, log_var))
+    return functional.reparameterize_backward(grad_z, eps, log_var)
 
 
 def log_normal_pdf(x: Any, mu: Any, log_var: Any) -> np.ndarray:
@@ -107,5 +107,5 @@ def log_normal_pdf(x: Any, mu: Any, log_var: Any) -> np.ndarray:
             f"x {x_a.shape}, mu {mu_a.shape} and log_var {lv_a.shape} do not broadcast"
         ) from exc
     with np.errstate(over="ignore", invalid="ignore"):
-        out = -0.5 * np.sum(LOG_2PI + lv_a + (x_a - mu_a) ** 2 * np.exp(-lv_a), axis=-1)
+        out = np.sum(functional.gaussian_log_density(x_a, mu_a, lv_a), axis=-1)
     return check_finite_result(out, "log_normal_pdf", "x, mu or log_var")

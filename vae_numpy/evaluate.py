@@ -51,8 +51,8 @@ from scipy.special import logsumexp
 
 from ._validation import as_array, check_positive_float, check_positive_int
 from .distributions import log_normal_pdf, reparameterize
-from .kl import kl_standard_normal
-from .vae import VAE
+from .functional import LOG_2PI, kl_standard_normal, softplus
+from .protocol import VariationalModel
 
 __all__ = [
     "elbo",
@@ -71,8 +71,8 @@ DEFAULT_LIMIT = 8.0
 _GRID_CHUNK = 4096
 
 
-def _require_vae(model: Any, what: str) -> VAE:
-    if not isinstance(model, VAE):
+def _require_vae(model: Any, what: str) -> VariationalModel:
+    if not getattr(model, "generative", False):  # a capability, not a class
         raise TypeError(
             f"{what} is defined for a VAE (a model with a recognition distribution q(z|x) and a"
             f" likelihood p(x|z)), got {type(model).__name__}; an Autoencoder has a deterministic"
@@ -100,7 +100,7 @@ def _draw(mu: np.ndarray, log_var: np.ndarray, c: int, gen: np.random.Generator)
 
 
 def elbo(
-    model: VAE, X: Any, *, n_samples: int = 1, rng: Any = None, batch_size: int = 1024
+    model: VariationalModel, X: Any, *, n_samples: int = 1, rng: Any = None, batch_size: int = 1024
 ) -> np.ndarray:
     """Per-example evidence lower bound, E_q[ln p(x|z)] - KL(q(z|x) || p(z)).
 
@@ -132,7 +132,7 @@ def elbo(
     ``batch_size``, the mean of the result is ``model.score(X)`` of a beta = 1 model.
     """
     model = _require_vae(model, "the ELBO")
-    X = model._check_x(X, "X")
+    (X,) = model.check_data(X)
     n_samples = check_positive_int(n_samples, "n_samples")
     batch_size = check_positive_int(batch_size, "batch_size")
     gen = np.random.default_rng(rng)
@@ -140,13 +140,13 @@ def elbo(
     for start in range(0, len(X), batch_size):
         xb = X[start : start + batch_size]  # (b, input_dim)
         b = len(xb)
-        mu, log_var, _ = model._encode(xb)  # (b, latent) each
+        mu, log_var = model.encode(xb)  # (b, latent) each
         rec = np.zeros(b, dtype=np.float64)  # sum over samples of ln p(x|z)
         per_chunk = max(1, _ROWS // b)
         for done in range(0, n_samples, per_chunk):
             c = min(per_chunk, n_samples - done)
             z = _draw(mu, log_var, c, gen)  # (c, b, latent)
-            log_px_z = model._log_likelihood(np.tile(xb, (c, 1)), z.reshape(c * b, -1))
+            log_px_z = model.log_likelihood(np.tile(xb, (c, 1)), z.reshape(c * b, -1))
             rec += log_px_z.reshape(c, b).sum(axis=0, dtype=np.float64)
         out[start : start + b] = rec / n_samples - kl_standard_normal(mu, log_var)
     return out
@@ -156,7 +156,7 @@ def elbo(
 
 
 def iwae_log_likelihood(
-    model: VAE,
+    model: VariationalModel,
     X: Any,
     *,
     k: int = 5000,
@@ -196,7 +196,7 @@ def iwae_log_likelihood(
     in k towards ln p(x).
     """
     model = _require_vae(model, "the importance-weighted bound")
-    X = model._check_x(X, "X")
+    (X,) = model.check_data(X)
     k = check_positive_int(k, "k")
     batch_size = check_positive_int(batch_size, "batch_size")
     chunk_size = min(check_positive_int(chunk_size, "chunk_size"), k)
@@ -206,12 +206,12 @@ def iwae_log_likelihood(
     for start in range(0, len(X), batch_size):
         xb = X[start : start + batch_size]  # (b, input_dim)
         b = len(xb)
-        mu, log_var, _ = model._encode(xb)  # (b, latent)
+        mu, log_var = model.encode(xb)  # (b, latent)
         total = np.full(b, -np.inf)  # running ln sum_j w_j, float64
         for done in range(0, k, chunk_size):
             c = min(chunk_size, k - done)
             z = _draw(mu, log_var, c, gen)  # (c, b, latent)
-            log_px_z = model._log_likelihood(np.tile(xb, (c, 1)), z.reshape(c * b, -1))
+            log_px_z = model.log_likelihood(np.tile(xb, (c, 1)), z.reshape(c * b, -1))
             log_w = (
                 log_px_z.reshape(c, b)
                 + log_normal_pdf(z, zero, zero)
@@ -232,7 +232,7 @@ def _grid_axis(grid: int, limit: float) -> tuple[np.ndarray, float]:
     return -limit + h * (np.arange(grid) + 0.5), h
 
 
-def _pairwise_log_likelihood(model: VAE, X: np.ndarray, out: np.ndarray) -> np.ndarray:
+def _pairwise_log_likelihood(model: VariationalModel, X: np.ndarray, out: np.ndarray) -> np.ndarray:
     """ln p(x_i | z_g) for every pair of rows, float64 of shape (len(X), len(out)).
 
     ``out`` is the decoder output (logits or Gaussian means) at the grid points z_g. The sum over
@@ -248,16 +248,16 @@ def _pairwise_log_likelihood(model: VAE, X: np.ndarray, out: np.ndarray) -> np.n
     x = X.astype(np.float64)  # (b, input_dim)
     o = out.astype(np.float64)  # (g, input_dim)
     if model.likelihood == "bernoulli":
-        return x @ o.T - np.sum(np.logaddexp(0.0, o), axis=1)  # (b, g)
-    v = model._decoder_log_var().astype(np.float64)  # (input_dim,)
+        return x @ o.T - np.sum(softplus(o), axis=1)  # (b, g)
+    v = np.asarray(model.decoder_log_var, dtype=np.float64)  # (input_dim,)
     w = np.exp(-v)
-    per_x = np.sum(math.log(2.0 * math.pi) + v + w * x * x, axis=1)  # (b,)
+    per_x = np.sum(LOG_2PI + v + w * x * x, axis=1)  # (b,)
     per_z = (o * o) @ w  # (g,)
     return -0.5 * (per_x[:, None] - 2.0 * (x * w) @ o.T + per_z[None, :])
 
 
 def _log_joint_blocks(
-    model: VAE, X: np.ndarray, grid: int, limit: float, batch_size: int
+    model: VariationalModel, X: np.ndarray, grid: int, limit: float, batch_size: int
 ) -> Iterator[tuple[slice, slice, np.ndarray]]:
     """Yield (grid slice, example slice, ln p(x_i|z_g) + ln p(z_g)) blocks over the whole grid.
 
@@ -271,13 +271,13 @@ def _log_joint_blocks(
     log_prior = log_normal_pdf(z, 0.0, 0.0)  # (grid^2,) ln N(z; 0, I)
     for g0 in range(0, len(z), _GRID_CHUNK):
         gs = slice(g0, min(g0 + _GRID_CHUNK, len(z)))
-        out = model.decoder.forward(z[gs].astype(model.dtype))  # (g, input_dim)
+        out = model.decoder_output(z[gs].astype(model.dtype))  # (g, input_dim)
         for i0 in range(0, len(X), batch_size):
             xs = slice(i0, min(i0 + batch_size, len(X)))
             yield gs, xs, _pairwise_log_likelihood(model, X[xs], out) + log_prior[gs]
 
 
-def _check_grid_model(model: Any, what: str) -> VAE:
+def _check_grid_model(model: Any, what: str) -> VariationalModel:
     model = _require_vae(model, what)
     if model.latent_dim != 2:
         raise ValueError(
@@ -288,7 +288,7 @@ def _check_grid_model(model: Any, what: str) -> VAE:
 
 
 def exact_log_likelihood(
-    model: VAE,
+    model: VariationalModel,
     X: Any,
     *,
     grid: int = DEFAULT_GRID,
@@ -349,7 +349,7 @@ def exact_log_likelihood(
     and the defaults, about three seconds on two cores.
     """
     model = _check_grid_model(model, "exact_log_likelihood")
-    X = model._check_x(X, "X")
+    (X,) = model.check_data(X)
     grid = check_positive_int(grid, "grid")
     limit = check_positive_float(limit, "limit")
     batch_size = check_positive_int(batch_size, "batch_size")
@@ -361,7 +361,7 @@ def exact_log_likelihood(
 
 
 def exact_posterior(
-    model: VAE, x: Any, *, grid: int = 200, limit: float = 4.0
+    model: VariationalModel, x: Any, *, grid: int = 200, limit: float = 4.0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The true posterior p(z|x) = p(x|z) p(z) / p(x) of one example on a 2-D grid.
 
@@ -396,7 +396,7 @@ def exact_posterior(
     arr = as_array(x, "x")
     if arr.ndim == 1:
         arr = arr.reshape(1, -1)
-    arr = model._check_x(arr, "x")
+    (arr,) = model.check_data(arr, name="x")
     if len(arr) != 1:
         raise ValueError(
             f"exact_posterior takes one example, got {len(arr)}; pass x[i] or loop over rows"

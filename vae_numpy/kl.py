@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 from scipy import integrate, special
 
+from . import functional
 from ._validation import (
     as_array,
     check_finite,
@@ -43,8 +44,6 @@ __all__ = [
     "kl_by_quadrature",
     "kl_monte_carlo",
 ]
-
-_LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
 def _positive(x: Any, name: str) -> np.ndarray:
@@ -146,17 +145,7 @@ def kl_standard_normal(mu: Any, log_var: Any) -> np.ndarray:
     ``1/2 sum_j [exp(log_var_j) - 1 - log_var_j + mu_j^2]``. ``exp(v) - 1`` is evaluated
     as ``expm1(v)``, which keeps ``expm1(v) - v >= 0`` under rounding.
     """
-    return _kl_standard_normal(*_latent_pair(mu, log_var))
-
-
-def _kl_standard_normal_per_dim(mu: np.ndarray, log_var: np.ndarray) -> np.ndarray:
-    # private kernel for validated arrays: one KL per latent dimension, shape of mu
-    return 0.5 * (np.expm1(log_var) - log_var + mu * mu)
-
-
-def _kl_standard_normal(mu: np.ndarray, log_var: np.ndarray) -> np.ndarray:
-    # private kernel for validated arrays (the VAE's training step)
-    return np.sum(_kl_standard_normal_per_dim(mu, log_var), axis=-1)
+    return functional.kl_standard_normal(*_latent_pair(mu, log_var))
 
 
 def kl_standard_normal_grad(mu: Any, log_var: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -169,18 +158,13 @@ def kl_standard_normal_grad(mu: Any, log_var: Any) -> tuple[np.ndarray, np.ndarr
     d_log_var : ndarray, shape of ``log_var``
         ``(exp(log_var) - 1) / 2``.
     """
-    mu_a, lv_a = _latent_pair(mu, log_var)
-    return mu_a.copy(), _kl_standard_normal_grad_log_var(lv_a)
+    d_mu, d_log_var = functional.kl_standard_normal_grad(*_latent_pair(mu, log_var))
+    return d_mu.copy(), d_log_var
 
 
-def _kl_standard_normal_grad_log_var(log_var: np.ndarray) -> np.ndarray:
-    # private kernel: d KL / d log_var (d KL / d mu is mu itself)
-    return 0.5 * np.expm1(log_var)
-
-
-def _log_normal_density(x: np.ndarray | float, mean: float, std: float) -> Any:
-    """ln N(x; mean, std^2) straight from the density's definition."""
-    return -_LOG_SQRT_2PI - math.log(std) - 0.5 * ((x - mean) / std) ** 2
+def _log_normal_density(x: Any, mean: float, std: float) -> Any:
+    """ln N(x; mean, std^2): the Gaussian log-density of :mod:`vae_numpy.functional`."""
+    return functional.gaussian_log_density(x, mean, 2.0 * math.log(std))
 
 
 def _quad_one(mu: float, sigma: float, m: float, s: float) -> float:

@@ -3,9 +3,18 @@
 A layer is a small object with two methods:
 
 * ``forward(x)`` computes the output for one batch and caches exactly what the backward pass
-  needs (the input for :class:`Dense`, the output for the activations);
-* ``backward(grad_y)`` reads that cache, adds the parameter gradients into ``grads`` and returns
-  the gradient with respect to the input.
+  needs (the input for :class:`Dense`, the output or a mask for the activations);
+* ``backward(grad_y)`` reads that cache, **fills** ``grads`` with the parameter gradients of
+  this batch (overwriting what was there) and returns the gradient with respect to the input.
+
+Gradient policy: fill, never accumulate. One call of ``backward`` after one ``forward`` leaves
+``grads`` holding dL/dparams for that batch, whatever ``grads`` held before, so a training step
+needs no ``zero_grad``; to add up the gradients of several batches, add copies of ``grads``
+yourself. :class:`Sequential` follows the same policy.
+
+``backward_params(grad_y)`` fills ``grads`` like ``backward`` but does not compute the input
+gradient: the first layer of an encoder, whose input is data, skips the product that would
+compute dL/dx (a third of that layer's backward cost).
 
 Arrays are ``(batch, features)``. Every layer keeps the dtype it was built with (float32 by
 default): a float32 batch goes in, a float32 batch comes out, and no float64 temporaries are
@@ -27,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from ._validation import check_choice, check_dtype, check_positive_float, check_positive_int
+from .functional import sigmoid, softplus
 
 __all__ = [
     "Layer",
@@ -46,24 +56,8 @@ __all__ = [
 INITS = ("uniform", "glorot", "he")
 
 
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    """Logistic function 1 / (1 + exp(-x)), stable for large |x|, in the dtype of ``x``.
-
-    Evaluated through the identity sigmoid(x) = (1 + tanh(x / 2)) / 2: tanh saturates at ±1
-    instead of overflowing, so ±1e4 give exactly 1 and 0, and it is one fast ufunc pass
-    (several times faster than ``1 / (1 + exp(-x))`` with a branch for the sign). The error is
-    below the dtype's machine epsilon in absolute terms; values in the far negative tail that
-    are smaller than that (sigmoid(-50) = 2e-22) round to 0.
-    """
-    y = np.multiply(x, 0.5)
-    np.tanh(y, out=y)
-    y *= 0.5
-    y += 0.5
-    return y
-
-
 class Layer:
-    """Base class: no parameters, identity backward bookkeeping."""
+    """Base class: empty ``params`` and ``grads``; subclasses define forward and backward."""
 
     def __init__(self) -> None:
         self.params: dict[str, np.ndarray] = {}
@@ -75,11 +69,18 @@ class Layer:
     def backward(self, grad_y: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def backward_params(self, grad_y: np.ndarray) -> None:
+        """Fill ``grads`` as :meth:`backward` does, without returning the input gradient.
+
+        The default runs :meth:`backward`; :class:`Dense` skips the product that computes dL/dx.
+        """
+        self.backward(grad_y)
+
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self.forward(x)
 
     def zero_grad(self) -> None:
-        """Set every gradient to zero (gradients accumulate across ``backward`` calls)."""
+        """Set every gradient to zero (``backward`` overwrites them anyway; for a clean start)."""
         for g in self.grads.values():
             g.fill(0)
 
@@ -169,37 +170,27 @@ class Dense(Layer):
         y += self.params["b"]  # broadcast over the batch
         return y
 
-    def backward(
-        self, grad_y: np.ndarray, *, input_grad: bool = True, accumulate: bool = True
-    ) -> np.ndarray:
-        """Add dL/dW = x.T @ grad_y and dL/db = sum_batch grad_y to ``grads``; return grad_y @ W.T.
+    def backward(self, grad_y: np.ndarray) -> np.ndarray:
+        """Fill ``grads`` with dL/dW = x^T G and dL/db = sum_batch G; return dL/dx = G W^T.
 
         Parameters
         ----------
         grad_y : ndarray of shape (batch, out_features)
-            dL/dy for the batch seen by the last ``forward``.
-        input_grad : bool
-            Set False for a first layer whose input is data: skips the product that computes
-            dL/dx (a third of the layer's backward cost) and returns an empty array.
-        accumulate : bool
-            True (default): add to ``grads``, which :meth:`zero_grad` resets. False: overwrite
-            them, which saves zeroing and one pass when each step runs backward once.
+            G = dL/dy for the batch seen by the last ``forward``.
 
         Returns
         -------
         ndarray of shape (batch, in_features)
             dL/dx.
         """
+        self.backward_params(grad_y)
+        return grad_y @ self.params["W"].T  # (batch, out) @ (out, in) -> (batch, in)
+
+    def backward_params(self, grad_y: np.ndarray) -> None:
+        """Fill ``grads`` with dL/dW = x^T G and dL/db = sum_batch G (no dL/dx)."""
         x = self._need_cache(self._x)
-        if accumulate:
-            self.grads["W"] += x.T @ grad_y
-            self.grads["b"] += grad_y.sum(axis=0)
-        else:
-            np.matmul(x.T, grad_y, out=self.grads["W"])  # (in, out)
-            np.sum(grad_y, axis=0, out=self.grads["b"])
-        if not input_grad:
-            return np.empty((x.shape[0], 0), dtype=self.dtype)
-        return grad_y @ self.params["W"].T  # (batch, in)
+        np.matmul(x.T, grad_y, out=self.grads["W"])  # (in, batch) @ (batch, out) -> (in, out)
+        np.sum(grad_y, axis=0, out=self.grads["b"])  # (out,)
 
     def __repr__(self) -> str:
         return f"Dense({self.in_features}, {self.out_features}, init={self.init!r}, dtype={self.dtype})"
@@ -280,7 +271,7 @@ class Softplus(Layer):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self._x = x
-        return np.logaddexp(0, x)
+        return softplus(x)
 
     def backward(self, grad_y: np.ndarray) -> np.ndarray:
         return grad_y * sigmoid(self._need_cache(self._x))
@@ -318,19 +309,17 @@ class Sequential(Layer):
             x = layer.forward(x)
         return x
 
-    def backward(
-        self, grad_y: np.ndarray, *, input_grad: bool = True, accumulate: bool = True
-    ) -> np.ndarray:
-        """Backpropagate through the layers in reverse; see :meth:`Dense.backward` for the flags."""
-        for i in range(len(self.layers) - 1, -1, -1):
-            layer = self.layers[i]
-            if isinstance(layer, Dense | Sequential):
-                grad_y = layer.backward(
-                    grad_y, input_grad=input_grad or i > 0, accumulate=accumulate
-                )
-            else:
-                grad_y = layer.backward(grad_y)
+    def backward(self, grad_y: np.ndarray) -> np.ndarray:
+        """Backpropagate through the layers in reverse; fills every layer's ``grads``."""
+        for layer in reversed(self.layers):
+            grad_y = layer.backward(grad_y)
         return grad_y
+
+    def backward_params(self, grad_y: np.ndarray) -> None:
+        """As :meth:`backward`, but the first layer skips its input gradient (input is data)."""
+        for layer in reversed(self.layers[1:]):
+            grad_y = layer.backward(grad_y)
+        self.layers[0].backward_params(grad_y)
 
     def zero_grad(self) -> None:
         for layer in self.layers:

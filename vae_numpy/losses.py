@@ -12,6 +12,10 @@ input under the decoder's output distribution; its negative is the reconstructio
 
 All are in nats per example, summed over features: shape ``(batch,)``. The ``*_grad``
 functions return the gradient of the summed loss with respect to each input entry.
+
+Each function checks its input (shapes, finiteness, targets in [0, 1]) and then evaluates the
+formula of :mod:`vae_numpy.functional`, where each is written once; the models call those
+directly on data they have already checked.
 """
 
 from __future__ import annotations
@@ -20,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from . import functional
 from ._validation import as_array, check_finite, check_unit_interval
-from .distributions import LOG_2PI
 
 __all__ = [
     "bernoulli_nll",
@@ -43,63 +47,6 @@ def _same_shape(**arrays: Any) -> list[np.ndarray]:
     return out
 
 
-# --- private kernels: the model calls these on arrays it has already validated ---------------
-
-
-def _bernoulli_nll_and_grad(logits: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """-ln p(x|logits) per example and its gradient sigmoid(logits) - x, sharing one tanh.
-
-    With t = tanh(l / 2): sigmoid(l) = (1 + t) / 2, and the loss per entry is
-    ``softplus(l) - x l = max(l, 0) - x l - ln sigmoid(|l|)``, where sigmoid(|l|) = (1 + |t|) / 2
-    lies in [1/2, 1], so its logarithm never overflows or loses precision.
-    """
-    t = np.multiply(logits, 0.5)
-    np.tanh(t, out=t)
-    grad = np.multiply(t, 0.5)  # sigmoid(l) - x
-    grad += 0.5
-    grad -= x
-    np.abs(t, out=t)  # t becomes ln sigmoid(|l|) in place
-    t += 1
-    t *= 0.5
-    np.log(t, out=t)
-    nll = np.maximum(logits, 0)
-    nll -= x * logits
-    nll -= t
-    return nll.sum(axis=1), grad
-
-
-def _bernoulli_nll(logits: np.ndarray, x: np.ndarray) -> np.ndarray:
-    return _bernoulli_nll_and_grad(logits, x)[0]
-
-
-def _bernoulli_nll_grad(logits: np.ndarray, x: np.ndarray) -> np.ndarray:
-    return _bernoulli_nll_and_grad(logits, x)[1]
-
-
-def _gaussian_nll(mean: np.ndarray, log_var: np.ndarray, x: np.ndarray) -> np.ndarray:
-    return 0.5 * np.sum(LOG_2PI + log_var + (x - mean) ** 2 * np.exp(-log_var), axis=-1)
-
-
-def _gaussian_nll_grad(
-    mean: np.ndarray, log_var: np.ndarray, x: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    inv_var = np.exp(-log_var)
-    r = (mean - x) * inv_var  # (batch, features) if log_var broadcasts
-    d_log_var = 0.5 * (1 - (x - mean) ** 2 * inv_var)
-    return r, d_log_var
-
-
-def _squared_error(pred: np.ndarray, x: np.ndarray) -> np.ndarray:
-    return np.sum((pred - x) ** 2, axis=1)
-
-
-def _squared_error_grad(pred: np.ndarray, x: np.ndarray) -> np.ndarray:
-    return 2 * (pred - x)
-
-
-# --- public, validated ----------------------------------------------------------------------
-
-
 def bernoulli_nll(logits: Any, x: Any) -> np.ndarray:
     """-ln Bernoulli(x | sigmoid(logits)), summed over features.
 
@@ -117,14 +64,14 @@ def bernoulli_nll(logits: Any, x: Any) -> np.ndarray:
     """
     logits_a, x_a = _same_shape(logits=logits, x=x)
     check_unit_interval(x_a, "x")
-    return _bernoulli_nll(logits_a, x_a)
+    return functional.bernoulli_nll(logits_a, x_a)
 
 
 def bernoulli_nll_grad(logits: Any, x: Any) -> np.ndarray:
     """d/dlogits of ``bernoulli_nll(logits, x).sum()``: ``sigmoid(logits) - x``."""
     logits_a, x_a = _same_shape(logits=logits, x=x)
     check_unit_interval(x_a, "x")
-    return _bernoulli_nll_grad(logits_a, x_a)
+    return functional.bernoulli_nll_grad(logits_a, x_a)
 
 
 def _gaussian_args(mean: Any, log_var: Any, x: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -154,7 +101,7 @@ def gaussian_nll(mean: Any, log_var: Any, x: Any) -> np.ndarray:
     ndarray of shape (batch,)
         Nats per example.
     """
-    return _gaussian_nll(*_gaussian_args(mean, log_var, x))
+    return functional.gaussian_nll(*_gaussian_args(mean, log_var, x))
 
 
 def gaussian_nll_grad(mean: Any, log_var: Any, x: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -168,14 +115,14 @@ def gaussian_nll_grad(mean: Any, log_var: Any, x: Any) -> tuple[np.ndarray, np.n
         ``(1 - (x - mean)^2 / exp(log_var)) / 2``, per entry (sum over the batch for a shared
         per-feature log-variance).
     """
-    return _gaussian_nll_grad(*_gaussian_args(mean, log_var, x))
+    return functional.gaussian_nll_grad(*_gaussian_args(mean, log_var, x))
 
 
 def squared_error(pred: Any, x: Any) -> np.ndarray:
     """``sum_j (pred_j - x_j)^2`` per example, shape (batch,)."""
-    return _squared_error(*_same_shape(pred=pred, x=x))
+    return functional.squared_error(*_same_shape(pred=pred, x=x))
 
 
 def squared_error_grad(pred: Any, x: Any) -> np.ndarray:
     """d/dpred of ``squared_error(pred, x).sum()``: ``2 (pred - x)``."""
-    return _squared_error_grad(*_same_shape(pred=pred, x=x))
+    return functional.squared_error_grad(*_same_shape(pred=pred, x=x))

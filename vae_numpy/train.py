@@ -1,18 +1,32 @@
-"""One training loop for the autoencoder and the VAE: minibatches, an optimiser, a history.
+"""The training loop: one epoch as the lecture writes it, and ``fit`` around it.
 
-``fit(model, X, epochs=...)`` (also reachable as ``model.fit(X, epochs=...)``) shuffles the
-data with ``rng`` each epoch, runs ``loss_and_gradients`` on every minibatch and lets the
-optimiser update the parameters in place. It records one row per epoch in ``model.history_``:
-the mean training loss and its parts (reconstruction, and KL for a VAE), the validation loss
-when ``validation_data`` is given, the KL weight used and the seconds taken.
+Read :func:`train_epoch` first. One epoch is: shuffle the rows, cut them into minibatches, and
+for each minibatch compute the loss and its gradients, then let the optimiser take a step::
 
-Reproducible: the same ``rng`` seed gives bit-identical parameters and history. Safe: with
-``checkpoint=PATH`` the model, optimiser state, random-generator state and history are saved
-atomically after every epoch, and ``resume=True`` continues from the saved epoch with the same
-result as an uninterrupted run. Ctrl-C stops at the end of the current step (never in the middle
-of an update), leaves the model at that step and the checkpoint at the last completed epoch, and
-re-raises ``KeyboardInterrupt``. A non-finite loss stops training with ``FloatingPointError``
-naming the epoch and batch, after restoring the state at the start of that epoch.
+    for batch in minibatches(data, batch_size, rng):
+        loss, parts = model.loss_and_gradients_for_batch(batch, rng=rng, beta=...)
+        optimizer.step(model.gradients())
+
+The model is used only through :mod:`vae_numpy.protocol`, so this loop trains the
+autoencoder, the VAE and every model added beside them, with or without labels.
+
+:func:`fit` (also reachable as ``model.fit(X, ...)``) wraps that loop with what a real run
+needs, each piece in one named helper:
+
+* KL warm-up: :func:`warmup_beta` ramps the KL weight from 0 to ``model.beta`` step by step;
+* threads: :func:`blas_thread_policy`, one context manager around the epochs;
+* progress: a tqdm bar, updated after every step;
+* Ctrl-C: :func:`deferred_sigint` turns SIGINT into a flag checked between steps, so an update
+  is never torn; :class:`TrainingInterrupted` is raised with the model at that step;
+* divergence: a non-finite loss restores the state of the start of the epoch and raises
+  ``FloatingPointError`` naming the epoch and batch;
+* history: one row per epoch in ``model.history_`` (mean loss and parts, the KL weight, the
+  validation terms, the seconds taken);
+* checkpoints: :func:`save_checkpoint` after every epoch (model, optimiser state, random
+  state, history; atomic, no pickle); ``resume=True`` continues with the same result as an
+  uninterrupted run.
+
+Reproducible: the same ``rng`` seed gives bit-identical parameters and history.
 
 No plotting here: figures are drawn from ``history_`` by :mod:`vae_numpy.plots`.
 """
@@ -24,7 +38,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +47,25 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from ._validation import check_positive_float, check_positive_int
-from .base import BaseModel
-from .data import binarize as binarize_batch
+from .data import binarize as binarize_rows
 from .optim import Optimizer, make_optimizer
+from .protocol import Batch, Model
 from .serialization import load_npz, save_npz
 
-__all__ = ["fit", "save_checkpoint", "load_checkpoint", "TrainingInterrupted", "SMALL_PRODUCT"]
+__all__ = [
+    "fit",
+    "train_epoch",
+    "minibatches",
+    "mean_loss_terms",
+    "warmup_beta",
+    "blas_thread_policy",
+    "deferred_sigint",
+    "save_checkpoint",
+    "load_checkpoint",
+    "TrainingInterrupted",
+    "NonFiniteLoss",
+    "SMALL_PRODUCT",
+]
 
 #: Matrix products with fewer multiply-adds than this (batch x in x out of the largest layer)
 #: run BLAS on one thread. They are too small to split: on an idle machine one thread is as
@@ -46,7 +73,133 @@ __all__ = ["fit", "save_checkpoint", "load_checkpoint", "TrainingInterrupted", "
 #: models train 1.5 to 5 times slower (measured).
 SMALL_PRODUCT = 4_000_000
 
-_CHECKPOINT_KIND = "checkpoint"
+CHECKPOINT_KIND = "checkpoint"
+
+
+# --- one epoch ------------------------------------------------------------------------------
+
+
+def minibatches(data: Batch, batch_size: int, rng: np.random.Generator) -> Iterator[Batch]:
+    """Shuffle the rows of ``data`` with ``rng`` and yield them ``batch_size`` at a time.
+
+    ``data`` is a batch tuple ``(x,)`` or ``(x, y)``; every yielded minibatch is a tuple of the
+    same arrays' rows. The last minibatch may be smaller.
+    """
+    n = len(data[0])
+    order = rng.permutation(n)
+    for lo in range(0, n, batch_size):
+        rows = order[lo : lo + batch_size]
+        yield tuple(a[rows] for a in data)
+
+
+def train_epoch(
+    model: Model,
+    optimizer: Optimizer,
+    data: Batch,
+    *,
+    batch_size: int,
+    rng: np.random.Generator,
+    beta: Callable[[int], float | None] = lambda step: None,
+    transform: Callable[[Batch, np.random.Generator], Batch] | None = None,
+    after_step: Callable[[int], None] | None = None,
+) -> dict[str, float]:
+    """One pass over ``data``: shuffle, minibatch, loss and gradients, optimiser step.
+
+    Parameters
+    ----------
+    model : Model
+        Anything that follows :class:`vae_numpy.protocol.Model`.
+    optimizer : Optimizer
+        Bound to ``model.parameters()``.
+    data : tuple of ndarray
+        The checked training set, ``(X,)`` or ``(X, y)`` (see ``model.check_data``).
+    batch_size : int
+        Rows per step.
+    rng : numpy.random.Generator
+        Shuffles the rows and draws the model's noise.
+    beta : callable
+        ``beta(b)`` is the KL weight of the epoch's step ``b`` (None: the model's own).
+    transform : callable, optional
+        Applied to each minibatch before the step, e.g. dynamic binarisation.
+    after_step : callable, optional
+        Called with the step's index after each update (progress bar, Ctrl-C check).
+
+    Returns
+    -------
+    dict of str to float
+        Mean over the epoch's rows of the loss and of each of its terms, nats per example.
+
+    Raises
+    ------
+    NonFiniteLoss
+        (a FloatingPointError) when the loss of a step is not finite, with the batch number;
+        the parameters have not been updated by that step.
+    """
+    sums: dict[str, float] = {}
+    for b, batch in enumerate(minibatches(data, batch_size, rng)):
+        if transform is not None:
+            batch = transform(batch, rng)
+        loss, parts = model.loss_and_gradients_for_batch(batch, rng=rng, beta=beta(b))
+        if not np.isfinite(loss):
+            raise NonFiniteLoss(loss, b + 1)
+        optimizer.step(model.gradients())
+        rows = len(batch[0])
+        for name, value in {"loss": loss, **parts}.items():
+            sums[name] = sums.get(name, 0.0) + value * rows
+        if after_step is not None:
+            after_step(b)
+    return {name: total / len(data[0]) for name, total in sums.items()}
+
+
+def mean_loss_terms(
+    model: Model, data: Batch, *, batch_size: int = 1024, rng: Any = 0
+) -> dict[str, float]:
+    """Mean over the rows of ``data`` (checked) of each per-example loss term, nats per example.
+
+    Evaluated ``batch_size`` rows at a time in the data's order; ``rng`` drives the model's
+    noise (default: seed 0, so repeatable).
+    """
+    gen = np.random.default_rng(rng)
+    n = len(data[0])
+    totals: dict[str, float] = {}
+    for lo in range(0, n, batch_size):
+        terms = model.loss_terms_for_batch(tuple(a[lo : lo + batch_size] for a in data), rng=gen)
+        for name, values in terms.items():
+            totals[name] = totals.get(name, 0.0) + float(np.sum(values, dtype=np.float64))
+    return {name: total / n for name, total in totals.items()}
+
+
+# --- what wraps the epochs ------------------------------------------------------------------
+
+
+def warmup_beta(beta: float | None, step: int, warmup_steps: float) -> float | None:
+    """KL weight at global ``step``: ``beta`` times a ramp from 0 to 1 over ``warmup_steps``.
+
+    None (a model without KL term) stays None; ``warmup_steps = 0`` gives ``beta`` throughout.
+    """
+    if beta is None:
+        return None
+    return beta if warmup_steps == 0 else beta * min(1.0, step / warmup_steps)
+
+
+def blas_thread_policy(model: Model, batch_size: int) -> contextlib.AbstractContextManager[Any]:
+    """The BLAS thread setting for training ``model``: one context manager around the epochs.
+
+    One thread while the largest matrix product has fewer than :data:`SMALL_PRODUCT`
+    multiply-adds (batch x in x out); otherwise BLAS keeps its own setting.
+    """
+    largest = max(p.shape[0] * p.shape[1] for p in model.parameters().values() if p.ndim == 2)
+    if batch_size * largest < SMALL_PRODUCT:
+        return threadpool_limits(1, user_api="blas")
+    return contextlib.nullcontext()
+
+
+class NonFiniteLoss(FloatingPointError):
+    """The loss of a training step was NaN or infinite (``loss``; ``batch`` counts from 1)."""
+
+    def __init__(self, loss: float, batch: int) -> None:
+        super().__init__(f"the training loss became {loss} at batch {batch}")
+        self.loss, self.batch = loss, batch
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -54,8 +207,11 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 
 @contextlib.contextmanager
-def _deferred_sigint() -> Iterator[dict[str, bool]]:
-    """Turn SIGINT into a flag checked between steps (main thread only; elsewhere a no-op)."""
+def deferred_sigint() -> Iterator[dict[str, bool]]:
+    """Turn SIGINT into a flag (``flag["requested"]``) checked between steps.
+
+    Only in the main thread (signals can be handled nowhere else); elsewhere a no-op flag.
+    """
     flag = {"requested": False}
     if threading.current_thread() is not threading.main_thread():
         yield flag
@@ -84,7 +240,7 @@ def _restore_rng(state: dict[str, Any]) -> np.random.Generator:
 
 def save_checkpoint(
     path: str | os.PathLike[str],
-    model: BaseModel,
+    model: Model,
     optimizer: Optimizer,
     gen: np.random.Generator,
     epoch: int,
@@ -96,8 +252,8 @@ def save_checkpoint(
     for buf, values in opt_state["buffers"].items():
         arrays.update({f"optim/{buf}/{k}": v for k, v in values.items()})
     meta = {
-        "kind": _CHECKPOINT_KIND,
-        "model_kind": model._kind,
+        "kind": CHECKPOINT_KIND,
+        "model_kind": model.kind,
         "config": model.get_config(),
         "epoch": epoch,
         "optimizer": {"type": opt_state["type"], "t": opt_state["t"], "hyper": opt_state["hyper"]},
@@ -110,14 +266,14 @@ def save_checkpoint(
 
 def load_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Read a training checkpoint: ``(arrays, meta)``; ValueError if it is not one."""
-    return load_npz(path, kind=_CHECKPOINT_KIND)
+    return load_npz(path, kind=CHECKPOINT_KIND)
 
 
 def _resume(
-    path: Path, model: BaseModel, optimizer: Optimizer, settings: dict[str, Any]
+    path: Path, model: Model, optimizer: Optimizer, settings: dict[str, Any]
 ) -> tuple[int, np.random.Generator]:
     arrays, meta = load_checkpoint(path)
-    if meta["model_kind"] != model._kind or meta["config"] != model.get_config():
+    if meta["model_kind"] != model.kind or meta["config"] != model.get_config():
         raise ValueError(
             f"{path}: checkpoint is for {meta['model_kind']}({meta['config']}), "
             f"not for this {model!r}"
@@ -139,31 +295,14 @@ def _resume(
     return int(meta["epoch"]), _restore_rng(meta["rng"])
 
 
-def _blas_threads(model: BaseModel, batch_size: int) -> Any:
-    """One BLAS thread while training a small model (see SMALL_PRODUCT), else no change."""
-    largest = max(p.shape[0] * p.shape[1] for p in model.parameters().values() if p.ndim == 2)
-    if batch_size * largest < SMALL_PRODUCT:
-        return threadpool_limits(1, user_api="blas")
-    return contextlib.nullcontext()
-
-
-def _warmup_ramp(step: int, warmup_steps: float) -> float:
-    """KL weight factor: rises linearly from 0 to 1 over ``warmup_steps`` steps (1 if none)."""
-    return 1.0 if warmup_steps == 0 else min(1.0, step / warmup_steps)
-
-
-def _restore(model: BaseModel, opt: Optimizer, snapshot: tuple[dict[str, np.ndarray], Any]) -> None:
-    """Put back the parameters and optimiser state saved at the start of an epoch."""
-    params, opt_state = snapshot
-    for k, p in model.parameters().items():
-        p[...] = params[k]
-    opt.load_state_dict(opt_state)
+def _as_batch_tuple(data: Any) -> tuple[Any, ...]:
+    """``validation_data`` may be ``X`` or a tuple ``(X, y)``."""
+    return tuple(data) if isinstance(data, tuple) else (data,)
 
 
 def fit(
-    model: BaseModel,
-    X: Any,
-    *,
+    model: Model,
+    *data: Any,
     epochs: int,
     batch_size: int = 128,
     lr: float = 1e-3,
@@ -175,14 +314,16 @@ def fit(
     binarize: bool = False,
     checkpoint: str | os.PathLike[str] | None = None,
     resume: bool = False,
-) -> BaseModel:
-    """Train ``model`` on ``X`` with minibatch gradient descent.
+) -> Model:
+    """Train ``model`` on ``X`` (or ``X, y``) with minibatch gradient descent.
 
     Parameters
     ----------
-    model : VAE or Autoencoder
-    X : ndarray of shape (n, input_dim)
-        Training data (values in [0, 1] for Bernoulli/BCE models).
+    model : Model
+        A VAE, an Autoencoder, or any :class:`vae_numpy.protocol.Model`.
+    *data : ndarray
+        ``X`` of shape (n, input_dim) (values in [0, 1] for Bernoulli/BCE models), followed
+        by ``y`` of shape (n,) for models trained with labels.
     epochs : int
         Total number of passes over ``X`` (with ``resume``, the target epoch count).
     batch_size : int
@@ -192,16 +333,17 @@ def fit(
     optimizer : {"adam", "sgd", "adagrad"} or Optimizer
         By name, or an optimiser already bound to ``model.parameters()``.
     rng : numpy.random.Generator, int or None
-        Drives shuffling, the VAE's noise and binarisation. Same seed, same result.
-    validation_data : ndarray of shape (m, input_dim), optional
-        Evaluated after each epoch (with fixed noise, seed 0) into ``val_*`` history columns.
+        Drives shuffling, the model's noise and binarisation. Same seed, same result.
+    validation_data : ndarray or tuple of ndarray, optional
+        ``X_val`` (or ``(X_val, y_val)``), evaluated after each epoch (with fixed noise, seed
+        0) into ``val_*`` history columns.
     progress : bool
         Show a tqdm progress bar (terminal or notebook); False is silent.
     kl_warmup_epochs : float
-        Ramp the VAE's KL weight linearly from 0 to ``model.beta`` over this many epochs
-        (per step). 0 disables the warm-up.
+        Ramp the KL weight linearly from 0 to ``model.beta`` over this many epochs (per
+        step). 0 disables the warm-up.
     binarize : bool
-        Draw a fresh binary version of every minibatch (dynamic binarisation).
+        Draw a fresh binary version of every minibatch's ``x`` (dynamic binarisation).
     checkpoint : path, optional
         Save model, optimiser, random state and history here after every epoch.
     resume : bool
@@ -212,21 +354,24 @@ def fit(
     model
         The same object, trained, with ``history_`` and ``optimizer_`` set.
     """
-    X = model._check_x(X, "X")
-    val = None if validation_data is None else model._check_x(validation_data, "validation_data")
+    data = model.check_data(*data, name="X")
+    val = None
+    if validation_data is not None:
+        val = model.check_data(*_as_batch_tuple(validation_data), name="validation_data")
     epochs = check_positive_int(epochs, "epochs")
     batch_size = check_positive_int(batch_size, "batch_size")
     warmup = check_positive_float(kl_warmup_epochs, "kl_warmup_epochs", allow_zero=True)
     if resume and checkpoint is None:
         raise ValueError("resume=True needs checkpoint=PATH: the file to resume from")
     opt = make_optimizer(optimizer, model.parameters(), lr)
+    n = len(data[0])
     settings = {
         "batch_size": batch_size,
         "lr": opt.lr,
         "optimizer": type(opt).__name__,
         "kl_warmup_epochs": warmup,
         "binarize": bool(binarize),
-        "n_train": len(X),
+        "n_train": n,
     }
     gen = np.random.default_rng(rng)
     start = 0
@@ -242,9 +387,13 @@ def fit(
     else:
         model.history_ = {}
     model.optimizer_ = opt
-    n = len(X)
     steps_per_epoch = -(-n // batch_size)
-    beta_target = getattr(model, "beta", None)
+    transform = None
+    if binarize:
+
+        def transform(batch: Batch, g: np.random.Generator) -> Batch:
+            return (binarize_rows(batch[0], g), *batch[1:])
+
     bar = tqdm(
         total=epochs * steps_per_epoch,
         initial=start * steps_per_epoch,
@@ -253,60 +402,84 @@ def fit(
         unit="step",
         dynamic_ncols=True,
     )
-    try:
-        # Overflow warnings are silenced because a non-finite loss is caught below and raised
-        # as one clear error naming the epoch and batch.
-        with (
-            _deferred_sigint() as sigint,
-            np.errstate(over="ignore", invalid="ignore"),
-            _blas_threads(model, batch_size),
-        ):
-            for epoch in range(start, epochs):
-                snapshot = ({k: p.copy() for k, p in model.parameters().items()}, opt.state_dict())
-                t0 = time.perf_counter()
-                sums: dict[str, float] = {}
-                order = gen.permutation(n)
-                for b, lo in enumerate(range(0, n, batch_size)):
-                    xb = X[order[lo : lo + batch_size]]
-                    if binarize:
-                        xb = binarize_batch(xb, gen)
-                    kwargs: dict[str, Any] = {"rng": gen}
-                    if beta_target is not None:
-                        step = epoch * steps_per_epoch + b
-                        kwargs["beta"] = beta_target * _warmup_ramp(step, warmup * steps_per_epoch)
-                    loss, parts = model._loss_and_gradients(xb, **kwargs)
-                    if not np.isfinite(loss):
-                        _restore(model, opt, snapshot)
-                        raise FloatingPointError(
-                            f"the training loss became {loss} at epoch {epoch + 1}, batch {b + 1};"
-                            f" try a smaller learning rate than lr={opt.lr:g} (e.g. lr={opt.lr / 10:g})."
-                            f" The model was restored to the start of epoch {epoch + 1}."
-                        )
-                    opt.step(model.gradients())
-                    m = len(xb)
-                    sums["loss"] = sums.get("loss", 0.0) + loss * m
-                    for k, v in parts.items():
-                        sums[k] = sums.get(k, 0.0) + v * m
-                    bar.update(1)
-                    if sigint["requested"]:
-                        raise TrainingInterrupted(
-                            f"interrupted at epoch {epoch + 1}, batch {b + 1}; the model holds that step"
-                            + (f", the checkpoint {ckpt} holds epoch {epoch}" if ckpt else "")
-                        )
-                row = {k: v / n for k, v in sums.items()}
-                if beta_target is not None:
-                    row["beta"] = float(kwargs["beta"])
-                if val is not None:
-                    row.update({f"val_{k}": v for k, v in model.evaluate_terms(val, rng=0).items()})
-                row["seconds"] = time.perf_counter() - t0
-                row["epoch"] = epoch + 1
-                for k, v in row.items():
-                    model.history_.setdefault(k, []).append(float(v))
-                bar.set_postfix(
-                    {k: f"{row[k]:.2f}" for k in ("loss", "kl", "val_loss") if k in row}
-                )
-                if ckpt is not None:
-                    save_checkpoint(ckpt, model, opt, gen, epoch + 1, settings)
-    finally:
-        bar.close()
+    # Overflow warnings are silenced because a non-finite loss is caught and raised as one
+    # clear error naming the epoch and batch.
+    with (
+        contextlib.closing(bar),
+        deferred_sigint() as sigint,
+        np.errstate(over="ignore", invalid="ignore"),
+        blas_thread_policy(model, batch_size),
+    ):
+        for epoch in range(start, epochs):
+            t0 = time.perf_counter()
+            row = _guarded_epoch(
+                model, opt, data, epoch, batch_size, gen, warmup, transform, bar, sigint, ckpt
+            )
+            if val is not None:
+                row.update({f"val_{k}": v for k, v in mean_loss_terms(model, val).items()})
+            row["seconds"] = time.perf_counter() - t0
+            row["epoch"] = epoch + 1
+            for k, v in row.items():
+                model.history_.setdefault(k, []).append(float(v))
+            bar.set_postfix({k: f"{row[k]:.2f}" for k in ("loss", "kl", "val_loss") if k in row})
+            if ckpt is not None:
+                save_checkpoint(ckpt, model, opt, gen, epoch + 1, settings)
     return model
+
+
+def _guarded_epoch(
+    model: Model,
+    opt: Optimizer,
+    data: Batch,
+    epoch: int,
+    batch_size: int,
+    gen: np.random.Generator,
+    warmup_epochs: float,
+    transform: Callable[[Batch, np.random.Generator], Batch] | None,
+    bar: Any,
+    sigint: dict[str, bool],
+    ckpt: Path | None,
+) -> dict[str, float]:
+    """:func:`train_epoch` with KL warm-up, progress, Ctrl-C and divergence handling.
+
+    Returns the epoch's history row (mean loss and parts, and ``beta`` for a model with KL).
+    """
+    steps_per_epoch = -(-len(data[0]) // batch_size)
+
+    def beta_at(b: int) -> float | None:
+        step = epoch * steps_per_epoch + b
+        return warmup_beta(model.beta, step, warmup_epochs * steps_per_epoch)
+
+    def after_step(b: int) -> None:
+        bar.update(1)
+        if sigint["requested"]:
+            raise TrainingInterrupted(
+                f"interrupted at epoch {epoch + 1}, batch {b + 1}; the model holds that step"
+                + (f", the checkpoint {ckpt} holds epoch {epoch}" if ckpt else "")
+            )
+
+    snapshot = ({k: p.copy() for k, p in model.parameters().items()}, opt.state_dict())
+    try:
+        row = train_epoch(
+            model,
+            opt,
+            data,
+            batch_size=batch_size,
+            rng=gen,
+            beta=beta_at,
+            transform=transform,
+            after_step=after_step,
+        )
+    except NonFiniteLoss as exc:
+        for k, p in model.parameters().items():
+            p[...] = snapshot[0][k]
+        opt.load_state_dict(snapshot[1])
+        raise FloatingPointError(
+            f"the training loss became {exc.loss} at epoch {epoch + 1}, batch {exc.batch};"
+            f" try a smaller learning rate than lr={opt.lr:g} (e.g. lr={opt.lr / 10:g})."
+            f" The model was restored to the start of epoch {epoch + 1}."
+        ) from exc
+    final_beta = beta_at(steps_per_epoch - 1)
+    if final_beta is not None:
+        row["beta"] = final_beta
+    return row

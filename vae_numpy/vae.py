@@ -30,27 +30,27 @@ Higgins, I. et al. (2017). beta-VAE. ICLR.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from . import kernels
 from ._validation import check_choice, check_positive_float, check_positive_int
 from .base import BaseModel
-from .distributions import reparameterize_backward
-from .kl import (
-    _kl_standard_normal,
-    _kl_standard_normal_grad_log_var,
-    _kl_standard_normal_per_dim,
-)
-from .layers import sigmoid
-from .losses import (
-    _bernoulli_nll,
-    _bernoulli_nll_and_grad,
-    _gaussian_nll,
-    _gaussian_nll_grad,
+from .functional import (
+    bernoulli_nll,
+    gaussian_nll,
+    gaussian_nll_grad,
+    kl_standard_normal,
+    kl_standard_normal_grad,
+    kl_standard_normal_per_dim,
+    reparameterize,
+    reparameterize_backward,
+    sigmoid,
 )
 
-__all__ = ["VAE", "LOG_VAR_RANGE", "LIKELIHOODS"]
+__all__ = ["VAE", "ForwardPass", "LOG_VAR_RANGE", "DECODER_LOG_VAR_MIN", "LIKELIHOODS"]
 
 #: The encoder's log-variance is clipped to this range (std from 4.5e-5 to 2.2e4): beyond it
 #: exp() would overflow or the KL would be dominated by rounding. The gradient is zero outside.
@@ -59,6 +59,23 @@ LOG_VAR_RANGE = (-20.0, 20.0)
 #: pixels that never change (e.g. MNIST borders) would drive the likelihood to infinity.
 DECODER_LOG_VAR_MIN = -10.0
 LIKELIHOODS = ("bernoulli", "gaussian")
+
+
+@dataclass
+class ForwardPass:
+    """What one forward pass of the VAE computes for a batch, named as in the derivation.
+
+    Shapes: ``(batch, latent_dim)`` for ``mu``, ``log_var``, ``raw_log_var``, ``eps``, ``z``;
+    ``(batch, input_dim)`` for ``out``; ``(batch,)`` for ``kl``.
+    """
+
+    mu: np.ndarray  # mean of q(z|x)
+    log_var: np.ndarray  # log-variance of q(z|x), clipped to LOG_VAR_RANGE
+    raw_log_var: np.ndarray  # the encoder's output before the clip
+    eps: np.ndarray  # the noise eps ~ N(0, I) of the reparameterisation
+    z: np.ndarray  # mu + exp(log_var / 2) * eps
+    out: np.ndarray  # decoder output: Bernoulli logits or Gaussian mean
+    kl: np.ndarray  # KL(q(z|x) || N(0, I)), nats per example
 
 
 class VAE(BaseModel):
@@ -89,7 +106,9 @@ class VAE(BaseModel):
         Filled by :meth:`fit`: per-epoch loss, reconstruction, kl, val_loss, seconds, ...
     """
 
-    _kind = "VAE"
+    kind = "VAE"
+    beta: float
+    generative = True
 
     def __init__(
         self,
@@ -134,11 +153,19 @@ class VAE(BaseModel):
     # --- the two networks -----------------------------------------------------------------
 
     def _encode(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """mu, clipped log_var and raw log_var of q(z|x) for a checked batch."""
         h = self.encoder.forward(x)  # (batch, 2 * latent): [mu | log_var]
         mu, raw_log_var = h[:, : self.latent_dim], h[:, self.latent_dim :]
         return mu, np.clip(raw_log_var, *LOG_VAR_RANGE), raw_log_var
 
-    def _decoder_log_var(self) -> np.ndarray:
+    @property
+    def decoder_log_var(self) -> np.ndarray:
+        """The Gaussian decoder's per-feature log-variance, floored at ``DECODER_LOG_VAR_MIN``.
+
+        Shape (input_dim,); only for ``likelihood="gaussian"`` (AttributeError otherwise).
+        """
+        if self.likelihood != "gaussian":
+            raise AttributeError("a Bernoulli decoder has no log-variance")
         return np.maximum(self._extra_params["decoder.log_var"], DECODER_LOG_VAR_MIN)
 
     def encode(self, x: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -156,15 +183,25 @@ class VAE(BaseModel):
         mu, log_var, _ = self._encode(self._check_x(x))
         return mu.copy(), log_var
 
+    def code(self, x: Any) -> np.ndarray:
+        """The code of ``x``: the mean ``mu`` of q(z|x), shape (batch, latent_dim)."""
+        return self.encode(x)[0]
+
+    def decoder_output(self, z: Any) -> np.ndarray:
+        """The decoder's raw output for codes ``z``: Bernoulli logits or the Gaussian mean.
+
+        Shape (batch, input_dim); :meth:`decode` applies the sigmoid to logits.
+        """
+        return self.decoder.forward(self._check_z(z))
+
     def decode(self, z: Any) -> np.ndarray:
         """Mean of p(x|z): probabilities (bernoulli) or the Gaussian mean, shape (batch, input_dim)."""
-        out = self.decoder.forward(self._check_z(z))
+        out = self.decoder_output(z)
         return sigmoid(out) if self.likelihood == "bernoulli" else out
 
     def reconstruct(self, x: Any) -> np.ndarray:
         """``decode(mu(x))``: the reconstruction through the mean code, shape (batch, input_dim)."""
-        mu, _ = self.encode(x)
-        return self.decode(mu)
+        return self.decode(self.code(x))
 
     def sample(self, n: int, *, rng: Any = None) -> np.ndarray:
         """Generate ``n`` new examples: z ~ N(0, I), then the mean of p(x|z). Shape (n, input_dim)."""
@@ -188,27 +225,13 @@ class VAE(BaseModel):
         x_a, z_a = self._check_x(x), self._check_z(z)
         if len(x_a) != len(z_a):
             raise ValueError(f"x has {len(x_a)} rows but z has {len(z_a)}; pair one z with each x")
-        return self._log_likelihood(x_a, z_a)
-
-    def _log_likelihood(self, x: np.ndarray, z: np.ndarray) -> np.ndarray:
-        return -self._nll(self.decoder.forward(z), x)
+        return -self._nll(self.decoder.forward(z_a), x_a)
 
     def _nll(self, out: np.ndarray, x: np.ndarray) -> np.ndarray:
         """-ln p(x|z) from the decoder output (logits or mean), shape (batch,)."""
         if self.likelihood == "bernoulli":
-            return _bernoulli_nll(out, x)
-        return _gaussian_nll(out, self._decoder_log_var(), x)
-
-    def _nll_and_grads(
-        self, out: np.ndarray, x: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """-ln p(x|z), its gradient for the decoder output, and (Gaussian) for decoder.log_var."""
-        if self.likelihood == "bernoulli":
-            nll, d_out = _bernoulli_nll_and_grad(out, x)  # one tanh serves both
-            return nll, d_out, None
-        log_var = self._decoder_log_var()
-        d_out, d_log_var = _gaussian_nll_grad(out, log_var, x)
-        return _gaussian_nll(out, log_var, x), d_out, d_log_var
+            return bernoulli_nll(out, x)
+        return gaussian_nll(out, self.decoder_log_var, x)
 
     # --- the loss and its gradient ----------------------------------------------------------
 
@@ -224,31 +247,29 @@ class VAE(BaseModel):
             )
         return eps_a.astype(self.dtype, copy=False)
 
-    def _forward(
-        self, x: np.ndarray, eps: Any, rng: Any, *, with_grads: bool = False
-    ) -> dict[str, Any]:
+    def forward(self, x: np.ndarray, *, eps: Any = None, rng: Any = None) -> ForwardPass:
+        """Encode, reparameterise and decode a checked batch ``x``; the KL term in closed form.
+
+        The reconstruction term needs the decoder output and ``x``: see :meth:`_nll`.
+        """
         mu, log_var, raw_log_var = self._encode(x)
         eps = self._noise(len(x), eps, rng)
-        std = np.exp(0.5 * log_var)
-        z = mu + std * eps  # reparameterisation: (batch, latent)
+        z = reparameterize(mu, log_var, eps)  # z = mu + exp(log_var / 2) * eps
         out = self.decoder.forward(z)  # logits or Gaussian mean, (batch, input_dim)
-        f = {"mu": mu, "log_var": log_var, "raw_log_var": raw_log_var, "eps": eps}
-        if with_grads:
-            f["reconstruction"], f["d_out"], f["d_decoder_log_var"] = self._nll_and_grads(out, x)
-        else:
-            f["reconstruction"] = self._nll(out, x)
-        f["kl"] = _kl_standard_normal(mu, log_var)
-        return f
+        kl = kl_standard_normal(mu, log_var)  # (batch,)
+        return ForwardPass(mu, log_var, raw_log_var, eps, z, out, kl)
 
-    def _loss_terms(
-        self, x: np.ndarray, *, eps: Any = None, rng: Any = None, beta: float | None = None
+    def loss_terms_for_batch(
+        self, batch: tuple[np.ndarray, ...], *, rng: Any = None, eps: Any = None
     ) -> dict[str, np.ndarray]:
-        f = self._forward(x, eps, rng)
-        b = self.beta if beta is None else beta
+        """Per-example ``loss`` (reconstruction + beta KL), ``reconstruction`` and ``kl`` (nats)."""
+        x = batch[0]
+        f = self.forward(x, eps=eps, rng=rng)
+        reconstruction = self._nll(f.out, x)
         return {
-            "loss": f["reconstruction"] + b * f["kl"],
-            "reconstruction": f["reconstruction"],
-            "kl": f["kl"],
+            "loss": reconstruction + self.beta * f.kl,
+            "reconstruction": reconstruction,
+            "kl": f.kl,
         }
 
     def loss(self, x: Any, *, eps: Any = None, rng: Any = None) -> float:
@@ -262,7 +283,8 @@ class VAE(BaseModel):
         rng : numpy.random.Generator, int or None
             Draws the noise when ``eps`` is None.
         """
-        return super().loss(x, eps=eps, rng=rng)
+        terms = self.loss_terms_for_batch(self.check_data(x, name="x"), eps=eps, rng=rng)
+        return float(np.mean(terms["loss"]))
 
     def loss_parts(self, x: Any, *, eps: Any = None, rng: Any = None) -> dict[str, Any]:
         """The loss and its terms for one batch, means over the batch (nats per example).
@@ -274,14 +296,13 @@ class VAE(BaseModel):
             (latent_dim,), the mean KL of each latent dimension: near 0 for inactive units).
         """
         x = self._check_x(x)
-        f = self._forward(x, eps, rng)
-        kl_per_dim = np.mean(_kl_standard_normal_per_dim(f["mu"], f["log_var"]), axis=0)
-        rec, kl = float(np.mean(f["reconstruction"])), float(np.mean(f["kl"]))
+        f = self.forward(x, eps=eps, rng=rng)
+        rec, kl = float(np.mean(self._nll(f.out, x))), float(np.mean(f.kl))
         return {
             "loss": rec + self.beta * kl,
             "reconstruction": rec,
             "kl": kl,
-            "kl_per_dim": kl_per_dim,
+            "kl_per_dim": np.mean(kl_standard_normal_per_dim(f.mu, f.log_var), axis=0),
         }
 
     def loss_and_gradients(
@@ -290,36 +311,64 @@ class VAE(BaseModel):
         """Mean -ELBO over the batch and its gradient for every parameter (manual backprop).
 
         The same noise ``eps`` is used in the forward and backward pass; see :meth:`loss`.
-        """
-        return super().loss_and_gradients(x, eps=eps, rng=rng)
 
-    def _loss_and_gradients(
-        self, x: np.ndarray, *, eps: Any = None, rng: Any = None, beta: float | None = None
+        Returns
+        -------
+        loss : float
+            Nats per example.
+        grads : dict of str to ndarray
+            Keys of :meth:`parameters`; the model's live gradient buffers, overwritten by the
+            next call (copy them to keep them).
+        """
+        batch = self.check_data(x, name="x")
+        loss, _ = self.loss_and_gradients_for_batch(batch, eps=eps, rng=rng)
+        return loss, self.gradients()
+
+    def loss_and_gradients_for_batch(
+        self,
+        batch: tuple[np.ndarray, ...],
+        *,
+        rng: Any = None,
+        beta: float | None = None,
+        eps: Any = None,
     ) -> tuple[float, dict[str, float]]:
-        """Forward and backward for a validated batch; fills the gradient buffers.
+        """Forward and backward for a checked batch ``(x,)``; fills :meth:`gradients`.
 
-        Returns the mean loss and its mean reconstruction and KL terms.
+        ``beta`` overrides the model's KL weight for this call (KL warm-up). Returns the mean
+        loss and its mean ``reconstruction`` and ``kl`` terms.
+
+        Notes
+        -----
+        With n rows, L = (1/n) sum_i [rec_i + beta KL_i]. Backward, named as in the derivation:
+
+        * d_out = dL/d(decoder output) = (1/n) d rec / d out;
+        * d_z = dL/dz, through the decoder;
+        * through z = mu + exp(log_var / 2) eps: dL/dmu = d_z, dL/dlog_var = d_z eps std / 2;
+        * plus the KL term's own gradient (beta / n) (mu, (exp(log_var) - 1) / 2);
+        * the clip of log_var to LOG_VAR_RANGE passes the gradient only strictly inside it.
         """
+        x = batch[0]
         beta = self.beta if beta is None else beta
-        f = self._forward(x, eps, rng, with_grads=True)
         n = len(x)
-        # decoder: d(mean loss)/d(out), then back through the decoder MLP to z
-        d_out = f["d_out"]
-        d_out /= n
-        if f["d_decoder_log_var"] is not None:  # Gaussian decoder's learned log-variance
-            active = self._extra_params["decoder.log_var"] > DECODER_LOG_VAR_MIN
+        f = self.forward(x, eps=eps, rng=rng)
+        if self.likelihood == "bernoulli":  # -ln p(x|z) and d/d logits, sharing one tanh
+            reconstruction, d_out = kernels.bernoulli_nll_and_grad(f.out, x)
+            d_out /= n
+        else:  # Gaussian decoder: the mean and the learned per-feature log-variance
+            reconstruction = self._nll(f.out, x)
+            d_mean, d_dec_log_var = gaussian_nll_grad(f.out, self.decoder_log_var, x)
+            d_out = d_mean / n
+            floor_inactive = self._extra_params["decoder.log_var"] > DECODER_LOG_VAR_MIN
             self._extra_grads["decoder.log_var"][...] = (
-                f["d_decoder_log_var"].sum(axis=0) * active / n
+                d_dec_log_var.sum(axis=0) / n * floor_inactive
             )
-        d_z = self.decoder.backward(d_out, accumulate=False)  # (batch, latent); grads overwritten
-        # reparameterisation z = mu + exp(log_var / 2) * eps, plus the KL term's own gradient
-        d_mu, d_log_var = reparameterize_backward(d_z, f["eps"], f["log_var"])
-        # KL term: d/dmu = mu and d/dlog_var = (exp(log_var) - 1) / 2, weighted by beta / n
-        kl_d_log_var = _kl_standard_normal_grad_log_var(f["log_var"])
-        scale = beta / n
-        d_h = np.concatenate([d_mu + scale * f["mu"], d_log_var + scale * kl_d_log_var], axis=1)
+        d_z = self.decoder.backward(d_out)  # (batch, latent)
+        d_mu_rec, d_log_var_rec = reparameterize_backward(d_z, f.eps, f.log_var)
+        d_mu_kl, d_log_var_kl = kl_standard_normal_grad(f.mu, f.log_var)
+        d_mu = d_mu_rec + beta / n * d_mu_kl
+        d_log_var = d_log_var_rec + beta / n * d_log_var_kl
         low, high = LOG_VAR_RANGE
-        d_h[:, self.latent_dim :] *= (f["raw_log_var"] > low) & (f["raw_log_var"] < high)  # clip
-        self.encoder.backward(d_h, input_grad=False, accumulate=False)
-        rec, kl = float(np.mean(f["reconstruction"])), float(np.mean(f["kl"]))
+        d_log_var *= (f.raw_log_var > low) & (f.raw_log_var < high)  # the clip's gradient
+        self.encoder.backward_params(np.concatenate([d_mu, d_log_var], axis=1))  # [mu | log_var]
+        rec, kl = float(np.mean(reconstruction)), float(np.mean(f.kl))
         return rec + beta * kl, {"reconstruction": rec, "kl": kl}
