@@ -24,7 +24,7 @@ PACKAGE = Path(vae_numpy.__file__).parent
 #: The documented direction, left to right. Underscore modules (``_validation``, ``_argtypes``)
 #: are package-internal helpers: any module of the package may import them, users should not.
 DIRECTION: list[tuple[str, set[str]]] = [
-    ("foundation", {"_validation", "_argtypes", "serialization", "protocol", "kernels"}),
+    ("foundation", {"_validation", "_argtypes", "serialization", "protocol", "kernels", "threads"}),
     ("data", {"formats", "toy", "download", "data"}),
     ("functional", {"functional"}),
     ("layers", {"layers"}),

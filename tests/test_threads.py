@@ -17,6 +17,7 @@ class FakeBlas:
         self.threads = threads
         self.calls: list[int] = []
         self.last_choice: int | None = None
+        self.active = 0
 
     def get(self) -> int:
         return self.threads
@@ -293,3 +294,123 @@ def test_idle_core_seconds_is_unknown_or_grows_by_at_most_the_usable_cores():
     assert second is not None
     tick = 0.01 * usable_cores()  # /proc/stat counts 10 ms ticks per core
     assert 0 <= second - first <= usable_cores() * (t1 - t0) + 2 * tick
+
+
+# --- the policy in the training loop and the evaluation loops ---------------------------------
+
+
+def _blas_counts():
+    from threadpoolctl import threadpool_info
+
+    return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+
+def _counts_seen_by(model, method):
+    """Wrap ``model.method`` to record BLAS's thread count at each call."""
+    seen = []
+    original = getattr(model, method)
+
+    def spy(*args, **kwargs):
+        seen.extend(_blas_counts())
+        return original(*args, **kwargs)
+
+    setattr(model, method, spy)
+    return seen
+
+
+@pytest.fixture
+def digits_x():
+    from vae_numpy.data import load_dataset
+
+    return load_dataset("digits").x
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_fit_trains_on_the_thread_count_given_and_records_it(digits_x, threads):
+    """fit(threads=k): every step runs on k BLAS threads, history_ says k, BLAS is restored."""
+    from vae_numpy.vae import VAE
+
+    before = _blas_counts()
+    model = VAE(64, (32,), 2, rng=0)
+    seen = _counts_seen_by(model, "loss_and_gradients_for_batch")
+    model.fit(digits_x[:256], epochs=2, batch_size=64, rng=0, progress=False, threads=threads)
+    assert set(seen) == {threads} and len(seen) == 8
+    assert model.history_["threads"] == [float(threads)] * 2
+    assert _blas_counts() == before
+
+
+def test_fit_with_auto_threads_records_a_candidate_count_per_epoch(digits_x):
+    """threads="auto" (the default) records, for each epoch, one of the counts it may use."""
+    from vae_numpy.vae import VAE
+
+    before = _blas_counts()
+    model = VAE(64, (32,), 2, rng=0)
+    seen = _counts_seen_by(model, "loss_and_gradients_for_batch")
+    model.fit(digits_x, epochs=3, batch_size=64, rng=0, progress=False)
+    candidates = set(ThreadPolicy(environ={}).candidates)
+    assert set(model.history_["threads"]) <= candidates and len(model.history_["threads"]) == 3
+    assert set(seen) <= candidates
+    assert _blas_counts() == before
+
+
+def test_the_thread_count_changes_loss_and_gradients_by_rounding_at_most(digits_x):
+    """A training step's loss and gradients on 1 and on 2 threads agree to float32 rounding."""
+    from vae_numpy.vae import VAE
+
+    x = np.tile(digits_x[:256], (1, 13))[:, :784]  # products large enough to be split
+    model = VAE(784, (256,), 2, rng=0)
+    results = []
+    for threads in (1, 2):
+        with ThreadPolicy(threads, environ={}) as policy, policy.step():
+            loss, _ = model.loss_and_gradients_for_batch((x,), rng=0)
+        results.append((loss, {k: g.copy() for k, g in model.gradients().items()}))
+    (loss1, g1), (loss2, g2) = results
+    assert loss1 == pytest.approx(loss2, rel=1e-5)
+    for k in g1:
+        scale = np.abs(g1[k]).max()
+        np.testing.assert_allclose(g1[k], g2[k], rtol=1e-4, atol=1e-5 * scale, err_msg=k)
+
+
+def test_a_loop_inside_another_loops_policy_keeps_its_count():
+    """The validation inside fit (a nested policy) keeps the count of the training loop."""
+    policy, blas, clock = make(threads=1)
+    with policy:
+        inner = ThreadPolicy(setter=blas, clock=clock, idle=lambda: None, cores=2, environ={})
+        assert inner.mode == "fixed" and inner.reason == "inside another loop's policy"
+        with inner:
+            assert blas.threads == 1
+        assert blas.threads == 1
+    outer_again = ThreadPolicy(setter=blas, clock=clock, idle=lambda: None, cores=2, environ={})
+    assert outer_again.mode == "auto"
+
+
+def test_fit_rejects_a_bad_thread_count_before_training(digits_x):
+    """fit(threads=0) raises ValueError naming threads, and the model is left untouched."""
+    from vae_numpy.vae import VAE
+
+    model = VAE(64, (16,), 2, rng=0)
+    before = {k: p.copy() for k, p in model.parameters().items()}
+    with pytest.raises(ValueError, match="threads"):
+        model.fit(digits_x[:64], epochs=1, progress=False, threads=0)
+    for k, p in model.parameters().items():
+        np.testing.assert_array_equal(p, before[k])
+
+
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_evaluation_loops_follow_the_thread_setting(digits_x, monkeypatch, threads):
+    """score, elbo, iwae_log_likelihood and exact_log_likelihood run on VAE_NUMPY_THREADS threads."""
+    from vae_numpy import evaluate
+    from vae_numpy.vae import VAE
+
+    monkeypatch.setenv("VAE_NUMPY_THREADS", threads)
+    before = _blas_counts()
+    model = VAE(64, (32,), 2, rng=0)
+    seen = _counts_seen_by(model, "log_likelihood")
+    evaluate.elbo(model, digits_x[:40], n_samples=3, rng=0)
+    evaluate.iwae_log_likelihood(model, digits_x[:40], k=20, rng=0)
+    seen_decoder = _counts_seen_by(model, "decoder_output")
+    evaluate.exact_log_likelihood(model, digits_x[:5], grid=20)
+    seen_terms = _counts_seen_by(model, "loss_terms_for_batch")
+    model.score(digits_x[:40])
+    assert set(seen) == set(seen_decoder) == set(seen_terms) == {int(threads)}
+    assert _blas_counts() == before

@@ -34,15 +34,21 @@ The choice can be made by hand, and an explicit setting is always respected:
   ``VAE_NUMPY_THREADS=k`` fixes ``k`` (``VAE_NUMPY_THREADS=auto`` measures); a BLAS variable
   such as ``OPENBLAS_NUM_THREADS``, ``OMP_NUM_THREADS`` or ``MKL_NUM_THREADS`` keeps the count
   BLAS took from it; BLAS already limited below the usable cores (e.g. inside
-  ``threadpoolctl.threadpool_limits``) keeps that limit.
+  ``threadpoolctl.threadpool_limits``) keeps that limit. A loop run inside another policy's
+  loop (the validation inside ``fit``) keeps the outer loop's count.
 
 :attr:`ThreadPolicy.threads` is the count in force, :meth:`ThreadPolicy.describe` says what was
-chosen and why, and the training loop records the count in ``history_``.
+chosen and why. ``fit`` records the count of each epoch in ``history_["threads"]`` and shows
+it on the progress bar. The evaluation loops (``score``, :func:`vae_numpy.evaluate.elbo`,
+:func:`vae_numpy.evaluate.iwae_log_likelihood`, :func:`vae_numpy.evaluate.exact_log_likelihood`)
+use a policy too. A policy that finishes remembers its choice, and the next one in the process
+starts from it.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Callable, Mapping
 from types import TracebackType
@@ -62,9 +68,14 @@ BLAS_ENV_VARS = (
 
 
 class ThreadSetter(Protocol):
-    """What :class:`ThreadPolicy` needs from a BLAS: read and set its thread count."""
+    """What :class:`ThreadPolicy` needs from a BLAS: read and set its thread count.
+
+    ``last_choice`` is the count the last auto policy settled on; ``active`` counts the policies
+    inside whose context the program is (a loop inside another loop follows the outer one).
+    """
 
     last_choice: int | None
+    active: int
 
     def get(self) -> int: ...
 
@@ -124,16 +135,27 @@ class BlasThreads:
     _shared: BlasThreads | None = None
 
     def __init__(self) -> None:
-        from threadpoolctl import ThreadpoolController
-
-        self._libs = ThreadpoolController().select(user_api="blas").lib_controllers
+        self._libs: list[Any] = []
+        self._modules = -1
         self.last_choice: int | None = None
+        self.active = 0
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Find the BLAS libraries again if modules were imported since the last search
+        (a new module may have loaded another BLAS, e.g. scipy's); it takes milliseconds."""
+        if len(sys.modules) != self._modules:
+            from threadpoolctl import ThreadpoolController
+
+            self._libs = ThreadpoolController().select(user_api="blas").lib_controllers
+            self._modules = len(sys.modules)
 
     @classmethod
     def shared(cls) -> BlasThreads:
-        """One instance per process (finding the libraries takes milliseconds)."""
+        """One instance per process, its library list brought up to date."""
         if cls._shared is None:
             cls._shared = cls()
+        cls._shared.refresh()
         return cls._shared
 
     def get(self) -> int:
@@ -293,7 +315,9 @@ class ThreadPolicy:
             self.reason = f"VAE_NUMPY_THREADS={fixed}"
         if fixed is None:
             named = [v for v in BLAS_ENV_VARS if env.get(v, "").strip()]
-            if named:
+            if self._setter.active:
+                fixed, self.reason = self._original, "inside another loop's policy"
+            elif named:
                 fixed, self.reason = self._original, f"{named[0]}={env[named[0]]}"
             elif self._original < cores:
                 fixed, self.reason = self._original, "BLAS was already limited"
@@ -327,6 +351,7 @@ class ThreadPolicy:
         self._chunk_time = 0.0
         # the window over which the other cores' idle time is measured
         self._mark: tuple[float, float | None] = (0.0, None)
+        self._lap_start = 0.0
         self.threads = self.candidates[0]
         if self.mode == "auto":
             remembered = self._setter.last_choice
@@ -338,7 +363,9 @@ class ThreadPolicy:
 
     def __enter__(self) -> ThreadPolicy:
         self._setter.set(self.threads)
+        self._setter.active += 1
         self._set_mark()
+        self._lap_start = self._clock()
         return self
 
     def __exit__(
@@ -349,11 +376,25 @@ class ThreadPolicy:
     ) -> None:
         if self.mode == "auto" and self._choice is not None:
             self._setter.last_choice = self._choice
+        self._setter.active -= 1
         self._setter.set(self._original)
 
     def step(self) -> _StepTimer:
         """Context manager timing one step; it yields the thread count the step runs with."""
         return self._timer
+
+    def start_laps(self) -> None:
+        """Start timing from now: the next :meth:`lap` measures the step that begins here."""
+        self._lap_start = self._clock()
+
+    def lap(self) -> None:
+        """One step ended: observe the time since the previous lap (or :meth:`start_laps`).
+
+        For loops that report the end of each step (a callback) rather than wrap it; the
+        policy's own bookkeeping is not counted in the next step.
+        """
+        self.observe(self._clock() - self._lap_start)
+        self._lap_start = self._clock()
 
     # -- what was chosen ---------------------------------------------------------------------
 
