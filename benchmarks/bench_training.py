@@ -39,18 +39,30 @@ from _common import (
 
 import vae_numpy
 from vae_numpy.optim import Adam
+from vae_numpy.threads import ThreadPolicy
 from vae_numpy.vae import VAE
 
 
 def numpy_epoch(
-    model: VAE, opt: Adam, x: np.ndarray, order: np.ndarray, batch: int, rng: np.random.Generator
-) -> float:
-    """One epoch in the given batch order; returns seconds."""
+    model: VAE,
+    opt: Adam,
+    x: np.ndarray,
+    order: np.ndarray,
+    batch: int,
+    rng: np.random.Generator,
+    threads: int | str = "auto",
+) -> tuple[float, int]:
+    """One epoch in the given batch order under a thread policy, as ``fit`` runs it.
+
+    Returns the seconds and the BLAS thread count of most steps.
+    """
     t = time.perf_counter()
-    for lo in range(0, len(x), batch):
-        model.loss_and_gradients_for_batch((x[order[lo : lo + batch]],), rng=rng)
-        opt.step(model.gradients())
-    return time.perf_counter() - t
+    with ThreadPolicy(threads) as policy:
+        for lo in range(0, len(x), batch):
+            with policy.step():
+                model.loss_and_gradients_for_batch((x[order[lo : lo + batch]],), rng=rng)
+                opt.step(model.gradients())
+    return time.perf_counter() - t, policy.most_used()
 
 
 def run(latent: int, x: np.ndarray, args: argparse.Namespace, peak: float, threads: int) -> None:
@@ -66,16 +78,17 @@ def run(latent: int, x: np.ndarray, args: argparse.Namespace, peak: float, threa
     orders = [np.random.default_rng(r).permutation(len(x)) for r in range(args.rounds + 1)]
     # warm-up on part of an epoch (allocations, BLAS threads, caches)
     warm = orders[0][: 20 * batch]
-    numpy_epoch(model, opt, x[warm], np.arange(len(warm)), batch, rng)
+    numpy_epoch(model, opt, x[warm], np.arange(len(warm)), batch, rng, args.threads)
     if torch_epoch:
         torch_epoch(x[warm], np.arange(len(warm)), batch)
-    ours, theirs, ratios = [], [], []
+    ours, theirs, ratios, counts = [], [], [], []
     for r in range(1, args.rounds + 1):
         first_numpy = r % 2 == 1  # alternate which framework goes first
         t_np = t_pt = None
         for turn in (0, 1):
             if (turn == 0) == first_numpy:
-                t_np = numpy_epoch(model, opt, x, orders[r], batch, rng)
+                t_np, used = numpy_epoch(model, opt, x, orders[r], batch, rng, args.threads)
+                counts.append(used)
             elif torch_epoch:
                 t_pt = torch_epoch(x, orders[r], batch)[0]
         ours.append(t_np)
@@ -92,6 +105,7 @@ def run(latent: int, x: np.ndarray, args: argparse.Namespace, peak: float, threa
         f"  vae_numpy   {med:6.3f} s/epoch (IQR {q1:.3f}-{q3:.3f})   {len(x) / med:9,.0f} examples/s"
         f"   {flops / med / 1e9:6.1f} GFLOP/s in matrix products"
     )
+    print(f"  BLAS threads per epoch: {' '.join(map(str, counts))} (threads={args.threads})")
     print(
         f"  GEMM-bound limit {limit:.3f} s/epoch ({flops / 1e9:.1f} GFLOP at {peak:.0f} GFLOP/s):"
         f" {limit / med:.0%} of the limit reached"
@@ -117,6 +131,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--latent", type=int, nargs="+", default=[20, 2], help="latent sizes (default 20 2)"
+    )
+    parser.add_argument(
+        "--threads",
+        type=lambda v: v if v == "auto" else int(v),
+        default="auto",
+        help="vae_numpy's BLAS threads: 'auto' (the thread policy, as fit) or a number",
     )
     parser.add_argument("--quick", action="store_true", help="2 rounds of 12,800 examples")
     args = parser.parse_args()
