@@ -428,7 +428,8 @@ def fit(
             for k, v in row.items():
                 model.history_.setdefault(k, []).append(float(v))
             postfix = {k: f"{row[k]:.2f}" for k in ("loss", "kl", "val_loss") if k in row}
-            bar.set_postfix({**postfix, "threads": policy.threads})
+            postfix["threads"] = str(policy.threads)
+            bar.set_postfix(postfix)
             if ckpt is not None:
                 save_checkpoint(ckpt, model, opt, gen, epoch + 1, settings)
     return model
