@@ -427,7 +427,9 @@ def fit(
             row["epoch"] = epoch + 1
             for k, v in row.items():
                 model.history_.setdefault(k, []).append(float(v))
-            postfix = {k: f"{row[k]:.2f}" for k in ("loss", "kl", "val_loss") if k in row}
+            postfix: dict[str, str] = {
+                k: f"{row[k]:.2f}" for k in ("loss", "kl", "val_loss") if k in row
+            }
             postfix["threads"] = str(policy.threads)
             bar.set_postfix(postfix)
             if ckpt is not None:
