@@ -32,6 +32,7 @@ import argparse
 import math
 import platform
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -88,7 +89,8 @@ def numpy_setting(case: Case, threads: int | str, label: str) -> Setting:
             threads=threads,
         )
         seconds = time.perf_counter() - t
-        setting.chose.append(" ".join(f"{c:.0f}" for c in model.history_["threads"]))
+        counts = Counter(int(c) for c in model.history_["threads"])
+        setting.chose.append(" ".join(f"{n}x{c}" for c, n in sorted(counts.items())))
         return seconds, epochs * len(case.x)
 
     def run_loop(epochs: int, budget: float) -> tuple[float, int]:
@@ -173,7 +175,9 @@ def time_case(case: Case, rounds: int, cores: int, budget: float) -> dict[str, f
         print(f"  {s.label:44s} {med:6.3f} s (IQR {q1:.3f}-{q3:.3f}){cut}")
     policy, fixed = settings[0], settings[1 : 2 if cores == 1 else 3]
     best = min(fixed, key=lambda s: median_iqr(s.times)[0])
-    print(f"  the policy's thread count per epoch, run by run: {' | '.join(policy.chose)}")
+    print(
+        f"  the policy's thread counts (epochs x threads), run by run: {' | '.join(policy.chose)}"
+    )
     out: dict[str, float] = {}
     line, out["best fixed"] = ratio_line(f"policy / best fixed ({best.label[11:]})", policy, best)
     print(line)

@@ -115,6 +115,7 @@ def run(latent: int, x: np.ndarray, args: argparse.Namespace, peak: float, threa
         rm, rq1, rq3 = median_iqr(ratios)
         print(
             f"  PyTorch {torch_version}  {tm:6.3f} s/epoch (IQR {tq1:.3f}-{tq3:.3f})   {len(x) / tm:9,.0f} examples/s"
+            f"   ({threads} thread{'s' if threads > 1 else ''})"
         )
         print(f"  paired ratio vae_numpy / PyTorch: median {rm:.3f} (IQR {rq1:.3f}-{rq3:.3f})")
     else:
@@ -138,6 +139,12 @@ def main() -> None:
         default="auto",
         help="vae_numpy's BLAS threads: 'auto' (the thread policy, as fit) or a number",
     )
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=None,
+        help="PyTorch's threads (default: as many as numpy's BLAS has by default)",
+    )
     parser.add_argument("--quick", action="store_true", help="2 rounds of 12,800 examples")
     args = parser.parse_args()
     if args.quick:
@@ -151,7 +158,7 @@ def main() -> None:
     )
     print(f"data: {source}; numpy float32 GEMM peak (2048^3): {peak:.0f} GFLOP/s")
     for latent in args.latent:
-        run(latent, x, args, peak, threads)
+        run(latent, x, args, peak, args.torch_threads or threads)
 
 
 if __name__ == "__main__":
