@@ -1,11 +1,13 @@
-"""Draw the README's figures: one PNG per lecture notebook, in ``docs/figures/``.
+"""Draw the README's figures: one PNG per lecture notebook, and the Quick start's run.
 
-Each figure is the notebook's key picture, drawn by the package's own plot functions from
-models trained exactly as in the notebook (the bundled 8x8 digits, the same sizes, seeds and
-epochs), so the README shows what a student sees. Takes about half a minute on two cores::
+Each figure in ``docs/figures/`` is the notebook's key picture, drawn by the package's own plot
+functions from models trained exactly as in the notebook (the bundled 8x8 digits, the same
+sizes, seeds and epochs), so the README shows what a student sees. ``docs/cli/`` holds the
+figures that the Quick start's ``vae-numpy train --out runs/digits`` writes, made by running
+that very command. Takes about a minute on two cores::
 
-    python docs/make_figures.py            # writes docs/figures/*.png
-    python docs/make_figures.py --out DIR  # somewhere else
+    python docs/make_figures.py                      # writes docs/figures/*.png and docs/cli/*.png
+    python docs/make_figures.py --out DIR --cli-out DIR2  # somewhere else
 
 Every file is written atomically (``vae_numpy.plots.save_figure``) and checked to stay below
 150 KB, so that the README stays light.
@@ -14,7 +16,9 @@ Every file is written atomically (``vae_numpy.plots.save_figure``) and checked t
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +27,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from vae_numpy import cli
 from vae_numpy.autoencoder import Autoencoder
 from vae_numpy.data import load_dataset
 from vae_numpy.evaluate import elbo, exact_log_likelihood, exact_posterior
@@ -37,6 +42,15 @@ from vae_numpy.plots import (
 from vae_numpy.vae import VAE
 
 FIGURES = Path(__file__).resolve().parent / "figures"
+CLI_FIGURES = Path(__file__).resolve().parent / "cli"
+CLI_PNGS = (
+    "loss.png",
+    "latent.png",
+    "manifold.png",
+    "reconstructions.png",
+    "samples.png",
+    "kl_per_dim.png",
+)
 MAX_BYTES = 150 * 1024
 DPI = 100
 
@@ -56,7 +70,12 @@ def figure_01() -> Figure:
     x_train, _, x_test, y_test, _ = _digits()
     ae = Autoencoder(64, HIDDEN, LATENT, rng=0).fit(x_train, **TRAIN)
     vae = VAE(64, HIDDEN, LATENT, rng=0).fit(x_train, **TRAIN)
-    return plot_latent_comparison(ae.encode(x_test), vae.encode(x_test)[0], y_test)
+    return plot_latent_comparison(
+        ae.encode(x_test),
+        vae.encode(x_test)[0],
+        y_test,
+        title="Autoencoder and VAE on digits: codes of the test set",
+    )
 
 
 def figure_02() -> Figure:
@@ -74,7 +93,7 @@ def figure_02() -> Figure:
         posterior,
         mu,
         log_var,
-        title=f"test image {k} (a {y_test[k]}): ln p(x) - ELBO = {gap[k]:.2f} nats",
+        title=f"VAE on digits, test image {k} (a {y_test[k]})\nln p(x) - ELBO = {gap[k]:.2f} nats",
     )
 
 
@@ -105,14 +124,14 @@ def figure_04() -> Figure:
         )
         for label, (optimizer, lr) in settings.items()
     }
-    return plot_histories(runs, title="-ELBO per epoch (dashed: test set)")
+    return plot_histories(runs, title="VAE on digits: -ELBO per epoch (dashed: test set)")
 
 
 def figure_05() -> Figure:
     """Notebook 05: the decoded latent plane on a grid of N(0, 1) quantiles."""
     x_train, _, _, _, image_shape = _digits()
     vae = VAE(64, HIDDEN, LATENT, rng=0).fit(x_train, **TRAIN)
-    return plot_manifold(vae, image_shape, n=15)
+    return plot_manifold(vae, image_shape, n=15, title="VAE on digits: decoded latent plane")
 
 
 FIGURE_FUNCTIONS: dict[str, Callable[[], Figure]] = {
@@ -124,12 +143,29 @@ FIGURE_FUNCTIONS: dict[str, Callable[[], Figure]] = {
 }
 
 
+def cli_figures(out: Path) -> list[Path]:
+    """Run the Quick start's `vae-numpy train` and copy its figures into ``out``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        if cli.main(["train", "--out", tmp, "--no-progress"]) != 0:
+            raise RuntimeError("vae-numpy train failed")
+        out.mkdir(parents=True, exist_ok=True)
+        return [Path(shutil.copy(Path(tmp) / name, out / name)) for name in CLI_PNGS]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=FIGURES, help="folder for the PNG files")
+    parser.add_argument(
+        "--cli-out", type=Path, default=CLI_FIGURES, help="folder for the Quick start's figures"
+    )
     parser.add_argument("--dpi", type=float, default=DPI, help="resolution (dots per inch)")
     args = parser.parse_args(argv)
     too_big = []
+    for path in cli_figures(args.cli_out):
+        size = path.stat().st_size
+        print(f"{path}  {size / 1024:5.1f} KB")
+        if size > MAX_BYTES:
+            too_big.append(f"{path} is {size / 1024:.0f} KB")
     for name, make in FIGURE_FUNCTIONS.items():
         start = time.perf_counter()
         path = save_figure(make(), args.out / name, dpi=args.dpi)

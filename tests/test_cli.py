@@ -137,7 +137,7 @@ def test_bad_arguments_give_one_line_errors_not_tracebacks(tmp_path):
 
 def test_every_command_has_help():
     """--help works for the program and every sub-command."""
-    for args in ([], ["train"], ["sample"], ["evaluate"], ["verify-kl"]):
+    for args in ([], ["train"], ["sample"], ["evaluate"], ["verify-kl"], ["notebooks"]):
         proc = subprocess.run(
             [sys.executable, "-m", "vae_numpy.cli", *args, "--help"],
             capture_output=True,
@@ -176,7 +176,7 @@ def test_models_trained_by_the_cli_match_the_python_api(tmp_path):
 
 
 def test_ctrl_c_during_train_keeps_checkpoint_and_prints_resume_command(tmp_path):
-    """SIGINT stops `vae-numpy train` cleanly (exit 130), keeps the checkpoint, and --resume finishes."""
+    """SIGINT stops `train` (exit 130), keeps the checkpoint and a loadable model; --resume finishes."""
     import signal
     import time
 
@@ -208,9 +208,244 @@ def test_ctrl_c_during_train_keeps_checkpoint_and_prints_resume_command(tmp_path
     )
     from vae_numpy.train import load_checkpoint
 
-    epoch = load_checkpoint(out / "checkpoint.npz")[1]["epoch"]
+    arrays, meta = load_checkpoint(out / "checkpoint.npz")
+    epoch = meta["epoch"]
     assert 1 <= epoch < 400
+    # the run folder holds a model of the last completed epoch, which VAE.load and sample accept
+    assert (
+        f"saved the model of epoch {epoch}, the last one completed, to {out / 'model.npz'}" in err
+    )
+    stopped = VAE.load(out / "model.npz")
+    for name, param in stopped.parameters().items():
+        np.testing.assert_array_equal(param, arrays[f"param/{name}"])
+    assert len(stopped.history_["loss"]) == epoch
+    png = tmp_path / "from_stopped.png"
+    assert main(["sample", "--model", str(out / "model.npz"), "-n", "4", "--out", str(png)]) == 0
+    assert png.read_bytes()[:8] == PNG_SIGNATURE
     shorter = [*cmd[:4], "--epochs", str(epoch + 1), *cmd[6:], "--resume"]  # finish 1 epoch later
     resumed = subprocess.run(shorter, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     assert len(VAE.load(out / "model.npz").history_["loss"]) == epoch + 1
+
+
+# --- help texts ----------------------------------------------------------------------------
+
+
+def _subparsers(parser):
+    """(name, parser) of every sub-command, nested ones included."""
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield name, sub
+                yield from _subparsers(sub)
+
+
+def test_every_option_of_every_command_has_a_help_text():
+    """No option is left without help, and defaults print as words, not Python objects."""
+    import argparse
+
+    from vae_numpy.cli import build_parser
+
+    missing = [
+        (name, action.option_strings or action.dest)
+        for name, sub in _subparsers(build_parser())
+        for action in sub._actions
+        if not action.help
+        and action.dest != "help"
+        and not isinstance(action, argparse._SubParsersAction)  # the command itself
+    ]
+    assert missing == []
+    proc = subprocess.run(
+        [sys.executable, "-m", "vae_numpy.cli", "train", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    text = " ".join(proc.stdout.split())
+    assert "{'" not in text and "Adam learning rate" not in text
+    assert "learning rate of the optimizer chosen with --optimizer" in text
+    assert "digits 100, mnist 10, fashion-mnist 10, frey-faces 200" in text
+
+
+# --- messages a user can act on ------------------------------------------------------------
+
+
+def test_files_that_are_not_models_are_named_for_what_they_look_like(tmp_path, capsys):
+    """A PNG, a text file or a foreign .npz given as --model: "is not a vae_numpy model file"."""
+    (tmp_path / "picture.png").write_bytes(PNG_SIGNATURE + bytes(100))
+    (tmp_path / "notes.txt").write_text("hello\n")
+    np.savez(tmp_path / "foreign.npz", weights=np.zeros(3))
+    for name, looks_like in (
+        ("picture.png", "a PNG image"),
+        ("notes.txt", "a text file starting with 'hello'"),
+        (
+            "foreign.npz",
+            "a NumPy .npz archive of 1 array(s) ('weights') without a vae_numpy header",
+        ),
+    ):
+        for command in ("sample", "evaluate"):
+            assert main([command, "--model", str(tmp_path / name)]) == 2
+            message = capsys.readouterr().err.strip()
+            assert len(message.splitlines()) == 1 and "Traceback" not in message
+            assert (
+                f"{tmp_path / name} is not a vae_numpy model file: it looks like {looks_like}"
+                in message
+            )
+            assert "pickle" not in message
+
+
+def test_missing_data_dir_is_reported_as_not_existing_and_not_created(tmp_path, capsys):
+    """--data-dir that does not exist: the error names it, says so, and creates nothing."""
+    missing = tmp_path / "no" / "such"
+    assert (
+        main(
+            [
+                "train",
+                "--dataset",
+                "mnist",
+                "--data-dir",
+                str(missing),
+                "--out",
+                str(tmp_path / "r"),
+            ]
+        )
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert f"--data-dir {missing} does not exist" in err
+    assert "data_dir=" not in err and "download=True" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_data_not_found_names_the_flag_and_the_folder_and_leaves_no_folder(
+    tmp_path, monkeypatch, capsys
+):
+    """No files and no mirror: the error names --data-dir and the folder looked in; nothing is left."""
+    import socket
+
+    from vae_numpy import data
+
+    with socket.socket() as sock:  # a port where nothing listens
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}/"
+    monkeypatch.setitem(data.MIRRORS, "mnist", [dead])
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("VAE_NUMPY_DATA", str(cache))
+    assert main(["train", "--dataset", "mnist", "--no-progress", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert f"is not in {cache / 'mnist'} (that folder does not exist)" in err
+    assert "could not be downloaded" in err and "pass --data-dir DIR" in err
+    assert "data_dir=" not in err and "download=True" not in err
+    assert list(tmp_path.iterdir()) == []  # no empty cache folder left behind
+
+    (tmp_path / "mine" / "mnist").mkdir(parents=True)  # a folder that exists but lacks files
+    args = [
+        "evaluate",
+        "--model",
+        "m.npz",
+        "--dataset",
+        "mnist",
+        "--data-dir",
+        str(tmp_path / "mine"),
+    ]
+    VAE(784, (4,), 2, rng=0).save(tmp_path / "m.npz")
+    args[2] = str(tmp_path / "m.npz")
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"is not in {tmp_path / 'mine' / 'mnist'} and could not be downloaded" in err
+    assert f"--data-dir DIR (instead of {tmp_path / 'mine'})" in err
+    assert sorted(p.name for p in (tmp_path / "mine" / "mnist").iterdir()) == []
+
+
+def test_ctrl_c_in_the_first_epoch_says_nothing_was_saved_and_how_to_start_again(tmp_path):
+    """SIGINT before any epoch ended: exit 130, "nothing was saved", the same command to rerun."""
+    import signal
+
+    out = tmp_path / "run"
+    args = ["train", "--epochs", "5", "--hidden", "1024", "1024", "--batch-size", "1"]
+    args += ["--out", str(out), "--no-progress"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vae_numpy.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout.readline().startswith("training VAE")  # printed just before fit starts
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "--resume" not in err
+    assert "stopped before the first epoch ended: nothing was saved." in err
+    assert f"start again with: vae-numpy {' '.join(args)}" in err
+    assert not (out / "checkpoint.npz").exists() and not (out / "model.npz").exists()
+
+
+def test_a_loss_that_ends_far_above_its_start_warns_about_the_learning_rate(tmp_path, capsys):
+    """Adam with --lr 1e4 finishes, but the run warns that it diverged and names --lr."""
+    args = ["train", "--optimizer", "adam", "--lr", "1e4", "--epochs", "2", "--hidden", "16"]
+    assert main([*args, "--out", str(tmp_path), "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "training diverged" in err and "--lr 10000 is probably too large for adam" in err
+    assert "try --lr 1000 or smaller" in err
+
+
+def test_a_normal_run_does_not_warn(tmp_path, capsys):
+    """The default settings train without a divergence warning."""
+    assert (
+        main(["train", "--epochs", "2", "--hidden", "16", "--out", str(tmp_path), "--no-progress"])
+        == 0
+    )
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_a_non_finite_loss_is_a_one_line_error_naming_the_flag(tmp_path, capsys):
+    """SGD with --lr 1e4 overflows: exit 2 with the --lr to try, not a traceback."""
+    args = ["train", "--optimizer", "sgd", "--lr", "1e4", "--epochs", "2", "--hidden", "16"]
+    assert main([*args, "--out", str(tmp_path), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "On the command line: --lr 1000" in err
+
+
+# --- notebooks -----------------------------------------------------------------------------
+
+
+def test_notebooks_copies_lecture_notebooks_and_student_copies_and_refuses_to_overwrite(
+    tmp_path, capsys
+):
+    """`notebooks DIR` writes the five lectures and the student copies; a second run needs --force."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "notebooks"
+    assert main(["notebooks", str(tmp_path / "course")]) == 0
+    out = capsys.readouterr().out
+    lectures = sorted(p.name for p in root.glob("*.ipynb"))
+    students = sorted(p.name for p in (root / "assignments" / "release").glob("*.ipynb"))
+    assert sorted(p.name for p in (tmp_path / "course").glob("*.ipynb")) == lectures
+    assert sorted(p.name for p in (tmp_path / "course" / "assignments").glob("*.ipynb")) == students
+    assert not any("source" in p.parts for p in (tmp_path / "course").rglob("*"))  # no solutions
+    for name in students:
+        copied = tmp_path / "course" / "assignments" / name
+        assert copied.read_bytes() == (root / "assignments" / "release" / name).read_bytes()
+        assert f"wrote {copied}" in out
+    assert f"open them with: jupyter lab {tmp_path / 'course'}" in out
+
+    (tmp_path / "course" / lectures[0]).write_text("my notes")
+    assert main(["notebooks", str(tmp_path / "course")]) == 2
+    assert "--force" in capsys.readouterr().err
+    assert (tmp_path / "course" / lectures[0]).read_text() == "my notes"  # nothing overwritten
+    assert main(["notebooks", str(tmp_path / "course"), "--force"]) == 0
+    assert (tmp_path / "course" / lectures[0]).read_bytes() == (root / lectures[0]).read_bytes()
+
+
+def test_notebooks_with_solutions_adds_the_sources_for_instructors(tmp_path, capsys):
+    """--solutions also writes each assignment's source notebook into DIR/solutions."""
+    from pathlib import Path
+
+    sources = Path(__file__).resolve().parents[1] / "notebooks" / "assignments" / "source"
+    assert main(["notebooks", str(tmp_path), "--solutions"]) == 0
+    for source in sorted(sources.glob("*.ipynb")):
+        assert (tmp_path / "solutions" / source.name).read_bytes() == source.read_bytes()
+    n = len(list(sources.glob("*.ipynb")))
+    assert n >= 5 and f"and their {n} solutions" in capsys.readouterr().out

@@ -168,7 +168,7 @@ def test_truncated_transfer_without_checksum_is_still_rejected(server, label_fil
     """With no MD5 to check, a short transfer alone raises DownloadError and leaves nothing."""
     name, body, _ = label_file
     server.files[name] = body
-    with pytest.raises(DownloadError, match=f"truncated transfer: received {len(body) // 2}"):
+    with pytest.raises(DownloadError, match=rf"IncompleteRead\({len(body) // 2} bytes read"):
         fetch(name, [f"{server.url}/truncated/"], tmp_path, None)
     assert os.listdir(tmp_path) == []
 
@@ -181,7 +181,7 @@ def test_all_mirrors_failing_raises_oserror_listing_each(server, label_file, tmp
     with pytest.raises(OSError) as info:
         fetch(name, [f"{server.url}/gone/", refused], tmp_path, md5)
     assert isinstance(info.value, DownloadError)
-    assert "HTTP 404" in str(info.value) and f"{refused}/{name}" in str(info.value)
+    assert "404" in str(info.value) and f"{refused}/{name}" in str(info.value)
     assert os.listdir(tmp_path) == []
 
 
@@ -233,7 +233,30 @@ def test_load_dataset_with_failing_mirrors_names_file_and_folder(server, tmp_pat
         load_dataset("fashion-mnist", "test", data_dir=tmp_path, progress=False)
     message = str(info.value)
     assert IMAGES in message and str(tmp_path / "fashion_mnist") in message
-    assert os.listdir(tmp_path / "fashion_mnist") == []
+    assert isinstance(info.value, FileNotFoundError) and "404" in info.value.reason
+    assert info.value.folder == tmp_path / "fashion_mnist"
+    assert os.listdir(tmp_path) == []  # the folder made for the download is removed again
+
+
+def test_failed_download_into_a_new_data_dir_leaves_no_folders(server, tmp_path, monkeypatch):
+    """A data directory that did not exist is not left behind, empty, by a failed download."""
+    monkeypatch.setitem(data.MIRRORS, "mnist", [closed_port_url()])
+    with pytest.raises(DownloadError) as info:
+        load_dataset("mnist", "test", data_dir=tmp_path / "new" / "cache", progress=False)
+    assert "(that folder does not exist)" in str(info.value)
+    assert os.listdir(tmp_path) == []
+
+
+def test_progress_bar_is_drawn_only_when_asked(server, label_file, tmp_path, capfd):
+    """progress=True draws a byte-counting bar on stderr; progress=False prints nothing."""
+    name, body, md5 = label_file
+    server.files[name] = body
+    fetch_file(name, [f"{server.url}/ok/"], tmp_path / "quiet", md5, progress=False)
+    quiet = capfd.readouterr()
+    assert quiet.out == "" and quiet.err == ""
+    fetch_file(name, [f"{server.url}/ok/"], tmp_path / "loud", md5, progress=True)
+    err = capfd.readouterr().err
+    assert "100%" in err and f"{name}" in err
 
 
 def test_download_false_names_file_and_folder_without_network(server, tmp_path, monkeypatch):
@@ -258,7 +281,7 @@ def test_frey_download_is_checked_by_structure(server, tmp_path, monkeypatch):
     server.files["frey_rawface.mat"] = (tmp_path / "wrong.mat").read_bytes()
     with pytest.raises(ChecksumError, match="'ff'"):
         load_dataset("frey-faces", "all", data_dir=tmp_path / "bad", progress=False)
-    assert os.listdir(tmp_path / "bad" / "frey_face") == []
+    assert not (tmp_path / "bad").exists()  # the rejected file and its new folders are gone
 
     server.files["frey_rawface.mat"] = (tmp_path / "served.mat").read_bytes()
     ds = load_dataset("frey-faces", "all", data_dir=tmp_path / "good", progress=False)

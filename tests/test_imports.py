@@ -24,7 +24,18 @@ PACKAGE = Path(vae_numpy.__file__).parent
 #: The documented direction, left to right. Underscore modules (``_validation``, ``_argtypes``)
 #: are package-internal helpers: any module of the package may import them, users should not.
 DIRECTION: list[tuple[str, set[str]]] = [
-    ("foundation", {"_validation", "_argtypes", "serialization", "protocol", "kernels", "threads"}),
+    (
+        "foundation",
+        {
+            "_validation",
+            "_argtypes",
+            "serialization",
+            "protocol",
+            "kernels",
+            "resources",
+            "threads",
+        },
+    ),
     ("data", {"formats", "toy", "download", "data"}),
     ("functional", {"functional"}),
     ("layers", {"layers"}),

@@ -14,7 +14,9 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 import statistics
 import subprocess
 import sys
+from pathlib import Path
 
+import matplotlib
 import matplotlib.image
 import numpy as np
 import pytest
@@ -100,11 +102,12 @@ def _all_figures(vae, autoencoder, digits):
         "histories": (plot_histories({"a": vae, "b": autoencoder.history_}), 1, 0),
         "reconstructions": (plot_reconstructions(x, vae.reconstruct(x), SHAPE, n=5), 2, 2),
         "image_grid": (plot_image_grid(vae.sample(7, rng=0), SHAPE), 1, 1),
-        "latent_scatter": (plot_latent_scatter(vae.encode(x)[0], y), 2, 0),
+        "latent_scatter": (plot_latent_scatter(vae.encode(x)[0], y), 1, 0),
+        "latent_scatter_continuous": (plot_latent_scatter(vae.encode(x)[0], y * 0.5), 2, 0),
         "latent_scatter_unlabelled": (plot_latent_scatter(vae.encode(x)[0]), 1, 0),
         "latent_comparison": (
             plot_latent_comparison(autoencoder.encode(x), mu.repeat(40, 0), y),
-            3,
+            2,
             0,
         ),
         "manifold": (plot_manifold(vae, SHAPE, n=4), 1, 1),
@@ -321,15 +324,29 @@ def test_interpolation_rejects_batches_and_single_steps(vae, digits):
 
 
 def test_two_dimensional_codes_are_scattered_unchanged_with_one_colour_per_class(vae, digits):
-    """2-D codes are plotted as they are; the colour bar has one tick per class present."""
+    """2-D codes are plotted as they are; a legend has one entry per class, in its tab10 colour."""
     x, y = digits
     mu = vae.encode(x)[0]
     fig = plot_latent_scatter(mu, y)
     ax = fig.axes[0]
     np.testing.assert_allclose(ax.collections[0].get_offsets(), mu)
     assert "PC" not in ax.get_xlabel()
-    ticks = [t.get_text() for t in fig.axes[1].get_yticklabels()]
-    assert ticks == [str(c) for c in np.unique(y)]
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == [str(c) for c in np.unique(y)]
+    tab10 = matplotlib.colormaps["tab10"]
+    for i, handle in enumerate(legend.legend_handles):
+        assert matplotlib.colors.same_color(handle.get_color(), tab10(i))
+    points = ax.collections[0]
+    for label in np.unique(y):  # each point has its class's colour
+        colours = points.to_rgba(points.get_array()[y == label])
+        np.testing.assert_allclose(colours[:, :3], [tab10(int(label))[:3]] * len(colours))
+
+
+def test_continuous_labels_get_a_colour_bar_not_a_legend(vae, digits):
+    """Float labels are a scale: they get a colour bar and no class legend."""
+    x, y = digits
+    fig = plot_latent_scatter(vae.encode(x)[0], y * 0.37)
+    assert len(fig.axes) == 2 and fig.legends == []
 
 
 def test_codes_above_two_dimensions_are_projected_with_pca_and_labelled_so():
@@ -373,11 +390,12 @@ def test_pca_projection_preserves_distances_of_codes_on_a_plane():
 
 
 def test_latent_comparison_draws_both_code_sets_with_one_colour_scale(autoencoder, vae, digits):
-    """Left panel: AE codes; right panel: VAE means; one shared colour bar."""
+    """Left panel: AE codes; right panel: VAE means; one shared class legend."""
     x, y = digits
     ae_codes, mu = autoencoder.encode(x), vae.encode(x)[0]
     fig = plot_latent_comparison(ae_codes, mu, y)
-    left, right, cbar = fig.axes
+    left, right = fig.axes
+    assert len(fig.legends) == 1
     np.testing.assert_allclose(left.collections[0].get_offsets(), ae_codes)
     np.testing.assert_allclose(right.collections[0].get_offsets(), mu)
     assert left.collections[0].norm is right.collections[0].norm
@@ -477,6 +495,14 @@ def test_kl_per_dimension_marks_units_above_the_threshold_as_active():
     (line,) = ax.get_lines()
     assert line.get_ydata()[0] == pytest.approx(0.01)
     assert ax.get_title() == "3 of 4 units active"
+    assert ax.get_yscale() == "linear" and ax.get_ylim()[0] == 0
+    assert ax.get_legend() is None and len(fig.legends) == 1  # outside the axes
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()  # lays the figure out as it is saved
+    renderer = canvas.get_renderer()
+    assert not fig.legends[0].get_window_extent(renderer).overlaps(ax.get_window_extent(renderer))
     with pytest.raises(ValueError, match=">= 0"):
         plot_kl_per_dimension([0.1, -0.2])
     with pytest.raises(ValueError, match="latent_dim"):
@@ -533,3 +559,59 @@ def test_posterior_comparison_draws_q_as_one_and_two_std_ellipses(digits):
         plot_posterior_comparison(z1, z2, -dens, mu, log_var)
     with pytest.raises(ValueError, match="2 coordinates"):
         plot_posterior_comparison(z1, z2, dens, [0.0, 0.0, 0.0], log_var)
+
+
+# --- the figures of a `vae-numpy train` run ------------------------------------------------
+
+
+def test_history_kl_axis_starts_at_zero():
+    """The KL panel's y-axis starts at 0 (a KL is >= 0), whatever the values."""
+    fig = plot_history(HISTORY)
+    kl_ax = [ax for ax in fig.axes if ax.get_title().startswith("KL")][0]
+    assert kl_ax.get_ylim()[0] == 0
+
+
+def _texts(fig):
+    """Every title of a figure: its suptitle and the axes titles."""
+    titles = [fig._suptitle.get_text()] if fig._suptitle is not None else []
+    return titles + [ax.get_title() for ax in fig.axes if ax.get_title()]
+
+
+def test_every_figure_of_a_training_run_is_a_titled_non_blank_png(tmp_path, monkeypatch):
+    """Each PNG of `vae-numpy train` opens, has a sensible size, is not blank, and says its model and data."""
+    from vae_numpy import cli
+    from vae_numpy.plots import _figure
+
+    titles = {}
+    save = _figure.save_figure
+
+    def recording_save(fig, path, **kw):
+        titles[Path(path).name] = _texts(fig)
+        return save(fig, path, **kw)
+
+    monkeypatch.setattr(_figure, "save_figure", recording_save)
+    out = tmp_path / "run"
+    assert (
+        cli.main(["train", "--epochs", "3", "--hidden", "16", "--out", str(out), "--no-progress"])
+        == 0
+    )
+    expected = {
+        "loss.png",
+        "reconstructions.png",
+        "latent.png",
+        "samples.png",
+        "kl_per_dim.png",
+        "manifold.png",
+    }
+    assert set(titles) == expected
+    for name in sorted(expected):
+        pixels = matplotlib.image.imread(out / name)  # (height, width, RGBA) floats in [0, 1]
+        height, width = pixels.shape[:2]
+        assert 300 <= height <= 2000 and 300 <= width <= 2500, (name, pixels.shape)
+        grey = pixels[..., :3].mean(axis=-1)
+        assert (grey < 0.5).mean() > 0.01, f"{name} is (nearly) blank"
+        assert grey.std() > 0.1, f"{name} has no contrast"
+        assert any("VAE on digits" in t for t in titles[name]), (name, titles[name])
+    assert any("decoder means for z ~ N(0, I)" in t for t in titles["samples.png"])
+    assert not any("samples from the prior" in t for t in titles["samples.png"])
+    assert any("means of q(z|x), test set" in t for t in titles["latent.png"])

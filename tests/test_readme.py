@@ -24,3 +24,23 @@ def test_readme_python_examples_print_what_they_show():
     runner.run(test)
     result = runner.summarize(verbose=False)
     assert result.failed == 0, f"{result.failed} README example(s) print something else"
+
+
+def test_readme_students_commands_print_what_they_show(tmp_path, monkeypatch, capsys):
+    """The "For students" console example, run in an empty folder, prints the lines shown."""
+    from vae_numpy.cli import main
+
+    section = README.read_text(encoding="utf-8").split("## For students", 1)[1].split("\n## ")[0]
+    (block,) = re.findall(r"```console\n(.*?)```", section, flags=re.S)
+    command, *shown = block.strip().splitlines()
+    assert command.startswith("$ vae/bin/vae-numpy ")
+    monkeypatch.chdir(tmp_path)
+    assert main(command.split()[2:]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    position = 0
+    for line in shown:
+        if line == "...":
+            continue
+        assert line in printed[position:], f"README shows {line!r}; the command printed {printed}"
+        position = printed.index(line, position) + 1
+    assert (tmp_path / "vae-course" / "assignments").is_dir()

@@ -57,7 +57,7 @@ def test_wrong_version_kind_or_foreign_archive_is_refused(tmp_path):
     with pytest.raises(ValueError, match="format version"):
         VAE.load(tmp_path / "v.npz")
     np.savez(tmp_path / "plain.npz", w=np.zeros(3))
-    with pytest.raises(ValueError, match="not written by vae_numpy"):
+    with pytest.raises(ValueError, match=r"is not a vae_numpy model file.*archive of 1 array"):
         VAE.load(tmp_path / "plain.npz")
     with pytest.raises(FileNotFoundError):
         VAE.load(tmp_path / "missing.npz")
@@ -129,3 +129,60 @@ def test_saved_files_get_the_usual_permissions(tmp_path):
     finally:
         os.umask(mask)
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(64)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "looks_like"),
+    [
+        ("picture.png", PNG, "a PNG image"),
+        ("notes.txt", b"epoch,loss\n1,45.2\n", "a text file starting with 'epoch,loss'"),
+        ("empty.npz", b"", "an empty file"),
+        ("weights.pkl", b"\x80\x04\x95" + bytes(20), "a Python pickle"),
+        ("array.npy", None, "a single NumPy array (.npy)"),
+    ],
+)
+def test_a_file_that_is_not_a_model_is_named_as_what_it_looks_like(
+    tmp_path, name, content, looks_like
+):
+    """Images, text, pickles and .npy files are refused as "not a vae_numpy model file"."""
+    path = tmp_path / name
+    if content is None:
+        np.save(path, np.zeros(3))
+    else:
+        path.write_bytes(content)
+    with pytest.raises(ValueError) as info:
+        VAE.load(path)
+    message = str(info.value)
+    assert f"{path} is not a vae_numpy model file: it looks like {looks_like}" in message
+    assert "allow_pickle" not in message
+
+
+def test_a_checkpoint_loaded_as_a_model_points_at_model_npz(tmp_path):
+    """A training checkpoint given to VAE.load says to use model.npz or finish with --resume."""
+    from vae_numpy.train import save_checkpoint
+
+    model = VAE(6, (4,), 2, rng=0).fit(np.full((8, 6), 0.5), epochs=1, progress=False)
+    path = save_checkpoint(
+        tmp_path / "checkpoint.npz", model, model.optimizer_, np.random.default_rng(0), 1, {}
+    )
+    with pytest.raises(ValueError, match="is a training checkpoint, not a model: use model.npz"):
+        VAE.load(path)
+
+
+def test_no_message_in_the_package_advises_unpickling():
+    """No string in vae_numpy tells a user to load a file with allow_pickle=True."""
+    import pathlib
+
+    import vae_numpy
+
+    root = pathlib.Path(vae_numpy.__file__).parent
+    offenders = [
+        str(p.relative_to(root))
+        for p in root.rglob("*.py")
+        if "allow_pickle=True" in p.read_text(encoding="utf-8")
+        or "allow_pickle=`" in p.read_text(encoding="utf-8")
+    ]
+    assert offenders == []

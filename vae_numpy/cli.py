@@ -23,11 +23,13 @@ from typing import Any
 from . import assignments
 from ._argtypes import non_negative_float, positive_float, positive_int
 from .autoencoder import Autoencoder
-from .base import BaseModel
-from .data import DATASETS, load_dataset
+from .data import DATASETS, FOLDERS, Dataset, MissingDataError, get_data_dir, load_dataset
 from .kl import kl_by_quadrature, kl_monte_carlo, kl_normal
+from .models import load_model
+from .protocol import LatentModel
+from .resources import copy_notebooks
 from .serialization import atomic_write_bytes
-from .train import TrainingInterrupted
+from .train import load_checkpoint
 from .vae import VAE
 
 __all__ = ["main", "build_parser"]
@@ -46,6 +48,17 @@ KL_CASES = [
     (3.0, 0.1, 0.0, 5.0),
     (-2.0, 3.0, 1.0, 0.5),
 ]
+
+
+#: Help of --data-dir, shared by train and evaluate.
+DATA_DIR_HELP = (
+    "folder holding mnist/, fashion_mnist/ or frey_face/ (default: $VAE_NUMPY_DATA, else the"
+    " cache ~/.cache/vae_numpy, where missing files are downloaded)"
+)
+
+#: A run whose final test loss ends this much above the untrained model's (relative to its
+#: size) gets a warning that names the learning rate.
+DIVERGENCE_MARGIN = 0.1
 
 
 class CLIError(Exception):
@@ -68,9 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--dataset", default="digits", choices=DATASETS, help="data set (default: digits, bundled)"
     )
-    train.add_argument(
-        "--data-dir", default=None, help="folder holding mnist/, fashion_mnist/, frey_face/"
-    )
+    train.add_argument("--data-dir", default=None, metavar="DIR", help=DATA_DIR_HELP)
     train.add_argument(
         "--model", default="vae", choices=("vae", "ae"), help="VAE or plain autoencoder"
     )
@@ -94,15 +105,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--epochs",
         type=positive_int,
         default=None,
-        help=f"passes over the data (default per data set: {DEFAULT_EPOCHS})",
+        help="passes over the data (default per data set: "
+        + ", ".join(f"{name} {n}" for name, n in DEFAULT_EPOCHS.items())
+        + ")",
     )
     train.add_argument(
         "--batch-size", type=positive_int, default=64, help="examples per step (default 64)"
     )
     train.add_argument(
-        "--lr", type=positive_float, default=1e-3, help="Adam learning rate (default 1e-3)"
+        "--lr",
+        type=positive_float,
+        default=1e-3,
+        help="learning rate of the optimizer chosen with --optimizer (default 1e-3)",
     )
-    train.add_argument("--optimizer", default="adam", choices=("adam", "sgd", "adagrad"))
+    train.add_argument(
+        "--optimizer",
+        default="adam",
+        choices=("adam", "sgd", "adagrad"),
+        help="adam (Kingma & Ba 2015), sgd (plain gradient descent) or adagrad (default adam)",
+    )
     train.add_argument("--beta", type=non_negative_float, default=1.0, help="KL weight (default 1)")
     train.add_argument(
         "--kl-warmup",
@@ -121,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample = sub.add_parser("sample", help="draw new images from a trained VAE")
     sample.add_argument("--model", required=True, help="model.npz written by 'vae-numpy train'")
     sample.add_argument("-n", type=positive_int, default=64, help="number of samples (default 64)")
-    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--seed", type=int, default=0, help="random seed of z (default 0)")
     sample.add_argument("--out", default="samples.png", help="PNG to write (default samples.png)")
 
     evaluate = sub.add_parser("evaluate", help="print the ELBO and its parts on a data set")
@@ -132,9 +153,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=DATASETS,
         help="data set (default: the one the model was trained on)",
     )
-    evaluate.add_argument("--split", default="test", choices=("train", "test"))
-    evaluate.add_argument("--data-dir", default=None)
-    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument(
+        "--split", default="test", choices=("train", "test"), help="which split (default test)"
+    )
+    evaluate.add_argument("--data-dir", default=None, metavar="DIR", help=DATA_DIR_HELP)
+    evaluate.add_argument(
+        "--seed", type=int, default=0, help="random seed of the Monte Carlo samples (default 0)"
+    )
     evaluate.add_argument(
         "--iwae-k",
         type=positive_int,
@@ -152,6 +177,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     sub.add_parser("verify-kl", help="closed-form KL between normals vs quadrature and Monte Carlo")
+
+    notebooks = sub.add_parser(
+        "notebooks",
+        help="copy the lecture notebooks and the assignments (student copies) into a folder",
+        description="Copy the five lecture notebooks into DIR and the student copies of the "
+        "assignments into DIR/assignments, from the installed package. Open them with "
+        "'jupyter lab DIR'.",
+    )
+    notebooks.add_argument("dir", metavar="DIR", help="folder to copy into (created if missing)")
+    notebooks.add_argument(
+        "--force", action="store_true", help="overwrite notebooks that already exist in DIR"
+    )
+    notebooks.add_argument(
+        "--solutions",
+        action="store_true",
+        help="for instructors: also copy the assignment sources (solutions, hidden tests)"
+        " into DIR/solutions",
+    )
     assignments.add_subcommand(sub)
     return parser
 
@@ -159,19 +202,41 @@ def build_parser() -> argparse.ArgumentParser:
 # --- helpers ------------------------------------------------------------------------------
 
 
-def _load_model(path: str) -> BaseModel:
+def _load_model(path: str) -> Any:
+    """Any saved model, as its own class (the commands ask what it can do, not what it is)."""
     p = Path(path)
     if not p.exists():
         raise CLIError(f"no model file at {p}; train one with 'vae-numpy train --out DIR'")
+    return load_model(p)
+
+
+def _load_data(name: str, split: str, args: argparse.Namespace) -> Dataset:
+    """``load_dataset`` with the command line's words in its errors (--data-dir, the folder)."""
+    if name != "digits" and args.data_dir is not None and not Path(args.data_dir).is_dir():
+        raise CLIError(
+            f"--data-dir {args.data_dir} does not exist; pass the folder that holds"
+            f" {FOLDERS[name]}/, or leave --data-dir out to use (and download into)"
+            f" {get_data_dir()}"
+        )
     try:
-        return VAE.load(p)
-    except ValueError as exc:
-        if "expected 'VAE'" not in str(exc):
-            raise
-    return Autoencoder.load(p)
+        return load_dataset(
+            name, split, data_dir=args.data_dir, progress=not getattr(args, "no_progress", False)
+        )
+    except MissingDataError as exc:
+        where = f"{exc.folder}" + ("" if exc.folder.is_dir() else " (that folder does not exist)")
+        failed = "" if exc.reason is None else f" and could not be downloaded ({exc.reason})"
+        flag = (
+            "--data-dir DIR"
+            if args.data_dir is None
+            else f"--data-dir DIR (instead of {args.data_dir})"
+        )
+        raise CLIError(
+            f"the {name} file {' or '.join(exc.filenames)} is not in {where}{failed}."
+            f" Put the {name} files in a folder DIR/{FOLDERS[name]}/ and pass {flag}"
+        ) from exc
 
 
-def _image_shape(model: BaseModel) -> tuple[int, int]:
+def _image_shape(model: LatentModel) -> tuple[int, int]:
     shape = model.metadata.get("image_shape")
     if shape:
         return int(shape[0]), int(shape[1])
@@ -188,6 +253,45 @@ def _write_json(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode("utf-8"))
 
 
+def _model_name(model: LatentModel, dataset: str | None) -> str:
+    """ "VAE on digits": the model and data set that every figure title names."""
+    return f"{type(model).__name__} on {dataset}" if dataset else type(model).__name__
+
+
+def _stopped(
+    args: argparse.Namespace, model: LatentModel, checkpoint: Path, saved: bool, why: str
+) -> int:
+    """After Ctrl-C: keep a loadable model of the last completed epoch, say what to run next."""
+    out = Path(args.out)
+    command = [a for a in args.argv if a != "--resume"]
+    if not saved:
+        print(
+            "\nstopped before the first epoch ended: nothing was saved."
+            f"\nstart again with: vae-numpy {' '.join(command)}",
+            file=sys.stderr,
+        )
+        return 130
+    arrays, meta = load_checkpoint(checkpoint)  # the last completed epoch
+    for name, param in model.parameters().items():
+        param[...] = arrays[f"param/{name}"]
+    model.history_ = {k: list(v) for k, v in meta["history"].items()}
+    model.save(out / "model.npz")
+    _write_json(out / "history.json", model.history_)
+    sample = (
+        f"\nsample from it with: vae-numpy sample --model {out / 'model.npz'}"
+        if model.generative
+        else ""
+    )
+    print(
+        f"\nstopped: {why}."
+        f"\nsaved the model of epoch {meta['epoch']}, the last one completed, to"
+        f" {out / 'model.npz'}{sample}"
+        f"\nresume with: vae-numpy {' '.join(command + ['--resume'])}",
+        file=sys.stderr,
+    )
+    return 130
+
+
 # --- commands -----------------------------------------------------------------------------
 
 
@@ -195,10 +299,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from . import plots  # matplotlib only when figures are drawn
 
     out = Path(args.out)
-    train_set = load_dataset(args.dataset, "train", data_dir=args.data_dir)
-    test_set = load_dataset(args.dataset, "test", data_dir=args.data_dir)
+    train_set = _load_data(args.dataset, "train", args)
+    test_set = _load_data(args.dataset, "test", args)
     epochs = args.epochs or DEFAULT_EPOCHS[args.dataset]
-    model: BaseModel
+    model: Any  # VAE or Autoencoder: below, only what the model can do is asked
     if args.model == "vae":
         likelihood = args.likelihood or (
             "gaussian" if args.dataset == "frey-faces" else "bernoulli"
@@ -214,12 +318,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         model = Autoencoder(train_set.n_features, args.hidden, args.latent_dim, rng=args.seed)
     model.metadata = {"dataset": args.dataset, "image_shape": list(train_set.image_shape)}
+    untrained = model.evaluate_terms(test_set.x, rng=0)["loss"]
+    checkpoint = out / "checkpoint.npz"
+    before = checkpoint.stat().st_mtime_ns if checkpoint.exists() else None
     print(
         f"training {model!r}\n  on {args.dataset}: {train_set.n_examples} train, "
         f"{test_set.n_examples} test examples; {epochs} epochs, batch {args.batch_size}",
         flush=True,
     )
-    checkpoint = out / "checkpoint.npz"
     t0 = time.perf_counter()
     try:
         model.fit(
@@ -236,16 +342,17 @@ def cmd_train(args: argparse.Namespace) -> int:
             checkpoint=checkpoint,
             resume=args.resume,
         )
-    except TrainingInterrupted as exc:
-        again = [a for a in args.argv if a != "--resume"] + ["--resume"]
-        print(f"\nstopped: {exc}.\nresume with: vae-numpy {' '.join(again)}", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # TrainingInterrupted, or Ctrl-C before fit took over
+        saved = checkpoint.exists() and (args.resume or checkpoint.stat().st_mtime_ns != before)
+        return _stopped(args, model, checkpoint, saved, str(exc) or "interrupted")
+    except FloatingPointError as exc:
+        raise CLIError(f"{exc} On the command line: --lr {args.lr / 10:g}") from exc
     seconds = time.perf_counter() - t0
     model.save(out / "model.npz")
     _write_json(out / "history.json", model.history_)
     train_terms = model.evaluate_terms(train_set.x)
     test_terms = model.evaluate_terms(test_set.x)
-    unit = "-ELBO" if isinstance(model, VAE) else "reconstruction loss"
+    unit = "-ELBO" if "kl" in test_terms else "reconstruction loss"
     print(f"trained in {seconds:.1f} s")
     print(f"final train {unit}: {train_terms['loss']:.2f} nats per example")
     print(
@@ -256,35 +363,70 @@ def cmd_train(args: argparse.Namespace) -> int:
             else ""
         )
     )
+    if test_terms["loss"] > untrained + DIVERGENCE_MARGIN * abs(untrained):
+        print(
+            f"warning: the test {unit} ended at {test_terms['loss']:.4g}, above the"
+            f" {untrained:.4g} of the untrained model: training diverged. The learning rate"
+            f" --lr {args.lr:g} is probably too large for {args.optimizer}; try"
+            f" --lr {args.lr / 10:g} or smaller (the default is 1e-3)",
+            file=sys.stderr,
+        )
     shape = train_set.image_shape
     x_show = test_set.x[:10]
     written = [out / "model.npz", out / "history.json"]
+    name = _model_name(model, args.dataset)
 
-    def figure(name: str, draw: Any) -> None:
-        draw(path=out / name)
-        written.append(out / name)
+    def figure(filename: str, draw: Any) -> None:
+        draw(path=out / filename)
+        written.append(out / filename)
 
-    figure("loss.png", lambda path: plots.plot_history(model.history_, path=path))
+    figure(
+        "loss.png",
+        lambda path: plots.plot_history(
+            model.history_, path=path, title=f"{name}: training curves"
+        ),
+    )
     figure(
         "reconstructions.png",
         lambda path: plots.plot_reconstructions(
-            x_show, model.reconstruct(x_show), shape, path=path
+            x_show,
+            model.reconstruct(x_show),
+            shape,
+            path=path,
+            title=f"{name}: test images and their reconstructions",
         ),
     )
-    codes = model.encode(test_set.x)
-    codes = codes[0] if isinstance(codes, tuple) else codes
-    figure("latent.png", lambda path: plots.plot_latent_scatter(codes, test_set.y, path=path))
-    if isinstance(model, VAE):
+    codes = model.code(test_set.x)  # a VAE's code is the mean of q(z|x)
+    figure(
+        "latent.png",
+        lambda path: plots.plot_latent_scatter(
+            codes, test_set.y, path=path, title=f"{name}: means of q(z|x), test set"
+        ),
+    )
+    if model.generative:
         figure(
             "samples.png",
             lambda path: plots.plot_image_grid(
-                model.sample(64, rng=args.seed), shape, title="samples from the prior", path=path
+                model.sample(64, rng=args.seed),
+                shape,
+                title=f"{name}: decoder means for z ~ N(0, I)",
+                path=path,
             ),
         )
         kl_dims = model.loss_parts(test_set.x, rng=0)["kl_per_dim"]
-        figure("kl_per_dim.png", lambda path: plots.plot_kl_per_dimension(kl_dims, path=path))
+        figure(
+            "kl_per_dim.png",
+            lambda path: plots.plot_kl_per_dimension(
+                kl_dims, path=path, title=f"{name}: KL per latent dimension, test set"
+            ),
+        )
         if model.latent_dim == 2:
-            figure("manifold.png", lambda path: plots.plot_manifold(model, shape, path=path))
+            figure(
+                "manifold.png",
+                lambda path: plots.plot_manifold(
+                    model, shape, path=path, title=f"{name}: decoded latent plane"
+                ),
+            )
     checkpoint.unlink(missing_ok=True)  # training finished: the final model replaces it
     print("wrote " + ", ".join(str(p) for p in written))
     return 0
@@ -294,13 +436,18 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from . import plots
 
     model = _load_model(args.model)
-    if not isinstance(model, VAE):
+    if not model.generative:
         raise CLIError(
-            f"{args.model} holds an Autoencoder, which has no prior to sample from; use a VAE"
+            f"{args.model} holds an {type(model).__name__}, which has no prior to sample from;"
+            " use a VAE"
         )
     images = model.sample(args.n, rng=args.seed)
+    name = _model_name(model, model.metadata.get("dataset"))
     plots.plot_image_grid(
-        images, _image_shape(model), title=f"{args.n} samples from the prior", path=Path(args.out)
+        images,
+        _image_shape(model),
+        title=f"{name}: decoder means for {args.n} draws of z ~ N(0, I)",
+        path=Path(args.out),
     )
     print(f"wrote {args.out}")
     return 0
@@ -313,10 +460,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise CLIError(
             "the model file does not say which data set it was trained on; pass --dataset"
         )
-    x = load_dataset(name, args.split, data_dir=args.data_dir).x[: args.max_examples]
+    x = _load_data(name, args.split, args).x[: args.max_examples]
     terms = model.evaluate_terms(x, rng=args.seed)
     print(f"{model!r}\non {name} {args.split} ({len(x)} examples), nats per example:")
-    if not isinstance(model, VAE):
+    if not model.generative:
         print(f"  reconstruction loss {terms['loss']:10.3f}")
         return 0
     print(f"  ELBO           {-terms['loss']:10.3f}   (-ELBO = {terms['loss']:.3f})")
@@ -354,12 +501,31 @@ def cmd_verify_kl(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_notebooks(args: argparse.Namespace) -> int:
+    try:
+        written = copy_notebooks(args.dir, force=args.force, solutions=args.solutions)
+    except FileExistsError as exc:
+        raise CLIError(str(exc).replace(" (force=True)", "")) from exc
+    student = [p for p in written if p.parent.name == "assignments"]
+    solutions = [p for p in written if p.parent.name == "solutions"]
+    lecture = len(written) - len(student) - len(solutions)
+    for p in written:
+        print(f"wrote {p}")
+    print(
+        f"{lecture} lecture notebooks and {len(student)} assignments (student copies)"
+        + (f" and their {len(solutions)} solutions" if solutions else "")
+        + f" in {args.dir}; open them with: jupyter lab {args.dir}"
+    )
+    return 0
+
+
 COMMANDS = {
     "assignments": assignments.run,
     "train": cmd_train,
     "sample": cmd_sample,
     "evaluate": cmd_evaluate,
     "verify-kl": cmd_verify_kl,
+    "notebooks": cmd_notebooks,
 }
 
 
@@ -374,6 +540,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CLIError, ValueError, TypeError, FileNotFoundError, OSError) as exc:
         print(f"vae-numpy {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C outside training (which handles its own)
+        print(f"\nvae-numpy {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -22,7 +22,7 @@ directory is the ``data_dir`` argument, else the ``VAE_NUMPY_DATA`` environment 
 that of :mod:`vae_numpy.formats`. This module turns what they return into datasets and
 re-exports the names it has always offered: :func:`read_idx` and the download names
 (:data:`MIRRORS`, :data:`MD5`, :data:`FOLDERS`, :func:`get_data_dir`, :func:`fetch_file`,
-:class:`ChecksumError`, :class:`DownloadError`).
+:class:`ChecksumError`, :class:`DownloadError`, :class:`MissingDataError`).
 
 Fixed splits. MNIST and Fashion-MNIST come with their canonical train/test files. The digits and
 Frey Face have no official split, so this module fixes one: a permutation drawn with
@@ -71,7 +71,8 @@ from .download import (
     MIRRORS,
     ChecksumError,
     DownloadError,
-    _missing_message,
+    MissingDataError,
+    _missing,
     _require,
     fetch_file,
     get_data_dir,
@@ -96,6 +97,7 @@ __all__ = [
     "SPLIT_SEED",
     "ChecksumError",
     "DownloadError",
+    "MissingDataError",
     "load_dataset",
     "get_data_dir",
     "read_idx",
@@ -232,7 +234,7 @@ def _load_frey(split: str, folder: Path, download: bool, progress: bool) -> Data
             _require("frey-faces", _FREY_MAT, folder, download, progress, _check_frey_mat)
         )
     else:
-        raise FileNotFoundError(_missing_message("frey-faces", [_FREY_MAT, _FREY_NPY], folder))
+        raise _missing("frey-faces", [_FREY_MAT, _FREY_NPY], folder)
     idx = _split_indices(_FREY_SHAPE[0], _FREY_N_TEST, split)
     x = frames[idx].astype(np.float32)
     x /= np.float32(255.0)
@@ -277,11 +279,10 @@ def load_dataset(
         Unknown name or split (the message lists the valid ones), or a local file that is
         corrupt or truncated (the message names it). A downloaded file with the wrong MD5 raises
         :class:`ChecksumError`, a ValueError.
-    FileNotFoundError
-        A file is missing and ``download=False``; the message says which file to put in which
-        folder.
-    DownloadError
-        (an OSError) A file is missing and no mirror could deliver it.
+    MissingDataError
+        (a FileNotFoundError and a DownloadError) A file is missing and ``download=False``, or
+        no mirror could deliver it; the message says which file to put in which folder, and
+        the exception's ``folder`` attribute is the folder looked in.
 
     Notes
     -----

@@ -7,12 +7,16 @@ this module finds those files and, when one is missing, downloads it. Files are 
 (``~/.cache/vae_numpy``) (:func:`get_data_dir`), and the folder is ``mnist``, ``fashion_mnist``
 or ``frey_face`` (:data:`FOLDERS`).
 
-:func:`fetch_file` tries the base URLs of :data:`MIRRORS` in order, streams the file into a
-temporary file in the destination folder while computing its MD5, compares it with the
-published digest (:data:`MD5`) or a structural check, then flushes, fsyncs and renames it into
-place, so that no half-written or corrupt file is ever left in the cache. A mismatch raises
-:class:`ChecksumError` (a ValueError); a network failure on every mirror raises
-:class:`DownloadError` (an OSError).
+Downloading is pooch's job (``pooch.retrieve``: a temporary file in the destination folder,
+the checksum checked, then a rename, with a tqdm progress bar). Pooch has no list of mirrors,
+so :func:`fetch_file` tries the base URLs of :data:`MIRRORS` in order. A file is checked
+against its published MD5 (:data:`MD5`) or, where none was published, by a structural check
+before it gets its name, so no half-written or corrupt file is ever left in the cache. A
+mismatch raises :class:`ChecksumError` (a ValueError); a network failure on every mirror raises
+:class:`DownloadError` (an OSError). A dataset file that is neither on disk nor downloadable
+raises :class:`MissingDataError` (both a DownloadError and a FileNotFoundError), which carries
+the folder looked in, so that the command line can say which ``--data-dir`` to pass; folders
+created for a download that failed are removed again.
 
 This module knows file names and URLs, not file formats: the readers are in
 :mod:`vae_numpy.formats`, and :mod:`vae_numpy.data` passes a structural check to
@@ -21,13 +25,13 @@ This module knows file names and URLs, not file formats: the readers are in
 
 from __future__ import annotations
 
-import hashlib
-import http.client
+import contextlib
+import logging
 import os
-import tempfile
-import urllib.error
+import shutil
+import urllib.parse
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +45,7 @@ __all__ = [
     "MIRRORS",
     "ChecksumError",
     "DownloadError",
+    "MissingDataError",
     "get_data_dir",
     "fetch_file",
 ]
@@ -90,8 +95,6 @@ MIRRORS: dict[str, list[str]] = {
 
 Replace or extend a list to use another mirror (``file://`` URLs work too)."""
 
-_CHUNK = 1 << 16  # bytes per read while downloading
-
 
 class ChecksumError(ValueError):
     """A downloaded file does not match its published MD5 (or fails its structural check)."""
@@ -99,6 +102,37 @@ class ChecksumError(ValueError):
 
 class DownloadError(OSError):
     """No mirror delivered a file: every attempt failed on the network."""
+
+
+class MissingDataError(DownloadError, FileNotFoundError):
+    """A dataset file is not on disk and could not be downloaded (or downloading was off).
+
+    Attributes
+    ----------
+    dataset : str
+        The dataset's name, e.g. ``"mnist"``.
+    folder : pathlib.Path
+        The folder the file was looked for in (``<data dir>/<sub-folder>``).
+    filenames : list of str
+        The missing file (or the accepted alternatives).
+    reason : str or None
+        Why the download failed; None when downloading was turned off.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        dataset: str,
+        folder: Path,
+        filenames: Sequence[str],
+        reason: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.dataset = dataset
+        self.folder = folder
+        self.filenames = list(filenames)
+        self.reason = reason
 
 
 # --------------------------------------------------------------------------------------------
@@ -141,25 +175,56 @@ def _locate(folder: Path, filename: str) -> Path | None:
     return None
 
 
-def _missing_message(dataset: str, filenames: Sequence[str], folder: Path) -> str:
+def _missing(
+    dataset: str,
+    filenames: Sequence[str],
+    folder: Path,
+    reason: str | None = None,
+    existed: bool | None = None,
+) -> MissingDataError:
+    """The error for a file that is neither in ``folder`` nor downloadable, with the fix.
+
+    ``existed``: whether ``folder`` existed before a download attempt (default: now).
+    """
     names = " or ".join(filenames)
+    existed = folder.is_dir() if existed is None else existed
+    where = f"{folder}" + ("" if existed else " (that folder does not exist)")
     url = MIRRORS[dataset][0] + filenames[0] if MIRRORS.get(dataset) else "its public mirror"
-    message = (
-        f"{names} not found: put it in the folder {folder}"
-        f" (download it from {url}), or pass data_dir= (or set VAE_NUMPY_DATA to) a directory"
-        f" with a {FOLDERS[dataset]}/ sub-folder holding it,"
-        " or call load_dataset(..., download=True)"
+    sub = FOLDERS[dataset]
+    message = f"{names} not found in {where}"
+    if reason is not None:
+        message += f", and downloading it failed ({reason})"
+    message += (
+        f". Put the file there (download it from {url}), or use a data directory with a"
+        f" {sub}/ sub-folder holding it: data_dir= in Python, --data-dir on the command line,"
+        " or the VAE_NUMPY_DATA environment variable"
     )
+    if reason is None:
+        message += "; load_dataset(..., download=True) downloads it"
     misplaced = [folder.parent / f for f in filenames if (folder.parent / f).is_file()]
     if misplaced:
-        sub = FOLDERS[dataset]
         fix = (
-            f"pass data_dir={str(folder.parent.parent)!r}, the directory that contains {sub}/"
+            f"use {str(folder.parent.parent)!r}, the directory that contains {sub}/, as the"
+            " data directory"
             if folder.parent.name == sub
             else f"move it into {folder}"
         )
         message += f". Note: {misplaced[0]} exists but is not in a {sub}/ sub-folder; {fix}"
-    return message
+    return MissingDataError(
+        message, dataset=dataset, folder=folder, filenames=filenames, reason=reason
+    )
+
+
+@contextlib.contextmanager
+def _removed_if_left_empty(folder: Path) -> Iterator[None]:
+    """Remove the folders that did not exist before, if they are still empty afterwards."""
+    created = [p for p in (folder, *folder.parents) if not p.exists()]
+    try:
+        yield
+    finally:
+        for p in created:  # deepest first
+            with contextlib.suppress(OSError):
+                p.rmdir()  # fails, and is skipped, when the folder is not empty
 
 
 def _require(
@@ -173,79 +238,61 @@ def _require(
     """Path of a local copy of ``filename``, downloading it first if allowed.
 
     ``validate`` is passed on to :func:`fetch_file` (the check of a file without an MD5).
+    Raises :class:`MissingDataError` when the file is missing and cannot be downloaded;
+    folders created for a failed download are removed again.
     """
     found = _locate(folder, filename)
     if found is not None:
         return found
     if not download:
-        raise FileNotFoundError(_missing_message(dataset, [filename], folder))
-    try:
-        return fetch_file(
-            filename,
-            MIRRORS[dataset],
-            folder,
-            MD5[dataset].get(filename),
-            validate=validate,
-            progress=progress,
-        )
-    except DownloadError as exc:
-        raise DownloadError(f"{exc}. {_missing_message(dataset, [filename], folder)}") from exc
+        raise _missing(dataset, [filename], folder)
+    existed = folder.is_dir()
+    with _removed_if_left_empty(folder):
+        try:
+            return fetch_file(
+                filename,
+                MIRRORS[dataset],
+                folder,
+                MD5[dataset].get(filename),
+                validate=validate,
+                progress=progress,
+            )
+        except DownloadError as exc:
+            raise _missing(dataset, [filename], folder, str(exc), existed) from exc
 
 
 # --------------------------------------------------------------------------------------------
-# Downloading
+# Downloading (with pooch)
 # --------------------------------------------------------------------------------------------
 
 
-class _MirrorFailure(Exception):
-    """One mirror failed on the network; the next one is tried."""
+def _copy_local(url: str, output_file: Any, pooch: Any) -> None:
+    """A pooch downloader for ``file://`` URLs (a local mirror): copy the file."""
+    source = Path(urllib.request.url2pathname(urllib.parse.urlparse(url).path))
+    with open(source, "rb") as src, open(output_file, "wb") as out:
+        shutil.copyfileobj(src, out)
 
 
-def _stream(url: str, out: Any, digest: Any, timeout: float, progress: bool, label: str) -> None:
-    """Copy the body at ``url`` into ``out`` and ``digest``; raise _MirrorFailure on any fault."""
+class _Bar(tqdm):
+    """A tqdm bar named after the file, for pooch (which tests ``if progressbar:``)."""
+
+    def __bool__(self) -> bool:  # tqdm's bool() fails while the size is unknown
+        return True
+
+
+@contextlib.contextmanager
+def _pooch_log(progress: bool) -> Iterator[None]:
+    """Pooch logs each download ("Downloading data from ..."); silent when progress is off."""
+    import pooch
+
+    logger = pooch.get_logger()
+    level = logger.level
+    if not progress:
+        logger.setLevel(logging.WARNING)
     try:
-        response = urllib.request.urlopen(url, timeout=timeout)
-    except urllib.error.HTTPError as exc:
-        exc.close()
-        raise _MirrorFailure(f"HTTP {exc.code} {exc.reason}") from exc
-    except (OSError, ValueError, http.client.HTTPException) as exc:
-        raise _MirrorFailure(repr(exc)) from exc
-    with response:
-        header = response.headers.get("Content-Length")
-        expected = int(header) if header is not None and header.strip().isdigit() else None
-        received = 0
-        with tqdm(
-            total=expected, unit="B", unit_scale=True, desc=label, disable=not progress, leave=False
-        ) as bar:
-            while True:
-                try:
-                    chunk = response.read(_CHUNK)
-                except (OSError, http.client.HTTPException) as exc:
-                    raise _MirrorFailure(
-                        f"transfer interrupted after {received} bytes: {exc!r}"
-                    ) from exc
-                if not chunk:
-                    break
-                out.write(chunk)
-                digest.update(chunk)
-                received += len(chunk)
-                bar.update(len(chunk))
-    if expected is not None and received != expected:
-        raise _MirrorFailure(f"truncated transfer: received {received} of {expected} bytes")
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename durable (POSIX); a no-op where directories cannot be opened."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
+        yield
     finally:
-        os.close(fd)
+        logger.setLevel(level)
 
 
 def fetch_file(
@@ -260,10 +307,12 @@ def fetch_file(
 ) -> Path:
     """Download ``filename`` from the first mirror that delivers it intact, atomically.
 
-    Each mirror's URL is ``mirror + filename`` (a ``/`` is inserted if missing). The body is
-    streamed into a temporary file in ``dest_dir``, its MD5 compared with ``md5``, ``validate``
-    called on it, and only then flushed to disk (fsync) and renamed onto ``dest_dir/filename``
-    with ``os.replace``. Whatever happens, no partial file is left behind.
+    Each mirror's URL is ``mirror + filename`` (a ``/`` is inserted if missing); ``http(s)``,
+    ``ftp`` and ``file://`` URLs work. Each is handed to ``pooch.retrieve``, which writes a
+    temporary file in ``dest_dir``, checks its MD5 and renames it onto ``dest_dir/filename``.
+    A file without a checksum is downloaded under a temporary name, given to ``validate``, and
+    renamed only if it passes. Whatever happens, no partial or rejected file is left behind,
+    and an existing file is only ever replaced by a valid one.
 
     Parameters
     ----------
@@ -276,16 +325,16 @@ def fetch_file(
     md5 : str or None
         Expected hex MD5 of the file; None skips the check (then pass ``validate``).
     validate : callable or None
-        Called with the path of the complete temporary file; raising ``ValueError`` rejects it.
+        Called with the path of the complete downloaded file; raising ``ValueError`` rejects it.
     progress : bool
-        Show a tqdm progress bar (on stderr) while downloading.
+        Show a progress bar (tqdm, on stderr) and pooch's log line while downloading.
     timeout : float
         Seconds to wait for a connection or for data before giving up on a mirror.
 
     Returns
     -------
     pathlib.Path
-        ``dest_dir / filename``, replaced if it already existed.
+        ``dest_dir / filename``.
 
     Raises
     ------
@@ -306,42 +355,50 @@ def fetch_file(
     if len(mirrors) == 0:
         raise ValueError(f"no mirror given for {filename}; pass at least one base URL")
     timeout = check_positive_float(timeout, "timeout")
+    import pooch  # imported here: it pulls in requests, which only a download needs
+    import requests
+
     folder = Path(dest_dir).expanduser()
-    folder.mkdir(parents=True, exist_ok=True)
     dest = folder / filename
+    known_hash = None if md5 is None else f"md5:{md5.lower()}"
+    # pooch would keep an unchecked file under its final name: check it under another first
+    target = dest if validate is None else folder / f".{filename}.unchecked"
     network_failures: list[str] = []
     bad_files: list[str] = []
-    for mirror in mirrors:
-        url = mirror if mirror.endswith("/") else mirror + "/"
-        url += filename
-        fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{filename}.", suffix=".part")
-        tmp = Path(tmp_name)
-        try:
-            digest = hashlib.md5(usedforsecurity=False)
-            with os.fdopen(fd, "wb") as out:
+    with _pooch_log(progress):
+        for mirror in mirrors:
+            url = (mirror if mirror.endswith("/") else mirror + "/") + filename
+            bar = _Bar(desc=filename, unit="B", unit_scale=True, disable=not progress)
+            downloader = (
+                _copy_local
+                if url.startswith("file:")
+                else pooch.HTTPDownloader(progressbar=bar if progress else False, timeout=timeout)
+                if url.startswith("http")
+                else None  # pooch picks one (ftp, sftp)
+            )
+            if target != dest:
+                target.unlink(missing_ok=True)
+            try:
+                pooch.retrieve(
+                    url, known_hash, fname=target.name, path=folder, downloader=downloader
+                )
+            except ValueError as exc:  # pooch: the hash does not match (the file is deleted)
+                bad_files.append(f"{url}: {exc}")
+                continue
+            except (requests.RequestException, OSError) as exc:
+                network_failures.append(f"{url}: {exc}")
+                continue
+            finally:
+                bar.close()
+            if validate is not None:
                 try:
-                    _stream(url, out, digest, timeout, progress, filename)
-                except _MirrorFailure as exc:
-                    network_failures.append(f"{url}: {exc}")
+                    validate(target)
+                except ValueError as exc:
+                    target.unlink(missing_ok=True)
+                    bad_files.append(f"{url}: {exc}")
                     continue
-                actual = digest.hexdigest()
-                if md5 is not None and actual != md5.lower():
-                    bad_files.append(f"{url}: md5 mismatch, expected {md5.lower()}, got {actual}")
-                    continue
-                out.flush()
-                if validate is not None:
-                    try:
-                        validate(tmp)
-                    except ValueError as exc:
-                        bad_files.append(f"{url}: {exc}")
-                        continue
-                os.fsync(out.fileno())
-            os.chmod(tmp, 0o644)  # mkstemp creates 0600; a cache should be readable like any file
-            os.replace(tmp, dest)
-            _fsync_dir(folder)
+                os.replace(target, dest)
             return dest
-        finally:
-            tmp.unlink(missing_ok=True)  # after os.replace there is nothing left to remove
     tried = "; ".join(bad_files + network_failures)
     if bad_files:
         raise ChecksumError(

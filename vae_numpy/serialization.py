@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["FORMAT_VERSION", "save_npz", "load_npz", "atomic_write_bytes"]
+__all__ = ["FORMAT_VERSION", "save_npz", "load_npz", "atomic_write_bytes", "describe_file"]
 
 FORMAT_VERSION = 1
 _META_KEY = "__meta__"
@@ -84,6 +84,65 @@ def save_npz(
     return path
 
 
+_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF8", "a GIF image"),
+    (b"%PDF", "a PDF document"),
+    (b"\x1f\x8b", "a gzip-compressed file"),
+    (b"\x93NUMPY", "a single NumPy array (.npy), not an .npz archive"),
+    (b"\x89HDF", "an HDF5 file"),
+    (b"MATLAB", "a MATLAB .mat file"),
+)
+
+
+def describe_file(path: str | os.PathLike[str]) -> str:
+    """What a file looks like, from its first bytes: "a PNG image", "a text file starting ...".
+
+    Used in the messages of :func:`load_npz`; reads at most 512 bytes and never unpickles.
+    """
+    path = Path(path)
+    if path.is_dir():
+        return "a folder"
+    with open(path, "rb") as f:
+        head = f.read(512)
+    if not head:
+        return "an empty file (0 bytes)"
+    for magic, what in _SIGNATURES:
+        if head.startswith(magic):
+            return what
+    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return "a Python pickle (vae_numpy never unpickles: it could run code)"
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+        except (zipfile.BadZipFile, OSError):
+            return "a damaged zip archive (truncated?)"
+        shown = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
+        if names and all(n.endswith(".npy") for n in names):
+            arrays = ", ".join(repr(n[: -len(".npy")]) for n in names[:4])
+            more = ", ..." if len(names) > 4 else ""
+            return f"a NumPy .npz archive of {len(names)} array(s) ({arrays}{more}) without a vae_numpy header"
+        return (
+            f"a zip archive of {len(names)} file(s) ({shown})" if names else "an empty zip archive"
+        )
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return "binary data starting with bytes " + head[:8].hex(" ")
+    first = text.strip().splitlines()[0][:40] if text.strip() else ""
+    return f"a text file starting with {first!r}"
+
+
+def _not_ours(path: Path, kinds: tuple[str, ...]) -> ValueError:
+    what = "checkpoint" if kinds == ("checkpoint",) else "model"
+    return ValueError(
+        f"{path} is not a vae_numpy {what} file: it looks like {describe_file(path)}."
+        f" Pass a {what}.npz written by 'vae-numpy train' (or by .save())"
+    )
+
+
 def load_npz(
     path: str | os.PathLike[str], *, kind: str | tuple[str, ...]
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -105,25 +164,35 @@ def load_npz(
     FileNotFoundError
         No such file.
     ValueError
-        Truncated, corrupted, pickled content, wrong kind or unsupported version; the message
-        names the path and what is wrong.
+        Not an archive written by vae_numpy (the message says what the file looks like: an
+        image, text, a foreign .npz, ...), truncated, pickled content (never unpickled),
+        wrong kind or unsupported version; the message names the path and what is wrong.
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
     kinds = (kind,) if isinstance(kind, str) else kind
+    if path.is_dir():
+        raise _not_ours(path, kinds)
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic not in (b"PK\x03\x04", b"PK\x05\x06"):  # an .npz is a zip archive
+        raise _not_ours(path, kinds)
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
     except ValueError as exc:
-        raise ValueError(f"{path}: refusing to load pickled (object) data: {exc}") from exc
+        raise ValueError(
+            f"{path} is not a vae_numpy file: it holds pickled Python objects, which vae_numpy"
+            " never loads (unpickling can run arbitrary code)"
+        ) from exc
     except (OSError, zipfile.BadZipFile, EOFError, KeyError) as exc:
         raise ValueError(
             f"{path}: not a readable .npz archive (truncated or corrupted?): {exc}"
         ) from exc
     blob = arrays.pop(_META_KEY, None)
     if blob is None or blob.dtype != np.uint8:
-        raise ValueError(f"{path}: no vae_numpy header; this .npz was not written by vae_numpy")
+        raise _not_ours(path, kinds)
     try:
         meta = json.loads(blob.tobytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -134,6 +203,12 @@ def load_npz(
     if version != FORMAT_VERSION:
         raise ValueError(
             f"{path}: format version {version!r} is not supported (this vae_numpy reads {FORMAT_VERSION})"
+        )
+    if meta.get("kind") == "checkpoint" and "checkpoint" not in kinds:
+        raise ValueError(
+            f"{path} is a training checkpoint, not a model: use model.npz from the same folder"
+            " (written when training ends or is interrupted), or finish the run with"
+            " 'vae-numpy train ... --resume'"
         )
     if meta.get("kind") not in kinds:
         raise ValueError(

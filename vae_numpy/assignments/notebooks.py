@@ -228,7 +228,14 @@ def _load_source(path: Path) -> Any:
 
 
 def _source_dir(source_dir: str | os.PathLike[str] | None) -> Path:
-    folder = SOURCE_DIR if source_dir is None else Path(source_dir)
+    if source_dir is None:  # the sources shipped in the package (wheel or checkout alike)
+        from ..resources import assignments_dir
+
+        try:
+            return assignments_dir("source")
+        except FileNotFoundError as exc:
+            raise GradingError(f"{exc}; or pass --source DIR") from exc
+    folder = Path(source_dir)
     if not folder.is_dir():
         raise GradingError(
             f"no assignment sources at {folder}; pass --source DIR (the folder "

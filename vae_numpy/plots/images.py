@@ -73,19 +73,12 @@ def _images(x: Any, name: str, image_shape: Any) -> np.ndarray:
 
 
 def _check_model(model: Any) -> None:
-    for attr in ("encode", "decode", "latent_dim", "input_dim"):
+    for attr in ("code", "decode", "latent_dim", "input_dim"):
         if not hasattr(model, attr):
             raise TypeError(
-                f"model must be a VAE or an Autoencoder (with {attr!r}), got {type(model).__name__}"
+                f"model must have a latent space (code, decode, latent_dim: a VAE or an"
+                f" Autoencoder); {type(model).__name__} has no {attr!r}"
             )
-
-
-def _mean_code(model: Any, x: np.ndarray) -> np.ndarray:
-    """The code of ``x``: mu(x) for a VAE (encode returns (mu, log_var)), encode(x) otherwise."""
-    code = model.encode(x)
-    if isinstance(code, tuple):
-        code = code[0]
-    return np.asarray(code)
 
 
 def _mosaic(images: np.ndarray, nrows: int, ncols: int, pad: int = 1) -> np.ndarray:
@@ -330,8 +323,8 @@ def plot_interpolation(
     Parameters
     ----------
     model : VAE or Autoencoder
-        The code of x is ``mu(x)`` for a VAE (``encode`` returns ``(mu, log_var)``) and
-        ``encode(x)`` for an autoencoder.
+        The code of x is ``model.code(x)``: ``mu(x)`` for a VAE, the encoding for an
+        autoencoder.
     x_a, x_b : ndarray of shape (h * w,) or (1, h * w)
         The two end points.
     image_shape : tuple (h, w)
@@ -360,7 +353,7 @@ def plot_interpolation(
             )
         ends.append(as_batch(arr, name, features=int(model.input_dim)))
     h, w = _check_image_shape(image_shape, int(model.input_dim))
-    z_a, z_b = (_mean_code(model, x) for x in ends)  # (1, latent_dim) each
+    z_a, z_b = (np.asarray(model.code(x)) for x in ends)  # (1, latent_dim) each; mu for a VAE
     t = np.linspace(0.0, 1.0, steps)[:, None]  # (steps, 1)
     z = ((1.0 - t) * z_a + t * z_b).astype(z_a.dtype)  # (steps, latent_dim)
     decoded = np.asarray(model.decode(z)).reshape(steps, h, w)

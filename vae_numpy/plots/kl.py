@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
 from .._validation import as_array, check_finite, check_positive_float, check_positive_int
@@ -35,7 +36,7 @@ def plot_kl_per_dimension(
     kl_per_dim: Any,
     *,
     threshold: float = ACTIVE_UNIT_THRESHOLD,
-    log: bool = True,
+    log: bool = False,
     title: str | None = None,
     path: str | os.PathLike[str] | None = None,
 ) -> Figure:
@@ -48,8 +49,8 @@ def plot_kl_per_dimension(
     threshold : float
         The "active unit" line (nats per example).
     log : bool
-        Logarithmic y-axis (default), so that collapsed units near 0 and active ones of several
-        nats are both visible.
+        Logarithmic y-axis, so that collapsed units near 0 and active ones of several nats are
+        both visible. Default: linear, starting at 0, where bar heights compare honestly.
     title : str, optional
     path : str or PathLike, optional
         Also save the figure there as a PNG.
@@ -58,7 +59,7 @@ def plot_kl_per_dimension(
     -------
     Figure
         One axes: one bar per dimension (active ones coloured, inactive ones grey) and a dashed
-        horizontal line at ``threshold``.
+        horizontal line at ``threshold``; the legend sits outside the axes, never over a bar.
     """
     kl = check_finite(as_array(kl_per_dim, "kl_per_dim"), "kl_per_dim")
     if kl.ndim != 1 or kl.size == 0:
@@ -86,7 +87,16 @@ def plot_kl_per_dimension(
     if kl.size <= 32:
         ax.set_xticks(dims)
         ax.tick_params(axis="x", labelsize="small")
-    ax.legend(fontsize="small")
+    fig.legend(
+        handles=[
+            Patch(color="C0", label="active"),
+            Patch(color="0.7", label="inactive"),
+            *ax.get_lines(),
+        ],
+        loc="outside lower center",
+        ncols=3,
+        fontsize="small",
+    )
     return _finish(fig, title, path)
 
 

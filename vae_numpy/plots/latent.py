@@ -126,12 +126,17 @@ def _scatter_codes(
     return sc, note
 
 
-def _label_colorbar(fig: Figure | SubFigure, sc: Any, axes: Any, norm_info: Any) -> None:
-    _, _, _, classes = norm_info
-    cbar = fig.colorbar(sc, ax=axes, shrink=0.9)
+def _label_key(fig: Figure | SubFigure, sc: Any, axes: Any, norm_info: Any) -> None:
+    """A legend with one entry per class for categorical labels, else a colour bar."""
+    _, cmap, _, classes = norm_info
     if classes is not None:
-        cbar.set_ticks(list(range(len(classes))))
-        cbar.set_ticklabels([str(c) for c in classes])
+        handles = [
+            Line2D([], [], ls="none", marker="o", ms=6, color=cmap(i), label=str(c))
+            for i, c in enumerate(classes)
+        ]
+        fig.legend(handles=handles, title="label", loc="outside right upper", fontsize="small")
+        return
+    cbar = fig.colorbar(sc, ax=axes, shrink=0.9)
     cbar.set_label("label")
     if cbar.solids is not None:
         cbar.solids.set(alpha=1)  # opaque colour bar even though the points are translucent
@@ -154,8 +159,8 @@ def plot_latent_scatter(
         ``latent_dim > 2`` the points are projected on their first two principal components
         (:func:`pca_project`), which the axis labels and the title say.
     labels : ndarray of shape (n,), optional
-        Class labels: up to 10 integer classes get the ``tab10`` colours and a colour bar with
-        one tick per class; other labels a continuous colour bar.
+        Class labels: up to 10 integer classes get the ``tab10`` colours and a legend with one
+        entry per class (categories, not a scale); other labels a continuous colour bar.
     ax : matplotlib Axes, optional
         Draw into this axes (its figure is returned); default: a new figure.
     title : str, optional
@@ -166,7 +171,8 @@ def plot_latent_scatter(
     Returns
     -------
     Figure
-        The scatter axes, plus a colour-bar axes when ``labels`` is given.
+        The scatter axes, plus the class legend (categorical labels) or a colour-bar axes
+        (continuous labels) when ``labels`` is given.
     """
     arr = as_batch(codes, "codes")
     lab = None if labels is None else _check_labels(labels, len(arr))
@@ -182,7 +188,7 @@ def plot_latent_scatter(
     if title is not None or note:
         ax.set_title(title if title is not None else note, fontsize="medium")
     if lab is not None:
-        _label_colorbar(fig, sc, ax, norm_info)
+        _label_key(fig, sc, ax, norm_info)
     root = fig.figure if isinstance(fig, SubFigure) else fig
     return _finish(root, None, path)
 
@@ -237,7 +243,7 @@ def plot_latent_comparison(
         sc, note = _scatter_codes(ax, codes, lab, norm_info)
         ax.set_title(f"{name}\n{note}" if note else str(name), fontsize="medium")
     if lab is not None:
-        _label_colorbar(fig, sc, list(axes), norm_info)
+        _label_key(fig, sc, list(axes), norm_info)
     return _finish(fig, title, path)
 
 

@@ -83,7 +83,8 @@ def plot_history(
     Figure
         One axes for the loss; one for the reconstruction term when it differs from the loss
         (i.e. not for an autoencoder, whose loss *is* its reconstruction error); one for the KL
-        when present (it is much smaller than the reconstruction, hence its own axes). Training
+        when present (it is much smaller than the reconstruction, hence its own axes, whose
+        y-axis starts at 0). Training
         curves are solid, validation curves dashed. When ``beta`` varies (KL warm-up) it is drawn
         dotted on a second y-axis of the KL panel.
     """
@@ -106,6 +107,8 @@ def plot_history(
         ax.set_title(_TITLES[key] + (" = -ELBO" if key == "loss" and "kl" in h else ""))
         ax.set_xlabel("epoch")
         ax.set_ylabel(_NATS)
+        if key == "kl":
+            ax.set_ylim(bottom=0)  # a KL is >= 0: its axis starts at 0, like a bar chart's
         ax.grid(alpha=0.3)
         handles, _ = ax.get_legend_handles_labels()
         if key == "kl" and "beta" in h and np.ptp(h["beta"]) > 0:
