@@ -80,7 +80,7 @@ def main() -> None:
     )
     print(
         f"one epoch of VAE 784-400-20 on {len(x):,} examples ({source}), batch 128, Adam: {total:.2f} s"
-        f" on {model.history_['threads'][0]:.0f} BLAS threads (threads={args.threads})"
+        f" on BLAS threads: {model.history_['threads'][0]:.0f} (threads={args.threads})"
     )
     for k in ("matrix products", "Adam update", "element-wise and the rest", "data shuffling"):
         print(f"  {k:28s} {TIMES[k]:6.3f} s  {TIMES[k] / total:6.1%}")

@@ -414,3 +414,27 @@ def test_evaluation_loops_follow_the_thread_setting(digits_x, monkeypatch, threa
     model.score(digits_x[:40])
     assert set(seen) == set(seen_decoder) == set(seen_terms) == {int(threads)}
     assert _blas_counts() == before
+
+
+def test_spare_core_seconds_counts_the_spinning_of_this_process_helper_threads():
+    """A helper thread of this process burning CPU counts as spare time: it would yield to BLAS."""
+    import threading
+    import time
+
+    from vae_numpy.threads import idle_core_seconds, spare_core_seconds
+
+    if idle_core_seconds() is None:
+        pytest.skip("no /proc/stat: idle time is unknown on this system")
+
+    def spin():
+        stop = time.perf_counter() + 0.3
+        while time.perf_counter() < stop:
+            pass
+
+    helper = threading.Thread(target=spin)
+    spare0, idle0 = spare_core_seconds(), idle_core_seconds()
+    helper.start()
+    helper.join()
+    spare1, idle1 = spare_core_seconds(), idle_core_seconds()
+    # the helper used about 0.3 s of CPU (less on a busy machine): that is spare, not idle
+    assert (spare1 - spare0) - (idle1 - idle0) > 0.05

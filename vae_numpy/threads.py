@@ -19,8 +19,8 @@ clearly slower is dropped after one or two steps.
 One step can be very slow, though: with the other core busy, a single 2-thread step of the
 CLI's MNIST model took 0.4 s instead of 3 ms. So more threads are tried only when the cores
 they need were idle while the current count ran. On Linux the machine's idle time
-(``/proc/stat``, for the cores this process may use) says so. Elsewhere the policy relies on
-its measurements alone.
+(``/proc/stat``, for the cores this process may use) says so, plus the time this process's own
+BLAS helper threads spent spinning. Elsewhere the policy relies on its measurements alone.
 
 Only the thread count changes, never what is computed or in which order in this package.
 Results equal those of a fixed thread count, up to the rounding of products that BLAS splits
@@ -54,7 +54,14 @@ from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, Protocol
 
-__all__ = ["ThreadPolicy", "BlasThreads", "BLAS_ENV_VARS", "usable_cores", "idle_core_seconds"]
+__all__ = [
+    "ThreadPolicy",
+    "BlasThreads",
+    "BLAS_ENV_VARS",
+    "usable_cores",
+    "idle_core_seconds",
+    "spare_core_seconds",
+]
 
 #: Environment variables through which BLAS libraries take their thread count at start-up.
 BLAS_ENV_VARS = (
@@ -115,6 +122,17 @@ def idle_core_seconds() -> float | None:
         return ticks / _CLK_TCK
     except (OSError, ValueError, IndexError):
         return None
+
+
+def spare_core_seconds() -> float | None:
+    """Core-seconds this process could have had more of: idle time, plus the CPU time of its
+    threads other than the calling one (BLAS helper threads spin for a while after a
+    multi-threaded product, waiting for the next one). None where idle time is unknown.
+    """
+    idle = idle_core_seconds()
+    if idle is None:
+        return None
+    return idle + time.process_time() - time.thread_time()
 
 
 def usable_cores() -> int:
@@ -232,8 +250,9 @@ class ThreadPolicy:
     clock : callable, optional
         Seconds as a float (``time.perf_counter`` by default); tests pass a fake.
     idle : callable, optional
-        Cumulative idle seconds of the usable cores, or None when unknown
-        (:func:`idle_core_seconds` by default); tests pass a fake.
+        Cumulative spare core-seconds, or None when unknown (:func:`spare_core_seconds` by
+        default: the idle time of the usable cores plus the time this process's helper
+        threads spent spinning); tests pass a fake.
     cores : int, optional
         Usable cores (default: this process's CPU affinity).
     environ : mapping, optional
@@ -282,7 +301,7 @@ class ThreadPolicy:
         *,
         setter: ThreadSetter | None = None,
         clock: Callable[[], float] = time.perf_counter,
-        idle: Callable[[], float | None] = idle_core_seconds,
+        idle: Callable[[], float | None] = spare_core_seconds,
         cores: int | None = None,
         environ: Mapping[str, str] | None = None,
         probe_steps: int = 3,
