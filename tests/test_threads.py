@@ -101,20 +101,23 @@ def test_a_much_slower_count_is_dropped_after_one_or_two_steps(factor, steps):
     assert used.count(2) == steps
 
 
+def load_arrives_at(step: int) -> Callable[[int, int], float]:
+    """Step times: 2 threads win (idle) until ``step``; then a busy core makes them 4x slower
+    than 1 thread."""
+
+    def seconds(threads: int, i: int) -> float:
+        if threads == 1:
+            return 1.4e-3
+        return 1e-3 if i < step else 5.6e-3
+
+    return seconds
+
+
 def test_policy_measures_again_and_follows_a_change_of_load():
     """When the other count becomes faster later, a periodic probe finds it and switches."""
     policy, blas, clock = make(drift=100.0)  # only the periodic probe can notice
     with policy:
-        # 2 threads win for 5,000 steps (idle), then a busy core makes them 4x slower than 1
-        used, _ = run_steps(
-            policy,
-            blas,
-            clock,
-            lambda t, i: (
-                (1.4e-3 if t == 1 else 1e-3) if i < 5_000 else (1.4e-3 if t == 1 else 5.6e-3)
-            ),
-            20_000,
-        )
+        used, _ = run_steps(policy, blas, clock, load_arrives_at(5_000), 20_000)
     assert used[4_000:5_000] == [2] * 1_000
     assert used[-1_000:] == [1] * 1_000
     assert policy.probes > 3
@@ -124,15 +127,7 @@ def test_a_drift_in_step_time_triggers_a_probe_at_once():
     """A step time that jumps 4x at the chosen count makes the policy switch within a second of work."""
     policy, blas, clock = make(first_interval=1e9, max_interval=1e9)  # no periodic probes
     with policy:
-        used, _ = run_steps(
-            policy,
-            blas,
-            clock,
-            lambda t, i: (
-                (1.4e-3 if t == 1 else 1e-3) if i < 3_000 else (1.4e-3 if t == 1 else 5.6e-3)
-            ),
-            4_000,
-        )
+        used, _ = run_steps(policy, blas, clock, load_arrives_at(3_000), 4_000)
     assert used[2_000:3_000] == [2] * 1_000
     first_one = used.index(1, 3_000)
     assert first_one - 3_000 < 200  # 200 steps of 5.6 ms: about one second

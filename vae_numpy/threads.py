@@ -387,12 +387,7 @@ class ThreadPolicy:
         self._lap_start = self._clock()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         if self.mode == "auto" and self._choice is not None:
             self._setter.last_choice = self._choice
         self._setter.active -= 1
