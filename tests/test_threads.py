@@ -224,16 +224,18 @@ def test_nothing_changes_before_the_context_is_entered():
         assert blas.calls == [1]
 
 
-def test_the_next_auto_policy_tries_the_last_choice_first():
-    """After a loop settled on 2 threads, the next loop on the same BLAS starts its probe at 2."""
+def test_the_next_auto_policy_starts_on_the_last_choice_and_probes_later():
+    """After a loop settled on 2 threads, the next loop runs on 2 at once, probing only later."""
     policy, blas, clock = make()
     with policy:
-        run_steps(policy, blas, clock, lambda t, i: 1e-3 / t, 200)
+        run_steps(policy, blas, clock, lambda t, i: 1e-3 / t, 400)
     assert blas.last_choice == 2
-    clock2 = FakeClock()
-    again = ThreadPolicy(setter=blas, clock=clock2, cores=2, environ={})
+    again = ThreadPolicy(setter=blas, clock=clock, idle=lambda: None, cores=2, environ={})
     with again:
-        assert blas.threads == 2
+        used, _ = run_steps(again, blas, clock, lambda t, i: 1e-3 / t, 1_000)  # 0.5 s of work
+        assert used == [2] * 1_000 and again.probes == 0
+        used, _ = run_steps(again, blas, clock, lambda t, i: 1e-3 if t == 1 else 4e-3, 2_000)
+    assert again.probes >= 1 and used[-500:] == [1] * 500  # found 1 thread faster later
 
 
 def test_most_used_reports_the_count_of_each_period():

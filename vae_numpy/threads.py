@@ -41,8 +41,9 @@ The choice can be made by hand, and an explicit setting is always respected:
 chosen and why. ``fit`` records the count of each epoch in ``history_["threads"]`` and shows
 it on the progress bar. The evaluation loops (``score``, :func:`vae_numpy.evaluate.elbo`,
 :func:`vae_numpy.evaluate.iwae_log_likelihood`, :func:`vae_numpy.evaluate.exact_log_likelihood`)
-use a policy too. A policy that finishes remembers its choice, and the next one in the process
-starts from it.
+use a policy too. A policy that finishes remembers its choice. The next one in the process runs
+on it at once and times the other counts only after 2 s of work, so that many short loops do
+not each pay for a probe.
 """
 
 from __future__ import annotations
@@ -372,11 +373,16 @@ class ThreadPolicy:
         self._mark: tuple[float, float | None] = (0.0, None)
         self._lap_start = 0.0
         self.threads = self.candidates[0]
+        self._run_steps = 0
         if self.mode == "auto":
             remembered = self._setter.last_choice
-            first = [remembered] if remembered in self.candidates else []
-            self._queue = first + [c for c in self.candidates if c not in first]
-            self.threads, self._warm = self._queue[0], True  # set on entering the context
+            if remembered in self.candidates:
+                # the previous loop's choice: run on it at once and probe the others after
+                # first_interval seconds of work (its first pace measured becomes the reference)
+                self.threads = self._choice = remembered
+            else:
+                self._queue = list(self.candidates)
+                self.threads, self._warm = self._queue[0], True  # set on entering the context
 
     # -- context manager ---------------------------------------------------------------------
 
@@ -517,11 +523,13 @@ class ThreadPolicy:
         self._choice, self._reference = choice, self._round[choice]
         self._round, self._recent = {}, None
         self._run_time, self._chunk_steps, self._chunk_time = 0.0, 0, 0.0
+        self._run_steps = 0
         self.probes += 1
         self._switch(choice)
 
     def _observe_run(self, seconds: float) -> None:
         self._run_time += seconds
+        self._run_steps += 1
         self._chunk_steps += 1
         self._chunk_time += seconds
         drifted = False
@@ -529,10 +537,13 @@ class ThreadPolicy:
         if self._chunk_steps >= self.probe_steps and self._chunk_time >= 5 * self.probe_seconds:
             self._recent = self._chunk_time / self._chunk_steps
             self._chunk_steps, self._chunk_time = 0, 0.0
+            if self._reference <= 0:  # started from a remembered count: its first pace
+                self._reference = self._recent
             ratio = self._recent / self._reference
             drifted = ratio > self.drift or ratio < 1 / self.drift
         if drifted or self._run_time >= self._interval:
             if drifted:
                 self._interval = self.first_interval / 2  # doubled back by _decide if it holds
-            self._round = {self.threads: self._recent if self._recent else self._reference}
+            pace = self._recent or self._reference or self._run_time / self._run_steps
+            self._round = {self.threads: pace}
             self._start_probe([c for c in self.candidates if c != self.threads])
