@@ -1,9 +1,16 @@
-"""Shared pieces of the benchmark scripts: data, FLOP counts, statistics, thread counts."""
+"""Shared pieces of the benchmark scripts: data, FLOP counts, statistics, thread counts,
+the PyTorch twin of the VAE, and a CPU load."""
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
 import os
+import signal
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -66,3 +73,119 @@ def median_iqr(values: list[float]) -> tuple[float, float, float]:
     """Median and the 25th and 75th percentiles."""
     q1, med, q3 = np.percentile(values, [25, 50, 75])
     return float(med), float(q1), float(q3)
+
+
+def load_average() -> str:
+    """The 1-, 5- and 15-minute load averages, as ``uptime`` prints them."""
+    return " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def _spin(deadline: float) -> None:
+    """Keep one core busy with pure Python until ``deadline`` (time.time()) passes, or until
+    the parent process is gone."""
+    parent = os.getppid()
+    while time.time() < deadline and os.getppid() == parent:
+        for _ in range(100_000):
+            pass
+
+
+@contextlib.contextmanager
+def cpu_load(processes: int, max_seconds: float) -> Iterator[None]:
+    """``processes`` busy processes (pure-Python loops) for the duration of the block.
+
+    Each also stops by itself after ``max_seconds``, or when this process has gone, should it
+    die without cleaning up. SIGTERM is turned into SystemExit meanwhile, so that the block's
+    clean-up runs.
+    """
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    ctx = multiprocessing.get_context("spawn")
+    workers = [
+        ctx.Process(target=_spin, args=(time.time() + max_seconds,), daemon=True)
+        for _ in range(processes)
+    ]
+    try:
+        for w in workers:
+            w.start()
+        time.sleep(0.5)  # let them start spinning
+        yield
+    finally:
+        for w in workers:
+            w.terminate()
+        for w in workers:
+            w.join()
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(f"stopped by signal {signum}")
+
+
+def make_torch(model: Any, threads: int) -> tuple[Callable[..., float], str]:  # pragma: no cover
+    """The PyTorch twin of a one-hidden-layer Bernoulli ``VAE`` and its epoch function.
+
+    Same sizes and initial weights; the fused mu | log_var head as ours; Adam at lr 1e-3. The
+    epoch function ``epoch(x, order, batch, threads=None, budget=inf)`` runs the batches in
+    ``order`` with ``torch.set_num_threads(threads)`` (when given), stopping early once
+    ``budget`` seconds have passed, and returns ``(seconds, examples trained on)``.
+    ImportError when torch is not installed.
+    """
+    import torch
+
+    torch.set_num_threads(threads)
+    params = model.parameters()
+    n_in, hidden = params["encoder.0.W"].shape
+    latent = model.latent_dim
+
+    class TorchVAE(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.enc1 = torch.nn.Linear(n_in, hidden)
+            self.enc2 = torch.nn.Linear(hidden, 2 * latent)  # fused mu | log_var head, as ours
+            self.dec1 = torch.nn.Linear(latent, hidden)
+            self.dec2 = torch.nn.Linear(hidden, n_in)
+            with torch.no_grad():
+                for layer, name in (
+                    (self.enc1, "encoder.0"),
+                    (self.enc2, "encoder.2"),
+                    (self.dec1, "decoder.0"),
+                    (self.dec2, "decoder.2"),
+                ):
+                    layer.weight.copy_(torch.from_numpy(params[f"{name}.W"].T.copy()))
+                    layer.bias.copy_(torch.from_numpy(params[f"{name}.b"].copy()))
+
+        def loss(self, x: torch.Tensor) -> torch.Tensor:
+            h = self.enc2(torch.relu(self.enc1(x)))
+            mu, log_var = h[:, :latent], h[:, latent:]
+            z = mu + torch.exp(0.5 * log_var) * torch.randn_like(mu)
+            logits = self.dec2(torch.relu(self.dec1(z)))
+            rec = torch.nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="sum")
+            kl = 0.5 * torch.sum(torch.exp(log_var) - 1 - log_var + mu * mu)
+            return (rec + kl) / len(x)
+
+    net = TorchVAE()
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+
+    def epoch(
+        x: np.ndarray,
+        order: np.ndarray,
+        batch: int,
+        threads: int | None = None,
+        budget: float = float("inf"),
+    ) -> tuple[float, int]:
+        if threads is not None:
+            torch.set_num_threads(threads)
+        xt = torch.from_numpy(x)
+        idx = torch.from_numpy(order)
+        t = time.perf_counter()
+        done = 0
+        for lo in range(0, len(x), batch):
+            loss = net.loss(xt[idx[lo : lo + batch]])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            done += min(batch, len(x) - lo)
+            if time.perf_counter() - t > budget:
+                break
+        return time.perf_counter() - t, done
+
+    return epoch, torch.__version__

@@ -31,6 +31,7 @@ import numpy as np
 from _common import (
     blas_threads,
     gemm_peak_gflops,
+    make_torch,
     matmul_flops_per_example,
     median_iqr,
     mnist_or_random,
@@ -38,70 +39,30 @@ from _common import (
 
 import vae_numpy
 from vae_numpy.optim import Adam
+from vae_numpy.threads import ThreadPolicy
 from vae_numpy.vae import VAE
 
 
 def numpy_epoch(
-    model: VAE, opt: Adam, x: np.ndarray, order: np.ndarray, batch: int, rng: np.random.Generator
-) -> float:
-    """One epoch in the given batch order; returns seconds."""
+    model: VAE,
+    opt: Adam,
+    x: np.ndarray,
+    order: np.ndarray,
+    batch: int,
+    rng: np.random.Generator,
+    threads: int | str = "auto",
+) -> tuple[float, int]:
+    """One epoch in the given batch order under a thread policy, as ``fit`` runs it.
+
+    Returns the seconds and the BLAS thread count of most steps.
+    """
     t = time.perf_counter()
-    for lo in range(0, len(x), batch):
-        model.loss_and_gradients_for_batch((x[order[lo : lo + batch]],), rng=rng)
-        opt.step(model.gradients())
-    return time.perf_counter() - t
-
-
-def make_torch(model: VAE, threads: int):  # pragma: no cover - optional dependency
-    """The equivalent PyTorch VAE with vae_numpy's initial weights, and its epoch function."""
-    import torch
-
-    torch.set_num_threads(threads)
-    params = model.parameters()
-    hidden = model.hidden_dims[0]
-    latent = model.latent_dim
-
-    class TorchVAE(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.enc1 = torch.nn.Linear(784, hidden)
-            self.enc2 = torch.nn.Linear(hidden, 2 * latent)  # fused mu | log_var head, as ours
-            self.dec1 = torch.nn.Linear(latent, hidden)
-            self.dec2 = torch.nn.Linear(hidden, 784)
-            with torch.no_grad():
-                for layer, name in (
-                    (self.enc1, "encoder.0"),
-                    (self.enc2, "encoder.2"),
-                    (self.dec1, "decoder.0"),
-                    (self.dec2, "decoder.2"),
-                ):
-                    layer.weight.copy_(torch.from_numpy(params[f"{name}.W"].T.copy()))
-                    layer.bias.copy_(torch.from_numpy(params[f"{name}.b"].copy()))
-
-        def loss(self, x: torch.Tensor) -> torch.Tensor:
-            h = self.enc2(torch.relu(self.enc1(x)))
-            mu, log_var = h[:, :latent], h[:, latent:]
-            z = mu + torch.exp(0.5 * log_var) * torch.randn_like(mu)
-            logits = self.dec2(torch.relu(self.dec1(z)))
-            rec = torch.nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="sum")
-            kl = 0.5 * torch.sum(torch.exp(log_var) - 1 - log_var + mu * mu)
-            return (rec + kl) / len(x)
-
-    net = TorchVAE()
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-
-    def epoch(x: np.ndarray, order: np.ndarray, batch: int) -> float:
-        xt = torch.from_numpy(x)
-        idx = torch.from_numpy(order)
-        t = time.perf_counter()
+    with ThreadPolicy(threads) as policy:
         for lo in range(0, len(x), batch):
-            loss = net.loss(xt[idx[lo : lo + batch]])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        return time.perf_counter() - t
-
-    return epoch, torch.__version__
+            with policy.step():
+                model.loss_and_gradients_for_batch((x[order[lo : lo + batch]],), rng=rng)
+                opt.step(model.gradients())
+    return time.perf_counter() - t, policy.most_used()
 
 
 def run(latent: int, x: np.ndarray, args: argparse.Namespace, peak: float, threads: int) -> None:
@@ -117,18 +78,19 @@ def run(latent: int, x: np.ndarray, args: argparse.Namespace, peak: float, threa
     orders = [np.random.default_rng(r).permutation(len(x)) for r in range(args.rounds + 1)]
     # warm-up on part of an epoch (allocations, BLAS threads, caches)
     warm = orders[0][: 20 * batch]
-    numpy_epoch(model, opt, x[warm], np.arange(len(warm)), batch, rng)
+    numpy_epoch(model, opt, x[warm], np.arange(len(warm)), batch, rng, args.threads)
     if torch_epoch:
         torch_epoch(x[warm], np.arange(len(warm)), batch)
-    ours, theirs, ratios = [], [], []
+    ours, theirs, ratios, counts = [], [], [], []
     for r in range(1, args.rounds + 1):
         first_numpy = r % 2 == 1  # alternate which framework goes first
         t_np = t_pt = None
         for turn in (0, 1):
             if (turn == 0) == first_numpy:
-                t_np = numpy_epoch(model, opt, x, orders[r], batch, rng)
+                t_np, used = numpy_epoch(model, opt, x, orders[r], batch, rng, args.threads)
+                counts.append(used)
             elif torch_epoch:
-                t_pt = torch_epoch(x, orders[r], batch)
+                t_pt = torch_epoch(x, orders[r], batch)[0]
         ours.append(t_np)
         if t_pt is not None:
             theirs.append(t_pt)
@@ -143,6 +105,7 @@ def run(latent: int, x: np.ndarray, args: argparse.Namespace, peak: float, threa
         f"  vae_numpy   {med:6.3f} s/epoch (IQR {q1:.3f}-{q3:.3f})   {len(x) / med:9,.0f} examples/s"
         f"   {flops / med / 1e9:6.1f} GFLOP/s in matrix products"
     )
+    print(f"  BLAS threads per epoch: {' '.join(map(str, counts))} (threads={args.threads})")
     print(
         f"  GEMM-bound limit {limit:.3f} s/epoch ({flops / 1e9:.1f} GFLOP at {peak:.0f} GFLOP/s):"
         f" {limit / med:.0%} of the limit reached"
@@ -152,6 +115,7 @@ def run(latent: int, x: np.ndarray, args: argparse.Namespace, peak: float, threa
         rm, rq1, rq3 = median_iqr(ratios)
         print(
             f"  PyTorch {torch_version}  {tm:6.3f} s/epoch (IQR {tq1:.3f}-{tq3:.3f})   {len(x) / tm:9,.0f} examples/s"
+            f"   ({threads} thread{'s' if threads > 1 else ''})"
         )
         print(f"  paired ratio vae_numpy / PyTorch: median {rm:.3f} (IQR {rq1:.3f}-{rq3:.3f})")
     else:
@@ -169,6 +133,18 @@ def main() -> None:
     parser.add_argument(
         "--latent", type=int, nargs="+", default=[20, 2], help="latent sizes (default 20 2)"
     )
+    parser.add_argument(
+        "--threads",
+        type=lambda v: v if v == "auto" else int(v),
+        default="auto",
+        help="vae_numpy's BLAS threads: 'auto' (the thread policy, as fit) or a number",
+    )
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=None,
+        help="PyTorch's threads (default: as many as numpy's BLAS has by default)",
+    )
     parser.add_argument("--quick", action="store_true", help="2 rounds of 12,800 examples")
     args = parser.parse_args()
     if args.quick:
@@ -182,7 +158,7 @@ def main() -> None:
     )
     print(f"data: {source}; numpy float32 GEMM peak (2048^3): {peak:.0f} GFLOP/s")
     for latent in args.latent:
-        run(latent, x, args, peak, threads)
+        run(latent, x, args, peak, args.torch_threads or threads)
 
 
 if __name__ == "__main__":

@@ -52,15 +52,22 @@ def timed(owner: Any, name: str, bucket: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--examples", type=int, default=60_000)
+    parser.add_argument(
+        "--threads",
+        type=lambda v: v if v == "auto" else int(v),
+        default="auto",
+        help="BLAS threads: 'auto' (the thread policy, fit's default) or a number",
+    )
     args = parser.parse_args()
     x, source = mnist_or_random(args.examples)
     model = VAE(784, (400,), 20, rng=0)
-    model.fit(x[:2560], epochs=1, batch_size=128, rng=0, progress=False)  # warm-up
+    # warm-up
+    model.fit(x[:2560], epochs=1, batch_size=128, rng=0, progress=False, threads=args.threads)
     timed(layers.Dense, "forward", "matrix products")
     timed(layers.Dense, "backward", "matrix products")
     timed(optim.Adam, "step", "Adam update")
     t0 = time.perf_counter()
-    model.fit(x, epochs=1, batch_size=128, rng=0, progress=False, optimizer="adam")
+    model.fit(x, epochs=1, batch_size=128, rng=0, progress=False, threads=args.threads)
     total = time.perf_counter() - t0
     # data shuffling measured separately: the permutation and the gather of every batch
     t = time.perf_counter()
@@ -73,6 +80,7 @@ def main() -> None:
     )
     print(
         f"one epoch of VAE 784-400-20 on {len(x):,} examples ({source}), batch 128, Adam: {total:.2f} s"
+        f" on BLAS threads: {model.history_['threads'][0]:.0f} (threads={args.threads})"
     )
     for k in ("matrix products", "Adam update", "element-wise and the rest", "data shuffling"):
         print(f"  {k:28s} {TIMES[k]:6.3f} s  {TIMES[k] / total:6.1%}")

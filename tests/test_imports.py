@@ -26,7 +26,15 @@ PACKAGE = Path(vae_numpy.__file__).parent
 DIRECTION: list[tuple[str, set[str]]] = [
     (
         "foundation",
-        {"_validation", "_argtypes", "serialization", "protocol", "kernels", "resources"},
+        {
+            "_validation",
+            "_argtypes",
+            "serialization",
+            "protocol",
+            "kernels",
+            "resources",
+            "threads",
+        },
     ),
     ("data", {"formats", "toy", "download", "data"}),
     ("functional", {"functional"}),

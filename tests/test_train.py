@@ -127,7 +127,7 @@ def test_resume_gives_bit_identical_result(tmp_path, digits, dtype):
     )
     for k in straight.parameters():
         np.testing.assert_array_equal(resumed.parameters()[k], straight.parameters()[k])
-    drop = {"seconds"}
+    drop = {"seconds", "threads"}  # the machine's, not the run's
     assert {k: v for k, v in resumed.history_.items() if k not in drop} == {
         k: v for k, v in straight.history_.items() if k not in drop
     }
@@ -201,30 +201,3 @@ def test_fit_rejects_bad_arguments(digits):
         fit(model, x, epochs=1, resume=True)
     with pytest.raises(ValueError, match="64"):
         fit(model, x[:, :10], epochs=1)
-
-
-def _blas_threads_seen_during_fit(model, x, batch_size):
-    from threadpoolctl import threadpool_info
-
-    seen = []
-    original = model.loss_and_gradients_for_batch
-
-    def spy(*args, **kwargs):
-        seen.append(max(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"))
-        return original(*args, **kwargs)
-
-    model.loss_and_gradients_for_batch = spy
-    model.fit(x, epochs=1, batch_size=batch_size, rng=0, progress=False)
-    return set(seen)
-
-
-def test_small_models_train_on_one_blas_thread_and_large_ones_keep_theirs(digits):
-    """Below SMALL_PRODUCT multiply-adds per product BLAS uses one thread; above, its default."""
-    from threadpoolctl import threadpool_info
-
-    default = max(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
-    x, _ = digits
-    assert _blas_threads_seen_during_fit(VAE(64, (128,), 2, rng=0), x[:128], 64) == {1}
-    big = np.zeros((256, 784), np.float32)
-    assert _blas_threads_seen_during_fit(VAE(784, (400,), 20, rng=0), big, 128) == {default}
-    assert max(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas") == default

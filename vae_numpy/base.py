@@ -158,8 +158,8 @@ class BaseModel:
 
         The options (``epochs``, ``batch_size``, ``lr``, ``optimizer``, ``rng``,
         ``validation_data``, ``progress``, ``kl_warmup_epochs``, ``binarize``, ``checkpoint``,
-        ``resume``) are those of :func:`vae_numpy.train.fit`, which documents them; ``history_``
-        gets one entry per epoch.
+        ``resume``, ``threads``) are those of :func:`vae_numpy.train.fit`, which documents
+        them; ``history_`` gets one entry per epoch.
         """
         train.fit(self, *data, **options)
         return self

@@ -53,6 +53,7 @@ from ._validation import as_array, check_positive_float, check_positive_int
 from .distributions import log_normal_pdf, reparameterize
 from .functional import LOG_2PI, kl_standard_normal, softplus
 from .protocol import VariationalModel
+from .threads import ThreadPolicy
 
 __all__ = [
     "elbo",
@@ -137,18 +138,20 @@ def elbo(
     batch_size = check_positive_int(batch_size, "batch_size")
     gen = np.random.default_rng(rng)
     out = np.empty(len(X), dtype=np.float64)
-    for start in range(0, len(X), batch_size):
-        xb = X[start : start + batch_size]  # (b, input_dim)
-        b = len(xb)
-        mu, log_var = model.encode(xb)  # (b, latent) each
-        rec = np.zeros(b, dtype=np.float64)  # sum over samples of ln p(x|z)
-        per_chunk = max(1, _ROWS // b)
-        for done in range(0, n_samples, per_chunk):
-            c = min(per_chunk, n_samples - done)
-            z = _draw(mu, log_var, c, gen)  # (c, b, latent)
-            log_px_z = model.log_likelihood(np.tile(xb, (c, 1)), z.reshape(c * b, -1))
-            rec += log_px_z.reshape(c, b).sum(axis=0, dtype=np.float64)
-        out[start : start + b] = rec / n_samples - kl_standard_normal(mu, log_var)
+    with ThreadPolicy() as policy:  # BLAS threads chosen by timing the chunks
+        for start in range(0, len(X), batch_size):
+            xb = X[start : start + batch_size]  # (b, input_dim)
+            b = len(xb)
+            mu, log_var = model.encode(xb)  # (b, latent) each
+            rec = np.zeros(b, dtype=np.float64)  # sum over samples of ln p(x|z)
+            per_chunk = max(1, _ROWS // b)
+            for done in range(0, n_samples, per_chunk):
+                c = min(per_chunk, n_samples - done)
+                with policy.step():
+                    z = _draw(mu, log_var, c, gen)  # (c, b, latent)
+                    log_px_z = model.log_likelihood(np.tile(xb, (c, 1)), z.reshape(c * b, -1))
+                rec += log_px_z.reshape(c, b).sum(axis=0, dtype=np.float64)
+            out[start : start + b] = rec / n_samples - kl_standard_normal(mu, log_var)
     return out
 
 
@@ -203,23 +206,25 @@ def iwae_log_likelihood(
     gen = np.random.default_rng(rng)
     zero = np.zeros((), dtype=model.dtype)  # prior N(0, I): mean 0, log-variance 0
     result = np.empty(len(X), dtype=np.float64)
-    for start in range(0, len(X), batch_size):
-        xb = X[start : start + batch_size]  # (b, input_dim)
-        b = len(xb)
-        mu, log_var = model.encode(xb)  # (b, latent)
-        total = np.full(b, -np.inf)  # running ln sum_j w_j, float64
-        for done in range(0, k, chunk_size):
-            c = min(chunk_size, k - done)
-            z = _draw(mu, log_var, c, gen)  # (c, b, latent)
-            log_px_z = model.log_likelihood(np.tile(xb, (c, 1)), z.reshape(c * b, -1))
-            log_w = (
-                log_px_z.reshape(c, b)
-                + log_normal_pdf(z, zero, zero)
-                - log_normal_pdf(z, mu, log_var)
-            )  # (c, b), model dtype
-            chunk_total = logsumexp(log_w.astype(np.float64), axis=0)  # (b,)
-            total = np.logaddexp(total, chunk_total)
-        result[start : start + b] = total - math.log(k)
+    with ThreadPolicy() as policy:  # BLAS threads chosen by timing the chunks
+        for start in range(0, len(X), batch_size):
+            xb = X[start : start + batch_size]  # (b, input_dim)
+            b = len(xb)
+            mu, log_var = model.encode(xb)  # (b, latent)
+            total = np.full(b, -np.inf)  # running ln sum_j w_j, float64
+            for done in range(0, k, chunk_size):
+                c = min(chunk_size, k - done)
+                with policy.step():
+                    z = _draw(mu, log_var, c, gen)  # (c, b, latent)
+                    log_px_z = model.log_likelihood(np.tile(xb, (c, 1)), z.reshape(c * b, -1))
+                log_w = (
+                    log_px_z.reshape(c, b)
+                    + log_normal_pdf(z, zero, zero)
+                    - log_normal_pdf(z, mu, log_var)
+                )  # (c, b), model dtype
+                chunk_total = logsumexp(log_w.astype(np.float64), axis=0)  # (b,)
+                total = np.logaddexp(total, chunk_total)
+            result[start : start + b] = total - math.log(k)
     return result
 
 
@@ -355,8 +360,12 @@ def exact_log_likelihood(
     batch_size = check_positive_int(batch_size, "batch_size")
     _, h = _grid_axis(grid, limit)
     total = np.full(len(X), -np.inf)  # running ln sum_g p(x|z_g) p(z_g), float64
-    for _, xs, log_joint in _log_joint_blocks(model, X, grid, limit, batch_size):
-        total[xs] = np.logaddexp(total[xs], logsumexp(log_joint, axis=1))
+    with ThreadPolicy() as policy:  # BLAS threads chosen by timing the blocks
+        blocks = _log_joint_blocks(model, X, grid, limit, batch_size)
+        policy.start_laps()
+        for _, xs, log_joint in blocks:
+            total[xs] = np.logaddexp(total[xs], logsumexp(log_joint, axis=1))
+            policy.lap()
     return total + 2.0 * math.log(h)
 
 

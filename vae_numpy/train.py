@@ -14,7 +14,8 @@ autoencoder, the VAE and every model added beside them, with or without labels.
 needs, each piece in one named helper:
 
 * KL warm-up: :func:`warmup_beta` ramps the KL weight from 0 to ``model.beta`` step by step;
-* threads: :func:`blas_thread_policy`, one context manager around the epochs;
+* threads: a :class:`~vae_numpy.threads.ThreadPolicy` around the epochs times the steps and
+  picks the number of BLAS threads (``threads="auto"``), or uses the number given;
 * progress: a tqdm bar, updated after every step;
 * Ctrl-C: :func:`deferred_sigint` turns SIGINT into a flag checked between steps, so an update
   is never torn; :class:`TrainingInterrupted` is raised with the model at that step;
@@ -43,7 +44,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from ._validation import check_positive_float, check_positive_int
@@ -51,6 +51,7 @@ from .data import binarize as binarize_rows
 from .optim import Optimizer, make_optimizer
 from .protocol import Batch, Model
 from .serialization import load_npz, save_npz
+from .threads import ThreadPolicy
 
 __all__ = [
     "fit",
@@ -58,20 +59,12 @@ __all__ = [
     "minibatches",
     "mean_loss_terms",
     "warmup_beta",
-    "blas_thread_policy",
     "deferred_sigint",
     "save_checkpoint",
     "load_checkpoint",
     "TrainingInterrupted",
     "NonFiniteLoss",
-    "SMALL_PRODUCT",
 ]
-
-#: Matrix products with fewer multiply-adds than this (batch x in x out of the largest layer)
-#: run BLAS on one thread. They are too small to split: on an idle machine one thread is as
-#: fast, and on a busy 2-core machine BLAS threads waiting next to other work made small
-#: models train 1.5 to 5 times slower (measured).
-SMALL_PRODUCT = 4_000_000
 
 CHECKPOINT_KIND = "checkpoint"
 
@@ -162,10 +155,13 @@ def mean_loss_terms(
     gen = np.random.default_rng(rng)
     n = len(data[0])
     totals: dict[str, float] = {}
-    for lo in range(0, n, batch_size):
-        terms = model.loss_terms_for_batch(tuple(a[lo : lo + batch_size] for a in data), rng=gen)
-        for name, values in terms.items():
-            totals[name] = totals.get(name, 0.0) + float(np.sum(values, dtype=np.float64))
+    with ThreadPolicy() as policy:
+        for lo in range(0, n, batch_size):
+            with policy.step():
+                batch = tuple(a[lo : lo + batch_size] for a in data)
+                terms = model.loss_terms_for_batch(batch, rng=gen)
+            for name, values in terms.items():
+                totals[name] = totals.get(name, 0.0) + float(np.sum(values, dtype=np.float64))
     return {name: total / n for name, total in totals.items()}
 
 
@@ -180,18 +176,6 @@ def warmup_beta(beta: float | None, step: int, warmup_steps: float) -> float | N
     if beta is None:
         return None
     return beta if warmup_steps == 0 else beta * min(1.0, step / warmup_steps)
-
-
-def blas_thread_policy(model: Model, batch_size: int) -> contextlib.AbstractContextManager[Any]:
-    """The BLAS thread setting for training ``model``: one context manager around the epochs.
-
-    One thread while the largest matrix product has fewer than :data:`SMALL_PRODUCT`
-    multiply-adds (batch x in x out); otherwise BLAS keeps its own setting.
-    """
-    largest = max(p.shape[0] * p.shape[1] for p in model.parameters().values() if p.ndim == 2)
-    if batch_size * largest < SMALL_PRODUCT:
-        return threadpool_limits(1, user_api="blas")
-    return contextlib.nullcontext()
 
 
 class NonFiniteLoss(FloatingPointError):
@@ -314,6 +298,7 @@ def fit(
     binarize: bool = False,
     checkpoint: str | os.PathLike[str] | None = None,
     resume: bool = False,
+    threads: int | str | None = "auto",
 ) -> Model:
     """Train ``model`` on ``X`` (or ``X, y``) with minibatch gradient descent.
 
@@ -348,6 +333,14 @@ def fit(
         Save model, optimiser, random state and history here after every epoch.
     resume : bool
         Continue from ``checkpoint`` (which must exist) up to ``epochs``.
+    threads : int or "auto"
+        BLAS threads for the matrix products. ``"auto"`` times steps at 1 thread and at all
+        cores, keeps the faster, and times them again from time to time (see
+        :mod:`vae_numpy.threads`; ``VAE_NUMPY_THREADS`` or a BLAS variable such as
+        ``OPENBLAS_NUM_THREADS`` set in the environment is respected). The count used in
+        each epoch is recorded in ``history_["threads"]``. The results do not depend on it
+        beyond the rounding of matrix products split between threads; for bit-identical
+        results across runs of a large model, give a number.
 
     Returns
     -------
@@ -363,6 +356,7 @@ def fit(
     warmup = check_positive_float(kl_warmup_epochs, "kl_warmup_epochs", allow_zero=True)
     if resume and checkpoint is None:
         raise ValueError("resume=True needs checkpoint=PATH: the file to resume from")
+    policy = ThreadPolicy(threads)  # checks `threads`; touches BLAS only inside the `with`
     opt = make_optimizer(optimizer, model.parameters(), lr)
     n = len(data[0])
     settings = {
@@ -408,20 +402,36 @@ def fit(
         contextlib.closing(bar),
         deferred_sigint() as sigint,
         np.errstate(over="ignore", invalid="ignore"),
-        blas_thread_policy(model, batch_size),
+        policy,
     ):
         for epoch in range(start, epochs):
             t0 = time.perf_counter()
             row = _guarded_epoch(
-                model, opt, data, epoch, batch_size, gen, warmup, transform, bar, sigint, ckpt
+                model,
+                opt,
+                data,
+                epoch,
+                batch_size,
+                gen,
+                warmup,
+                transform,
+                bar,
+                sigint,
+                ckpt,
+                policy,
             )
+            row["threads"] = policy.most_used()  # BLAS threads of most of the epoch's steps
             if val is not None:
                 row.update({f"val_{k}": v for k, v in mean_loss_terms(model, val).items()})
             row["seconds"] = time.perf_counter() - t0
             row["epoch"] = epoch + 1
             for k, v in row.items():
                 model.history_.setdefault(k, []).append(float(v))
-            bar.set_postfix({k: f"{row[k]:.2f}" for k in ("loss", "kl", "val_loss") if k in row})
+            postfix: dict[str, str] = {
+                k: f"{row[k]:.2f}" for k in ("loss", "kl", "val_loss") if k in row
+            }
+            postfix["threads"] = str(policy.threads)
+            bar.set_postfix(postfix)
             if ckpt is not None:
                 save_checkpoint(ckpt, model, opt, gen, epoch + 1, settings)
     return model
@@ -439,8 +449,10 @@ def _guarded_epoch(
     bar: Any,
     sigint: dict[str, bool],
     ckpt: Path | None,
+    policy: ThreadPolicy,
 ) -> dict[str, float]:
-    """:func:`train_epoch` with KL warm-up, progress, Ctrl-C and divergence handling.
+    """:func:`train_epoch` with KL warm-up, progress, Ctrl-C, divergence handling and the
+    thread policy's timing of every step.
 
     Returns the epoch's history row (mean loss and parts, and ``beta`` for a model with KL).
     """
@@ -451,6 +463,7 @@ def _guarded_epoch(
         return warmup_beta(model.beta, step, warmup_epochs * steps_per_epoch)
 
     def after_step(b: int) -> None:
+        policy.lap()
         bar.update(1)
         if sigint["requested"]:
             raise TrainingInterrupted(
@@ -459,6 +472,7 @@ def _guarded_epoch(
             )
 
     snapshot = ({k: p.copy() for k, p in model.parameters().items()}, opt.state_dict())
+    policy.start_laps()
     try:
         row = train_epoch(
             model,
