@@ -45,6 +45,7 @@ from .cvae import ConditionalVAE, NetworkModel, check_labels, one_hot
 from .data import binarize as binarize_batch
 from .functional import log_sum_exp
 from .optim import make_optimizer
+from .threads import ThreadPolicy
 
 __all__ = ["SemiSupervisedVAE", "UNLABELLED"]
 
@@ -303,7 +304,7 @@ class SemiSupervisedVAE(NetworkModel):
         self.optimizer_ = opt = make_optimizer(optimizer, self.parameters(), lr)
         gen = np.random.default_rng(rng)
         history: list[float] = []
-        with train.blas_thread_policy(self, batch_size + m):  # examples per step, as train.fit
+        with ThreadPolicy() as policy:  # BLAS threads chosen by timing steps, as train.fit
             for _ in range(epochs):
                 total = 0.0
                 for (unlabelled,) in train.minibatches((pool,), batch_size, gen):
@@ -313,9 +314,10 @@ class SemiSupervisedVAE(NetworkModel):
                         [np.full(len(unlabelled), 1 / len(unlabelled)), np.full(m, 1 / m)]
                     ).astype(self.dtype)
                     xb = binarize_batch(X[rows], gen) if binarize else X[rows]
-                    terms = self.batch_terms((xb, labels[rows]), rng=gen)
-                    self.backward(weights)
-                    opt.step(self.gradients())
+                    with policy.step():
+                        terms = self.batch_terms((xb, labels[rows]), rng=gen)
+                        self.backward(weights)
+                        opt.step(self.gradients())
                     total += float(np.dot(weights, terms["loss"])) * len(unlabelled)
                 history.append(total / len(pool))
         self.history_ = {"loss": history}
