@@ -215,3 +215,48 @@ def test_kl_monte_carlo_accepts_two_samples_and_refuses_one():
     assert np.isfinite(est) and np.isfinite(se) and se >= 0
     with pytest.raises(ValueError, match="n must be >= 2"):
         kl_monte_carlo(0.0, 1.0, n=1)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"mu": np.nan}, ValueError, r"^mu contains 1 NaN"),
+        ({"m": np.inf}, ValueError, r"^m contains 1 NaN"),
+        (
+            {"mu": np.zeros(3)},
+            ValueError,
+            r"^mu must be a scalar for kl_monte_carlo, got shape \(3,\)",
+        ),
+        ({"m": np.zeros((2, 1))}, ValueError, r"^m must be a scalar .* got shape \(2, 1\)"),
+        ({"mu": "a"}, TypeError, r"^mu must hold real numbers"),
+        ({"m": "b"}, TypeError, r"^m must hold real numbers"),
+        ({"sigma": 0.0}, ValueError, r"^sigma must be a finite number > 0"),
+        ({"s": -2.0}, ValueError, r"^s must be a finite number > 0"),
+        ({"s": "x"}, TypeError, r"^s must be a number"),
+    ],
+)
+def test_kl_monte_carlo_names_the_bad_argument(kwargs, error, message):
+    """Each bad argument of kl_monte_carlo raises an error that starts with its name."""
+    args = {"mu": 0.0, "sigma": 1.0, "m": 0.0, "s": 1.0, **kwargs}
+    with pytest.raises(error, match=message):
+        kl_monte_carlo(**args, n=10, rng=0)
+
+
+@pytest.mark.parametrize("bad", ["mu", "log_var"])
+def test_kl_standard_normal_names_the_non_finite_argument(bad):
+    """A NaN in mu or log_var is reported under that argument's name (and for the gradient too)."""
+    args = {"mu": np.zeros((2, 3)), "log_var": np.zeros((2, 3))}
+    args[bad][0, 1] = np.nan
+    for f in (kl_standard_normal, kl_standard_normal_grad):
+        with pytest.raises(ValueError, match=rf"^{bad} contains 1 NaN"):
+            f(**args)
+    with pytest.raises(TypeError, match=rf"^{bad} must hold real numbers"):
+        kl_standard_normal(**{**args, bad: [["a"]]})
+
+
+def test_kl_standard_normal_needs_a_latent_axis_and_accepts_a_single_vector():
+    """A 0-d pair is refused (no latent axis); a 1-D pair is one example, summed to a scalar."""
+    with pytest.raises(ValueError, match=r"^mu and log_var must have at least one axis"):
+        kl_standard_normal(0.0, 0.0)
+    value = kl_standard_normal(np.array([1.0, 0.0]), np.array([0.0, np.log(2.0)]))
+    assert value.shape == () and float(value) == pytest.approx(0.5 + 0.5 * (1 - np.log(2.0)))
