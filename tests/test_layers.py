@@ -220,3 +220,37 @@ def test_mlp_passes_init_and_final_activation_to_its_layers():
     assert linear[0].init == "uniform" and linear[0].dtype == np.float32
     with pytest.raises(ValueError, match="final_activation"):
         mlp([3, 2], final_activation="softmax")
+
+
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda: Dense(0, 2), ValueError, r"^in_features must be >= 1"),
+        (lambda: Dense(2, 0), ValueError, r"^out_features must be >= 1"),
+        (lambda: Dense(2, 2, init="normal"), ValueError, r"^unknown init 'normal'; choose one of"),
+        (lambda: Dense(2, 2, dtype=np.int32), TypeError, r"dtype=int32 is not supported"),
+        (lambda: LeakyReLU("a"), TypeError, r"^slope must be a number"),
+        (
+            lambda: Sequential(Dense(2, 2), "relu"),
+            TypeError,
+            r"^layer 1 is a str, not a vae_numpy Layer",
+        ),
+        (lambda: mlp([3]), ValueError, r"^sizes needs at least \[in, out\], got \[3\]"),
+        (lambda: mlp([3, 0]), ValueError, r"^sizes\[1\] must be >= 1"),
+        (lambda: mlp([3, 2], "gelu"), ValueError, r"^unknown activation 'gelu'"),
+    ],
+)
+def test_layers_name_the_bad_argument(call, error, message):
+    """Bad layer arguments are refused with the argument's name."""
+    with pytest.raises(error, match=message):
+        call()
+
+
+@pytest.mark.parametrize("init", ["uniform", "glorot", "he"])
+def test_dense_initialisations_keep_their_dtype_and_shapes(init):
+    """Every init gives W (in, out) and b (out,) in the layer's dtype, and zero gradients."""
+    layer = Dense(4, 3, rng=0, dtype=np.float64, init=init)
+    assert layer.params["W"].shape == (4, 3) and layer.params["b"].shape == (3,)
+    assert all(p.dtype == np.float64 for p in layer.params.values())
+    assert all(not g.any() for g in layer.grads.values())
+    assert repr(layer) == f"Dense(4, 3, init={init!r}, dtype=float64)"
