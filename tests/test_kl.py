@@ -260,3 +260,28 @@ def test_kl_standard_normal_needs_a_latent_axis_and_accepts_a_single_vector():
         kl_standard_normal(0.0, 0.0)
     value = kl_standard_normal(np.array([1.0, 0.0]), np.array([0.0, np.log(2.0)]))
     assert value.shape == () and float(value) == pytest.approx(0.5 + 0.5 * (1 - np.log(2.0)))
+
+
+@pytest.mark.parametrize(
+    "params, calls",
+    [((0.3, 1.2, 0.0, 1.0), 2), ((-1.0, 0.5, 2.0, 3.0), 2), ((10.0, 0.05, -10.0, 20.0), 3)],
+)
+def test_quadrature_falls_back_to_finite_bounds_only_when_the_peak_is_missed(
+    monkeypatch, params, calls
+):
+    """Two quad calls (mass, value) over the real line when p integrates to 1; a third otherwise."""
+    from vae_numpy import kl as kl_module
+
+    seen = []
+    real_quad = kl_module.integrate.quad
+
+    def counting_quad(f, a, b, **kw):
+        seen.append((a, b, kw.get("epsabs"), kw.get("epsrel"), kw.get("limit")))
+        return real_quad(f, a, b, **kw)
+
+    monkeypatch.setattr(kl_module.integrate, "quad", counting_quad)
+    value = kl_by_quadrature(*params)
+    assert len(seen) == calls
+    assert all(call[2:] == (1e-13, 1e-10, 200) for call in seen)  # tolerances as documented
+    assert seen[0][:2] == (-np.inf, np.inf) and seen[1][:2] == (-np.inf, np.inf)
+    assert value == pytest.approx(kl_normal(*params), rel=1e-9, abs=1e-12)
