@@ -29,29 +29,57 @@ already on nbgrader can use them as they are (nbgrader itself is not needed here
 cleared; byte-for-byte deterministic) and :func:`verify_release` reports copies that are stale,
 the way fastbook's ``clean.py --verify-only`` does.
 
-:func:`grade_notebook` grades a submission offline. It builds the notebook to run from the
-submission's solution cells, matched by ``grade_id`` (a deleted one is replaced by the empty
-stub), interleaved with the *source's* test and read-only cells -- visible and hidden tests
-alike, never the student's copies of them -- and keeps any code cells the student added, after
-the cell they followed. It runs the result cell by cell in a fresh ``python3`` kernel of this
-interpreter, in a temporary working directory, with a time limit per cell: a cell that runs out
-of time is interrupted and the grading goes on. A test cell earns its points when it raises no
-error; a failing one reports the exception's message, which the tests write to tell the student
-what is wrong.
+How grading works (the trust model). :func:`grade_notebook` grades a submission offline. It
+builds the notebook to run from the submission's solution cells, matched by ``grade_id`` (a
+deleted one is replaced by the empty stub), the source's read-only cells and any code cells the
+student added, and runs them -- and only them -- in a fresh IPython kernel started in a sandbox
+(:mod:`~vae_numpy.assignments.sandbox`: own session, memory and process limits, and when the
+machine allows it user, PID, mount and network namespaces). The *source's* test cells, visible
+and hidden alike, never run in that kernel: they run in the grader's process, the judge
+(:mod:`~vae_numpy.assignments.judge`), in a namespace where the student's names are handles to
+objects in the kernel. Calls, attribute and item reads travel as messages; only plain values
+come back (numbers, strings, numeric arrays, lists/tuples/dicts of them; JSON, never pickle),
+so every comparison and the pass/fail decision use the judge's own numpy. A test cell earns its
+points when it raises nothing in the judge. Read-only cells tagged ``judge`` (setup, test
+helpers) run in both places. The test cells use ``TEST_SEED`` (0 in the notebook) for their
+inputs; the judge sets it to a fresh seed each run. The functions and classes the assignment
+asks for, listed in the source's metadata ``vae_numpy.references``, are replaced by stubs that
+raise in the kernel's copy of the package while grading (:mod:`~vae_numpy.assignments.integrity`
+flags code that refers to them). :func:`grade_folder` grades each notebook in its own process,
+``jobs`` at a time, and flags near-identical pairs.
+
+Report fields (``GradeReport.to_dict()``, ``grade --json``; ``grade-all`` writes the same per
+row of its CSV) that tests and scripts may rely on:
+
+* ``assignment`` (str), ``submission`` (str), ``score`` and ``max_score`` (int);
+* ``tests``: one dict per test cell, ``{"grade_id", "points", "max_points", "passed", "hidden",
+  "message", "seconds"}`` -- ``message`` is the failure message (with the student's line when
+  their code raised), or what a passing test printed;
+* ``problems`` (list of str): cells that raised, timed out, a dead kernel ("kernel died"),
+  missing solution cells, cells not run;
+* ``flags`` (list of str): ``"reference implementation used: ..."``, ``"near-copy of the
+  published solution: ..."``, and in ``grade-all`` ``"near-identical to OTHER ..."``;
+* ``seed`` (int): the tests' seed (``--seed`` reproduces the grade);
+* ``isolation`` (str): ``"namespaces, memory limit 4 GiB"`` or ``"session+rlimits, ..."``;
+* ``seconds`` (float).
 
 The package has one module per step: :mod:`~vae_numpy.assignments.notebooks` (reading and
 finding the source notebooks, the markers, the nbgrader metadata, :func:`check_source`),
 :mod:`~vae_numpy.assignments.release` (the student copies), :mod:`~vae_numpy.assignments.grade`
-(running a submission in a kernel and scoring it), :mod:`~vae_numpy.assignments.report` (the
+(running a submission and scoring it), :mod:`~vae_numpy.assignments.sandbox` (the student's
+kernel and its limits), :mod:`~vae_numpy.assignments.judge` (handles and plain values; its
+kernel-side partner is ``_agent``, the message format ``_wire``),
+:mod:`~vae_numpy.assignments.integrity` (the flags), :mod:`~vae_numpy.assignments.report` (the
 results and the CSV table) and :mod:`~vae_numpy.assignments.cli` (the command line). Every
-public name is importable from ``vae_numpy.assignments`` itself.
+public name of the first steps is importable from ``vae_numpy.assignments`` itself.
 
 Command line (wired into ``vae-numpy``; also ``python -m vae_numpy.assignments ...``)::
 
     vae-numpy assignments list
     vae-numpy assignments release --out DIR [--check]
     vae-numpy assignments grade SUBMISSION.ipynb [--assignment NAME] [--json] [--timeout SECONDS]
-    vae-numpy assignments grade-all DIR --csv OUT.csv [--assignment NAME] [--timeout SECONDS]
+        [--seed N] [--notebook-timeout SECONDS] [--memory-limit SIZE] [--executed PATH]
+    vae-numpy assignments grade-all DIR --csv OUT.csv [--assignment NAME] [--jobs N] [...]
 
 References
 ----------
@@ -61,7 +89,14 @@ nbgrader: https://nbgrader.readthedocs.io (cell metadata, solution and hidden-te
 from __future__ import annotations
 
 from .cli import add_subcommand, main, run
-from .grade import DEFAULT_TIMEOUT, grade_folder, grade_notebook
+from .grade import (
+    DEFAULT_MEMORY,
+    DEFAULT_NOTEBOOK_TIMEOUT,
+    DEFAULT_TIMEOUT,
+    grade_folder,
+    grade_notebook,
+    usable_cores,
+)
 from .notebooks import (
     BEGIN_HIDDEN,
     BEGIN_SOLUTION,
@@ -80,6 +115,8 @@ from .report import GradedTest, GradeReport
 __all__ = [
     "SOURCE_DIR",
     "DEFAULT_TIMEOUT",
+    "DEFAULT_NOTEBOOK_TIMEOUT",
+    "DEFAULT_MEMORY",
     "CODE_STUB",
     "BEGIN_SOLUTION",
     "END_SOLUTION",
@@ -97,6 +134,7 @@ __all__ = [
     "verify_release",
     "grade_notebook",
     "grade_folder",
+    "usable_cores",
     "add_subcommand",
     "run",
     "main",

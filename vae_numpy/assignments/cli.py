@@ -16,9 +16,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .._argtypes import positive_float
+from .._argtypes import positive_float, positive_int
 from ..serialization import atomic_write_bytes
-from .grade import DEFAULT_TIMEOUT, grade_folder, grade_notebook
+from .grade import (
+    DEFAULT_MEMORY,
+    DEFAULT_NOTEBOOK_TIMEOUT,
+    DEFAULT_TIMEOUT,
+    grade_folder,
+    grade_notebook,
+    usable_cores,
+)
 from .notebooks import GradingError, _is_hidden, _kind, _load_source, _nbgrader, list_assignments
 from .release import release, verify_release
 from .report import _csv_bytes
@@ -68,6 +75,7 @@ def _add_actions(sub: Any) -> None:
         metavar="SECONDS",
         help=f"seconds each cell may run (default {DEFAULT_TIMEOUT:g})",
     )
+    _add_limits(grade)
     grade.add_argument(
         "--executed",
         default=None,
@@ -94,6 +102,60 @@ def _add_actions(sub: Any) -> None:
         default=DEFAULT_TIMEOUT,
         metavar="SECONDS",
         help=f"seconds each cell may run (default {DEFAULT_TIMEOUT:g})",
+    )
+    _add_limits(many)
+    many.add_argument(
+        "--jobs",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="notebooks graded at once (default: the usable cores)",
+    )
+
+
+def _seed(text: str) -> int:
+    if not (text.strip().isdigit() and int(text) < 2**32):
+        raise argparse.ArgumentTypeError(
+            f"the seed must be a whole number in [0, 2**32), got {text!r}"
+        )
+    return int(text)
+
+
+def _memory(text: str) -> int:
+    """``4G``, ``512M`` or a number of bytes."""
+    units = {"k": 1024, "m": 1024**2, "g": 1024**3}
+    text = text.strip().lower().removesuffix("ib").removesuffix("b")
+    scale = units.get(text[-1:], 1)
+    try:
+        value = float(text[:-1] if text[-1:] in units else text) * scale
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected e.g. 4G or 512M, got {text!r}") from None
+    if value < 256 * 1024**2:
+        raise argparse.ArgumentTypeError("the memory limit must be at least 256M")
+    return int(value)
+
+
+def _add_limits(parser: Any) -> None:
+    parser.add_argument(
+        "--seed",
+        type=_seed,
+        default=None,
+        metavar="N",
+        help="seed of the tests' inputs (default: a fresh one, printed in the report)",
+    )
+    parser.add_argument(
+        "--notebook-timeout",
+        type=positive_float,
+        default=DEFAULT_NOTEBOOK_TIMEOUT,
+        metavar="SECONDS",
+        help=f"seconds for the whole notebook (default {DEFAULT_NOTEBOOK_TIMEOUT:g})",
+    )
+    parser.add_argument(
+        "--memory-limit",
+        type=_memory,
+        default=DEFAULT_MEMORY,
+        metavar="SIZE",
+        help=f"memory of the student's kernel, e.g. 2G (default {DEFAULT_MEMORY // 1024**3}G)",
     )
 
 
@@ -145,6 +207,9 @@ def _cmd_grade(args: argparse.Namespace) -> int:
         source_dir=args.source,
         timeout=args.timeout,
         executed_path=args.executed,
+        seed=args.seed,
+        notebook_timeout=args.notebook_timeout,
+        memory_limit=args.memory_limit,
     )
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
@@ -155,8 +220,17 @@ def _cmd_grade(args: argparse.Namespace) -> int:
 
 def _cmd_grade_all(args: argparse.Namespace) -> int:
     root = Path(args.folder)
+    jobs = args.jobs or usable_cores()
+    print(f"grading {root} with {jobs} job{'s' if jobs > 1 else ''}", file=sys.stderr)
     results = grade_folder(
-        root, assignment=args.assignment, source_dir=args.source, timeout=args.timeout
+        root,
+        assignment=args.assignment,
+        source_dir=args.source,
+        timeout=args.timeout,
+        jobs=jobs,
+        seed=args.seed,
+        notebook_timeout=args.notebook_timeout,
+        memory_limit=args.memory_limit,
     )
     atomic_write_bytes(args.csv, _csv_bytes(root, results))
     failed = 0
@@ -164,8 +238,12 @@ def _cmd_grade_all(args: argparse.Namespace) -> int:
         if isinstance(result, GradingError):
             failed += 1
             print(f"{path}: not graded: {result}", file=sys.stderr)
-        else:
-            print(f"{path}: {result.score} / {result.max_score}")
+            continue
+        print(f"{path}: {result.score} / {result.max_score}")
+        for problem in result.problems:
+            print(f"    problem: {problem}")
+        for flag in result.flags:
+            print(f"    flag: {flag}")
     print(f"wrote {args.csv} ({len(results)} submissions, {failed} not graded)")
     return 1 if failed else 0
 

@@ -1,33 +1,46 @@
-"""Offline grading: run a submission with the source's tests in a fresh kernel, cell by cell.
+"""Offline grading: the student's cells in a sandboxed kernel, the tests in the judge.
 
 :func:`grade_notebook` builds the notebook to run from the submission's solution cells, matched
-by ``grade_id`` (a deleted one is replaced by the empty stub), interleaved with the *source's*
-test and read-only cells -- visible and hidden tests alike, never the student's copies of them
--- and keeps any code cells the student added, after the cell they followed. It runs the result
-with nbclient in a fresh ``python3`` kernel of this interpreter, in a temporary working
-directory, with a time limit per cell (:data:`DEFAULT_TIMEOUT`): a cell that runs out of time is
-interrupted and the grading goes on. A test cell earns its points when it raises no error; a
-failing one reports the exception's message. :func:`grade_folder` grades every notebook in a
-folder, one bad file never stopping the others.
+by ``grade_id`` (a deleted one is replaced by the empty stub), the source's read-only cells and
+any code cells the student added (after the cell they followed). It starts a kernel for it
+(:class:`~vae_numpy.assignments.sandbox.Kernel`) and goes through the cells in order: solution,
+added and read-only cells run in the kernel; read-only cells tagged ``judge`` (setup, test
+helpers) also run in the judge's namespace; the *source's* test cells, visible and hidden,
+run only in the judge (this process), where the student's names are handles
+(:mod:`~vae_numpy.assignments.judge`), with ``TEST_SEED`` set to the run's seed. A test earns
+its points when it raises nothing. Cells and tests have a time limit each (:data:`DEFAULT_TIMEOUT`),
+the notebook as a whole another (:data:`DEFAULT_NOTEBOOK_TIMEOUT`); a kernel that dies or
+cannot be interrupted ends the run and the remaining tests are reported as not run.
+:func:`grade_folder` grades every notebook in a folder, each in its own process, ``jobs`` at
+a time, one bad file never stopping the others, and flags near-identical pairs.
 """
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import copy
+import io
+import json
 import math
 import os
 import re
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..serialization import atomic_write_bytes
+from ._wire import WireError
+from .integrity import DEFAULT_SIMILARITY, copy_flag, pair_flags, reference_flags, student_code
+from .judge import KernelGone, Remote, StudentError
 from .notebooks import (
     GradingError,
     _detect_assignment,
@@ -42,16 +55,26 @@ from .notebooks import (
 )
 from .release import _release_cell
 from .report import GradedTest, GradeReport
+from .sandbox import DEFAULT_MEMORY, DEFAULT_OUTPUT_LIMIT, Kernel
 
-__all__ = ["DEFAULT_TIMEOUT", "grade_notebook", "grade_folder"]
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "DEFAULT_NOTEBOOK_TIMEOUT",
+    "DEFAULT_MEMORY",
+    "grade_notebook",
+    "grade_folder",
+    "usable_cores",
+]
 
 DEFAULT_TIMEOUT = 60.0
-"""Seconds a cell may run before it is interrupted when grading."""
+"""Seconds a cell (or a test) may run before it is interrupted when grading."""
+
+DEFAULT_NOTEBOOK_TIMEOUT = 600.0
+"""Seconds the whole notebook may take; the cells after that are not run."""
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _MESSAGE_LIMIT = 2000  # characters of a failure message kept in a report
 _PROBE_SECONDS = 10  # after an interrupt, how long the kernel may take to answer again
-_TIME_LIMIT = "CellTimeLimit"  # the error name nbclient reports for a cell it interrupted
 
 
 @dataclass(frozen=True)
@@ -60,6 +83,7 @@ class _Role:
     grade_id: str | None = None
     points: int = 0
     hidden: bool = False
+    judge: bool = False  # a read-only cell that also runs in the judge (tagged "judge")
 
 
 @dataclass
@@ -120,7 +144,8 @@ def _compose(source: Any, submission: Any) -> tuple[Any, list[_Role], list[str]]
                 points = int(_nbgrader(cell)["points"])
                 roles.append(_Role("test", gid, points, _is_hidden(cell)))
             else:
-                roles.append(_Role("locked", gid))
+                tags = cell.get("metadata", {}).get("tags", [])
+                roles.append(_Role("locked", gid, judge="judge" in tags))
         add_extras(gid)
     nb = nbformat.v4.new_notebook(cells=cells, metadata=copy.deepcopy(source.metadata))
     for index, cell in enumerate(nb.cells):
@@ -128,151 +153,200 @@ def _compose(source: Any, submission: Any) -> tuple[Any, list[_Role], list[str]]
     return nb, roles, problems
 
 
-def _error_text(output: Any) -> str:
-    """``Name: message`` of an error output, made helpful when the message is empty."""
-    ename, evalue = str(output.get("ename", "Error")), str(output.get("evalue", "")).strip()
+def _kernel_error_text(ename: str, evalue: str, traceback_lines: Sequence[str]) -> str:
+    """``Name: message`` of an error in a kernel cell, made helpful when the message is empty."""
+    evalue = evalue.strip()
     if ename == "NotImplementedError" and not evalue:
         return (
             "NotImplementedError: not implemented yet "
             "(replace raise NotImplementedError() with your code)"
         )
     text = f"{ename}: {evalue}" if evalue else ename
-    if ename == "NameError":
-        text += " (a cell that should define it failed or did not run: see the problems)"
-    if not evalue:  # e.g. a bare assert: show the line that failed
-        frames = [_ANSI.sub("", f) for f in output.get("traceback", [])]
-        marked = [
-            ln.strip() for f in frames for ln in f.splitlines() if ln.lstrip().startswith("-")
-        ]
-        if marked:
-            text += f" at {marked[-1].lstrip('-> ').strip()}"
+    frames = [_ANSI.sub("", f) for f in traceback_lines]
+    marked = [ln.strip() for f in frames for ln in f.splitlines() if ln.lstrip().startswith("-")]
+    if marked:
+        text += f" (at {marked[-1].lstrip('-> ').strip()})"
+    return _clip(text)
+
+
+def _clip(text: str) -> str:
     if len(text) > _MESSAGE_LIMIT:
         text = text[: _MESSAGE_LIMIT - 15] + " ... (truncated)"
     return text
 
 
-def _outcome(reply: dict[str, Any], seconds: float) -> _Run:
-    """A cell's result from the kernel's execute reply (more reliable than the outputs)."""
-    status = reply.get("status", "ok")
-    if status == "error":
-        return _Run("error", _error_text(reply), seconds)
-    if status == "aborted":
-        return _Run("error", "the kernel aborted this cell without running it", seconds)
-    return _Run("ok", "", seconds)
+def _test_failure(exc: BaseException, code: str, filename: str) -> str:
+    """The message of a test that raised ``exc`` in the judge."""
+    if isinstance(exc, StudentError):
+        message = exc.message.strip()
+        if exc.name == "NotImplementedError" and not message:
+            text = (
+                "NotImplementedError: not implemented yet "
+                "(replace raise NotImplementedError() with your code)"
+            )
+        else:
+            text = f"{exc.name}: {message}" if message else exc.name
+        if exc.where:
+            text += f"\n  raised at {exc.where}"
+        return _clip(text)
+    name = type(exc).__name__
+    message = str(exc).strip()
+    text = f"{name}: {message}" if message else name
+    if isinstance(exc, NameError):
+        text += " (a cell that should define it failed or did not run: see the problems)"
+    if not message:  # e.g. a bare assert: show the line of the test that failed
+        lines = code.splitlines()
+        for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+            if frame.filename == filename and frame.lineno and frame.lineno <= len(lines):
+                text += f" at {lines[frame.lineno - 1].strip()}"
+                break
+    return _clip(text)
 
 
-def _kernel_manager_class() -> type:
-    """An AsyncKernelManager whose ``python3`` kernel is always this interpreter.
+class _Session:
+    """One submission's kernel, its agent connection and the judge's namespace."""
 
-    nbclient looks ``python3`` up among the installed kernelspecs, and a user-wide spec may
-    point at another Python that lacks vae_numpy; this one launches ``sys.executable``.
-    """
-    from jupyter_client.kernelspec import KernelSpec
-    from jupyter_client.manager import AsyncKernelManager
-
-    class ThisInterpreterKernelManager(AsyncKernelManager):
-        @property
-        def kernel_spec(self) -> KernelSpec:
-            if self._kernel_spec is None:
-                self._kernel_spec = KernelSpec(
-                    argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-                    display_name="Python 3 (ipykernel)",
-                    language="python",
-                    interrupt_mode="signal",
-                    name="python3",
-                )
-            return self._kernel_spec
-
-    return ThisInterpreterKernelManager
-
-
-def _execute(nb: Any, labels: Sequence[str], timeout: int, workdir: Path) -> list[_Run]:
-    """Run the code cells of ``nb`` one by one in a fresh kernel; one _Run per cell.
-
-    A cell that exceeds ``timeout`` seconds is interrupted (nbclient's ``interrupt_on_timeout``)
-    and the next cells still run; if the kernel does not answer a trivial cell after the
-    interrupt, or dies, the remaining cells are marked not run. ``labels`` name the cells in
-    those messages. Each result comes from the kernel's execute reply.
-    """
-    import nbformat
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
-
-    replies: dict[int, dict[str, Any]] = {}
-
-    def record(cell: Any, cell_index: int, execute_reply: dict[str, Any]) -> None:
-        replies[cell_index] = dict(execute_reply.get("content", {}))
-
-    client = NotebookClient(
-        nb,
-        timeout=timeout,
-        kernel_name="python3",
-        allow_errors=True,
-        interrupt_on_timeout=True,
-        error_on_timeout={"ename": _TIME_LIMIT, "evalue": "", "traceback": []},
-        on_cell_executed=record,
-        kernel_manager_class=_kernel_manager_class(),
-        resources={"metadata": {"path": str(workdir)}},
-        shutdown_kernel="immediate",
-        record_timing=False,
-    )
-
-    def responsive(index: int) -> bool:
-        """After an interrupt: does the kernel run a trivial cell within the probe time?"""
-        client.timeout = min(timeout, _PROBE_SECONDS)
-        replies.pop(index, None)
+    def __init__(self, workdir: Path, references: Sequence[str], seed: int, limits: _Limits):
+        self.limits = limits
+        self.seed = seed
+        path = str(workdir / "judge.sock")
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(path)
+        listener.listen(1)
+        listener.settimeout(60)
         try:
-            client.execute_cell(nbformat.v4.new_code_cell("pass"), index)
-        except (CellTimeoutError, DeadKernelError):
-            return False
-        finally:
-            client.timeout = timeout
-        return replies.get(index, {}).get("status") == "ok"
-
-    runs = [_Run("ok") for _ in nb.cells]
-    stopped = ""  # why the remaining cells cannot run
-    env = dict(os.environ, MPLBACKEND="Agg")
-    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}  # the kernel's own logs
-    with contextlib.ExitStack() as stack:
-        try:
-            stack.enter_context(client.setup_kernel(env=env, **quiet))
+            self.kernel = Kernel(
+                workdir,
+                references,
+                memory_limit=limits.memory,
+                output_limit=limits.output,
+            )
         except Exception as exc:
+            listener.close()
             raise GradingError(
                 f"could not start a python3 kernel with {sys.executable} ({exc}); "
                 "install ipykernel in this environment"
             ) from exc
-        for index, cell in enumerate(nb.cells):
-            if cell.cell_type != "code":
-                continue
-            if stopped:
-                runs[index] = _Run("not run", stopped)
-                continue
-            start = time.monotonic()
-            try:
-                client.execute_cell(cell, index)
-            except DeadKernelError:
-                runs[index] = _Run("dead", "the Python kernel died while running this cell", 0.0)
-                stopped = f"not run: the kernel died in {labels[index]}"
-                continue
-            except CellTimeoutError:  # not expected with interrupt_on_timeout; be safe
-                replies[index] = {"status": "error", "ename": _TIME_LIMIT}
-            seconds = time.monotonic() - start
-            reply = replies.pop(index, {})
-            if reply.get("ename") == _TIME_LIMIT:
-                runs[index] = _Run(
+        boot = self.kernel.run(
+            f"import vae_numpy.assignments._agent as _vae_numpy_agent\n"
+            f"_vae_numpy_agent.connect({path!r})\ndel _vae_numpy_agent",
+            60,
+        )
+        try:
+            if boot.status != "ok":
+                raise GradingError(f"the grading kernel did not start: {boot.ename} {boot.evalue}")
+            sock, _ = listener.accept()
+        except (OSError, GradingError) as exc:
+            self.kernel.close()
+            raise GradingError(f"the grading kernel did not connect to the judge ({exc})") from exc
+        finally:
+            listener.close()
+        self.remote = Remote(sock, interrupt=self.kernel.interrupt, alive=self.kernel.alive)
+        self.namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
+        self.owned = set(self.namespace) | set(dir(builtins))
+        self.student: set[str] = set()
+        self.stopped = ""
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.remote.sock.close()
+        self.kernel.close()
+
+    def run_kernel_cell(self, code: str, deadline: float, label: str) -> tuple[_Run, Any]:
+        """Run a cell in the student's kernel."""
+        result = self.kernel.finish(self.kernel.start(code), deadline)
+        timeout = self.limits.cell
+        if result.status == "ok":
+            return _Run("ok", "", result.seconds), result
+        if result.status == "timeout":
+            return (
+                _Run(
                     "timeout",
-                    f"TimeoutError: the cell ran longer than the time limit of {timeout} s"
+                    f"TimeoutError: the cell ran longer than the time limit of {timeout:g} s"
                     " and was interrupted (an infinite loop?)",
-                    seconds,
-                )
-                if not responsive(index):
-                    stopped = (
-                        f"not run: the kernel could not be stopped after {labels[index]} ran "
-                        "out of time"
-                    )
-                continue
-            runs[index] = _outcome(reply, seconds)
-    return runs
+                    result.seconds,
+                ),
+                result,
+            )
+        if result.status == "dead":
+            if result.ename == "" and not self.kernel.alive():
+                self.stopped = f"not run: the kernel died in {label}"
+                return _Run("dead", "the Python kernel died while running this cell"), result
+            self.stopped = f"not run: the kernel could not be stopped after {label} ran out of time"
+            return _Run(
+                "timeout",
+                f"TimeoutError: {label} ran past the time limit of "
+                f"{timeout:g} s and could not be interrupted",
+                result.seconds,
+            ), result
+        return (
+            _Run(
+                "error",
+                _kernel_error_text(result.ename, result.evalue, result.traceback),
+                result.seconds,
+            ),
+            result,
+        )
+
+    def run_judge_cell(self, code: str, label: str) -> None:
+        """Run a trusted cell (setup, helpers) in the judge's namespace."""
+        exec(compile(code, f"<{label}>", "exec"), self.namespace)
+        self.namespace["TEST_SEED"] = self.seed
+        self.owned |= set(self.namespace)
+
+    def run_test(self, code: str, gid: str, deadline: float) -> _Run:
+        """Run a test cell in the judge while the kernel answers requests about its names."""
+        start = time.monotonic()
+        msg_id = self.kernel.start(
+            "import vae_numpy.assignments._agent as _vae_numpy_agent\n_vae_numpy_agent.serve()"
+        )
+        self.remote.deadline = deadline
+        filename = f"<test {gid}>"
+        if not self.remote.wait_ready(_PROBE_SECONDS, self.kernel.kc.shell_channel.msg_ready):
+            result = self.kernel.finish(msg_id, time.monotonic() + 1.0, probe=2.0)
+            self.stopped = (
+                "not run: the kernel did not run the grader's cell"
+                + (f" ({result.ename}: {result.evalue})" if result.ename else "")
+                + ": does your code change how cells run (input transformers, exec hooks)?"
+            )
+            self.remote.dead = self.stopped
+            return _Run("error", self.stopped.removeprefix("not run: "), time.monotonic() - start)
+        try:
+            names = self.remote.student_names(self.owned)
+            for name in self.student - set(names):
+                self.namespace.pop(name, None)
+            self.namespace.update(names)
+            self.student = set(names)
+            before = set(self.namespace)
+            printed = io.StringIO()
+            with contextlib.redirect_stdout(printed):
+                exec(compile(code, filename, "exec"), self.namespace)
+            self.owned |= set(self.namespace) - before
+            run = _Run("ok", _clip(printed.getvalue().strip()))
+        except KernelGone as exc:
+            self.stopped = (
+                "not run: the kernel died or stopped answering"
+                if self.kernel.alive() is False
+                else "not run: the kernel stopped answering the grader"
+            )
+            run = _Run("error", f"the student's kernel stopped answering: {exc.message}")
+        except WireError as exc:
+            run = _Run("error", f"ValueError: your code sent something the grader refuses ({exc})")
+        except Exception as exc:
+            run = _Run("error", _test_failure(exc, code, filename))
+        self.remote.end()
+        self.remote.deadline = float("inf")
+        result = self.kernel.finish(msg_id, time.monotonic() + _PROBE_SECONDS, probe=5.0)
+        if result.status == "dead" or self.remote.dead:
+            self.stopped = self.stopped or "not run: the kernel stopped answering the grader"
+        elif result.status == "error" and run.status == "ok":
+            run = _Run(
+                "error",
+                "the grader's cell did not run in your kernel "
+                f"({result.ename}: {result.evalue}): does your code change how cells run?",
+            )
+        run.seconds = time.monotonic() - start
+        return run
 
 
 def _describe(role: _Role) -> str:
@@ -283,6 +357,20 @@ def _describe(role: _Role) -> str:
     return f"{kind} cell {role.grade_id!r}"
 
 
+@dataclass(frozen=True)
+class _Limits:
+    cell: float  # seconds per cell
+    notebook: float  # seconds for the whole notebook
+    memory: int  # bytes of address space for the kernel
+    output: int  # characters of output kept per cell
+
+
+def _references(source: Any) -> list[str]:
+    declared = source.metadata.get("vae_numpy", {})
+    refs = declared.get("references", []) if isinstance(declared, dict) else []
+    return [str(r) for r in refs]
+
+
 def grade_notebook(
     submission: str | os.PathLike[str],
     *,
@@ -290,6 +378,10 @@ def grade_notebook(
     source_dir: str | os.PathLike[str] | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     executed_path: str | os.PathLike[str] | None = None,
+    seed: int | None = None,
+    notebook_timeout: float = DEFAULT_NOTEBOOK_TIMEOUT,
+    memory_limit: int = DEFAULT_MEMORY,
+    output_limit: int = DEFAULT_OUTPUT_LIMIT,
 ) -> GradeReport:
     """Grade one submitted notebook against its assignment's source tests, offline.
 
@@ -304,14 +396,24 @@ def grade_notebook(
     source_dir : path, optional
         Folder of the source notebooks (default :data:`SOURCE_DIR`).
     timeout : float
-        Seconds each cell may run before it is interrupted (rounded up to whole seconds).
+        Seconds each cell (and each test) may run before it is interrupted.
     executed_path : path, optional
-        Also write the executed notebook, with every cell's output, here.
+        Also write the notebook that ran in the kernel, with every cell's output, here.
+    seed : int, optional
+        Seed of the tests' inputs (``TEST_SEED`` in the test cells); a fresh one by default.
+        The report records it: pass it again to reproduce a grade.
+    notebook_timeout : float
+        Seconds for the whole notebook; cells after that are not run.
+    memory_limit : int
+        Bytes of address space the student's kernel may use.
+    output_limit : int
+        Characters of output kept per cell.
 
     Returns
     -------
     GradeReport
-        Per-test points and messages; ``score`` and ``max_score``.
+        Per-test points and messages; ``score``, ``max_score``, ``flags``, ``seed``,
+        ``isolation``.
 
     Raises
     ------
@@ -319,8 +421,17 @@ def grade_notebook(
         The submission is not a readable notebook, the assignment is unknown or cannot be
         told, or no kernel could be started.
     """
-    if not (isinstance(timeout, int | float) and math.isfinite(timeout) and timeout > 0):
-        raise ValueError(f"timeout must be a number of seconds > 0, got {timeout!r}")
+    for name, value in (("timeout", timeout), ("notebook_timeout", notebook_timeout)):
+        if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+            raise ValueError(f"{name} must be a number of seconds > 0, got {value!r}")
+    if not (isinstance(memory_limit, int) and memory_limit >= 256 * 1024**2):
+        raise ValueError(
+            f"memory_limit must be a whole number of bytes >= 256 MiB, got {memory_limit!r}"
+        )
+    if seed is None:
+        seed = int.from_bytes(os.urandom(4), "little")
+    if not (isinstance(seed, int) and 0 <= seed < 2**32):
+        raise ValueError(f"seed must be a whole number in [0, 2**32), got {seed!r}")
     start = time.monotonic()
     path = Path(submission)
     nb = read_notebook(path)
@@ -335,9 +446,47 @@ def grade_notebook(
     except ValueError as exc:
         raise GradingError(str(exc)) from exc
     composed, roles, problems = _compose(source, nb)
+    references = _references(source)
+    flags = reference_flags(student_code(composed, roles), references)
+    copied = copy_flag(source, composed, roles)
+    if copied:
+        flags.append(copied)
+    limits = _Limits(float(timeout), float(notebook_timeout), memory_limit, output_limit)
+    runs = [_Run("ok") for _ in composed.cells]
+    isolation = ""
+    end_of_time = start + limits.notebook
     with tempfile.TemporaryDirectory(prefix="vae-numpy-grade-") as workdir:
-        labels = [_describe(role) for role in roles]
-        runs = _execute(composed, labels, max(1, math.ceil(timeout)), Path(workdir))
+        session = _Session(Path(workdir), references, seed, limits)
+        isolation = session.kernel.isolation
+        try:
+            for index, (cell, role) in enumerate(zip(composed.cells, roles, strict=True)):
+                if cell.cell_type != "code":
+                    continue
+                label = _describe(role)
+                now = time.monotonic()
+                if not session.stopped and now >= end_of_time:
+                    session.stopped = (
+                        f"not run: the notebook ran past its time limit of {limits.notebook:g} s"
+                    )
+                if session.stopped:
+                    runs[index] = _Run("not run", session.stopped)
+                    continue
+                deadline = min(now + limits.cell, end_of_time)
+                if role.kind == "test":
+                    assert role.grade_id is not None
+                    runs[index] = session.run_test(cell.source, role.grade_id, deadline)
+                    continue
+                runs[index], result = session.run_kernel_cell(cell.source, deadline, label)
+                cell.outputs = [nbformat_output(o) for o in result.outputs]
+                if role.judge:
+                    try:
+                        session.run_judge_cell(cell.source, label)
+                    except Exception as exc:
+                        raise GradingError(
+                            f"{label} of the source fails in the judge: {exc}"
+                        ) from exc
+        finally:
+            session.close()
     if executed_path is not None:  # for the instructor's eyes: written even if not valid
         import nbformat
 
@@ -358,16 +507,79 @@ def grade_notebook(
                     seconds=outcome.seconds,
                 )
             )
-        elif role.kind != "text" and outcome.status != "ok":
+        elif role.kind != "text" and outcome.status not in ("ok", "not run"):
             first = outcome.message.splitlines()[0] if outcome.message else outcome.status
             problems.append(f"{_describe(role)}: {first}")
+    if any(run.status == "not run" for run in runs):
+        reason = next(run.message for run in runs if run.status == "not run")
+        problems.append(reason.removeprefix("not run: "))
     return GradeReport(
         assignment=source_path.stem,
         submission=str(path),
         tests=tests,
         problems=problems,
+        flags=flags,
+        seed=seed,
+        isolation=isolation,
         seconds=time.monotonic() - start,
     )
+
+
+def nbformat_output(output: dict[str, Any]) -> Any:
+    """An nbformat output node from a kernel message's content."""
+    import nbformat
+
+    kind = output.get("output_type")
+    if kind == "stream":
+        return nbformat.v4.new_output("stream", name=output["name"], text=output["text"])
+    if kind == "error":
+        return nbformat.v4.new_output(
+            "error",
+            ename=output.get("ename", ""),
+            evalue=output.get("evalue", ""),
+            traceback=output.get("traceback", []),
+        )
+    data = output.get("data", {})
+    if kind == "execute_result":
+        return nbformat.v4.new_output("execute_result", data=data, execution_count=None)
+    return nbformat.v4.new_output("display_data", data=data)
+
+
+def _grade_in_worker(path: Path, options: dict[str, Any]) -> GradeReport | GradingError:
+    """Grade one notebook in a separate process, so that nothing it does stops the others."""
+    argv = [sys.executable, "-m", "vae_numpy.assignments", "grade", str(path), "--json"]
+    for key, flag in (
+        ("assignment", "--assignment"),
+        ("source_dir", "--source"),
+        ("timeout", "--timeout"),
+        ("seed", "--seed"),
+        ("notebook_timeout", "--notebook-timeout"),
+        ("memory_limit", "--memory-limit"),
+    ):
+        if options.get(key) is not None:
+            argv += [flag, str(options[key])]
+    limit = float(options.get("notebook_timeout") or DEFAULT_NOTEBOOK_TIMEOUT) + 120
+    try:
+        done = subprocess.run(
+            argv,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=limit,
+            check=False,
+            start_new_session=True,
+        )
+    except subprocess.TimeoutExpired:
+        return GradingError(f"grading took longer than {limit:g} s and was stopped")
+    if done.returncode == 0:
+        try:
+            return GradeReport.from_dict(json.loads(done.stdout.decode("utf-8")))
+        except (ValueError, KeyError, TypeError) as exc:
+            return GradingError(f"the grading process gave an unreadable report ({exc})")
+    err = done.stderr.decode("utf-8", "replace").strip().splitlines()
+    why = err[-1] if err else f"exit status {done.returncode}"
+    if done.returncode < 0:
+        why = f"the grading process was killed by signal {-done.returncode}"
+    return GradingError(why.removeprefix("vae-numpy assignments grade: error: "))
 
 
 def grade_folder(
@@ -376,29 +588,48 @@ def grade_folder(
     assignment: str | None = None,
     source_dir: str | os.PathLike[str] | None = None,
     timeout: float = DEFAULT_TIMEOUT,
+    jobs: int | None = None,
+    seed: int | None = None,
+    notebook_timeout: float = DEFAULT_NOTEBOOK_TIMEOUT,
+    memory_limit: int = DEFAULT_MEMORY,
+    similarity: float = DEFAULT_SIMILARITY,
 ) -> list[tuple[Path, GradeReport | GradingError]]:
     """Grade every ``.ipynb`` under ``folder`` (recursively, skipping checkpoints), sorted.
 
-    Returns one ``(path, report)`` per notebook, or ``(path, error)`` for one that could not
-    be graded; one bad file never stops the others.
+    Each notebook is graded in its own process, ``jobs`` at a time (default: the usable
+    cores), so that a submission that kills its grader, exhausts memory or never ends costs
+    only its own row. Returns one ``(path, report)`` per notebook, or ``(path, error)`` for
+    one that could not be graded. Pairs of submissions of the same assignment whose solution
+    code is near-identical (similarity at least ``similarity``) are flagged in both reports.
     """
     root = Path(folder)
     if not root.is_dir():
         raise GradingError(f"{root}: no such folder")
+    if jobs is None:
+        jobs = usable_cores()
+    if not (isinstance(jobs, int) and jobs >= 1):
+        raise ValueError(f"jobs must be a whole number >= 1, got {jobs!r}")
     paths = sorted(
         p for p in root.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.relative_to(root).parts
     )
-    results: list[tuple[Path, GradeReport | GradingError]] = []
-    for path in paths:
-        try:
-            results.append(
-                (
-                    path,
-                    grade_notebook(
-                        path, assignment=assignment, source_dir=source_dir, timeout=timeout
-                    ),
-                )
-            )
-        except GradingError as exc:
-            results.append((path, exc))
+    options = {
+        "assignment": assignment,
+        "source_dir": source_dir,
+        "timeout": timeout,
+        "seed": seed,
+        "notebook_timeout": notebook_timeout,
+        "memory_limit": memory_limit,
+    }
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        graded = list(pool.map(lambda p: _grade_in_worker(p, options), paths))
+    results = list(zip(paths, graded, strict=True))
+    pair_flags(root, results, source_dir, similarity)
     return results
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)

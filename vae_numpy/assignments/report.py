@@ -22,7 +22,8 @@ __all__ = ["GradedTest", "GradeReport"]
 
 @dataclass(frozen=True)
 class GradedTest:
-    """One test cell's result: points earned of ``max_points``, and why it failed."""
+    """One test cell's result: points earned of ``max_points``; ``message`` says why it failed
+    (or, for a test that passed, what it printed, e.g. a margin)."""
 
     grade_id: str
     points: int
@@ -50,12 +51,19 @@ class GradeReport:
 
     ``problems`` lists the student's cells that raised an error or ran out of time, solution
     cells missing from the submission, and a kernel that died or could not be stopped.
+    ``flags`` are integrity flags for the instructor (references used, a copied solution,
+    near-identical submissions); they never change the score. ``seed`` is the seed of the
+    tests' inputs (grade again with it to reproduce the grade) and ``isolation`` says how the
+    student's code was sandboxed.
     """
 
     assignment: str
     submission: str
     tests: list[GradedTest]
     problems: list[str] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)
+    seed: int | None = None
+    isolation: str = ""
     seconds: float = 0.0
 
     @property
@@ -75,8 +83,37 @@ class GradeReport:
             "max_score": self.max_score,
             "tests": [t.to_dict() for t in self.tests],
             "problems": list(self.problems),
+            "flags": list(self.flags),
+            "seed": self.seed,
+            "isolation": self.isolation,
             "seconds": round(self.seconds, 3),
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GradeReport:
+        """The report that :meth:`to_dict` gave (for reports from a grading process)."""
+        tests = [
+            GradedTest(
+                grade_id=str(t["grade_id"]),
+                points=int(t["points"]),
+                max_points=int(t["max_points"]),
+                passed=bool(t["passed"]),
+                hidden=bool(t["hidden"]),
+                message=str(t["message"]),
+                seconds=float(t.get("seconds", 0.0)),
+            )
+            for t in data["tests"]
+        ]
+        return cls(
+            assignment=str(data["assignment"]),
+            submission=str(data["submission"]),
+            tests=tests,
+            problems=[str(p) for p in data.get("problems", [])],
+            flags=[str(f) for f in data.get("flags", [])],
+            seed=data.get("seed"),
+            isolation=str(data.get("isolation", "")),
+            seconds=float(data.get("seconds", 0.0)),
+        )
 
     def format(self) -> str:
         """A plain-text report: one line per test, the failure messages, the total."""
@@ -87,32 +124,40 @@ class GradeReport:
             lines.append(
                 f"  {t.grade_id:<{width}}  {t.points:>3} / {t.max_points:<3}{tag}".rstrip()
             )
-            if not t.passed:
+            if not t.passed or t.message:  # a passing test may say how well it passed
                 lines.extend("      " + line for line in t.message.splitlines() or [""])
         if self.problems:
             lines.append("problems:")
             lines.extend(f"  - {p}" for p in self.problems)
+        if self.flags:
+            lines.append("flags (for the instructor; the score is unchanged):")
+            lines.extend(f"  - {f}" for f in self.flags)
         lines.append(f"total: {self.score} / {self.max_score}")
+        lines.append(f"seed: {self.seed} (grade again with --seed {self.seed} to reproduce)")
+        lines.append(f"isolation: {self.isolation}")
         return "\n".join(lines)
 
 
 def _csv_bytes(root: Path, results: Sequence[tuple[Path, GradeReport | GradingError]]) -> bytes:
-    """One row per submission: path, assignment, score, max_score, error, points per test."""
+    """One row per submission: path, assignment, score, max_score, error, problems, flags,
+    seed, then the points of each test."""
     test_ids: list[str] = []
     for _, result in results:
         if isinstance(result, GradeReport):
             test_ids += [t.grade_id for t in result.tests if t.grade_id not in test_ids]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["submission", "assignment", "score", "max_score", "error", *test_ids])
+    header = ["submission", "assignment", "score", "max_score", "error", "problems", "flags"]
+    writer.writerow([*header, "seed", *test_ids])
     for path, result in results:
         name = path.relative_to(root).as_posix()
         if isinstance(result, GradingError):
-            writer.writerow([name, "", "", "", str(result), *([""] * len(test_ids))])
+            writer.writerow([name, "", "", "", str(result), "", "", "", *([""] * len(test_ids))])
             continue
         points = {t.grade_id: t.points for t in result.tests}
         writer.writerow(
             [name, result.assignment, result.score, result.max_score, ""]
+            + ["; ".join(result.problems), "; ".join(result.flags), result.seed]
             + [points.get(gid, "") for gid in test_ids]
         )
     return buffer.getvalue().encode("utf-8")

@@ -1,0 +1,118 @@
+"""The message format between the judge and the student's kernel: JSON, never pickle.
+
+Both sides of :mod:`~vae_numpy.assignments.judge` use these functions, so the module imports
+only the standard library and numpy. A message is one JSON document in a frame (an 8-byte
+big-endian length, then UTF-8 bytes). Values travel as JSON with a few tagged objects:
+
+* ``{"nd": [dtype, shape, base64]}`` -- a new numeric array (bool, int, uint or float dtype
+  only; raw little-endian bytes), which both sides keep *linked* under a number;
+* ``{"ln": n}`` -- an array linked earlier (the receiver uses its own copy);
+* ``{"h": n}`` -- a handle: an object that lives in the kernel and stays there;
+* ``{"t": [...]}`` a tuple, ``{"d": [[key, value], ...]}`` a dict with string keys,
+  ``{"f": "nan" | "inf" | "-inf"}`` a non-finite float, ``{"dt": "float64"}`` a numpy dtype.
+
+The judge decodes with :meth:`Remote.value <vae_numpy.assignments.judge.Remote.value>`:
+anything that is not one of these shapes, an array whose bytes do not match its dtype and
+shape, or a message nested too deep, raises :class:`WireError`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import socket
+import struct
+from typing import Any
+
+import numpy as np
+
+__all__ = ["WireError", "DTYPES", "send_frame", "recv_frame", "array_to_wire", "array_from_wire"]
+
+DTYPES = frozenset(
+    ["bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"]
+    + ["float16", "float32", "float64"]
+)
+"""The dtypes an array may have to cross the boundary."""
+
+MAX_FRAME = 1 << 28  # bytes: one message may not exceed 256 MiB
+MAX_DEPTH = 32  # nesting of lists, tuples and dicts in one value
+_HEADER = struct.Struct(">Q")
+
+
+class WireError(ValueError):
+    """A message that is not one the protocol allows (the judge refuses it)."""
+
+
+def send_frame(sock: socket.socket, message: Any) -> None:
+    """Send one JSON document, length-prefixed."""
+    data = json.dumps(message, allow_nan=False, separators=(",", ":")).encode("utf-8")
+    sock.sendall(_HEADER.pack(len(data)) + data)
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes:
+    chunks, got = [], 0
+    while got < n:
+        chunk = sock.recv(min(n - got, 1 << 20))
+        if not chunk:
+            raise EOFError("the other side closed the connection")
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
+def recv_frame(sock: socket.socket) -> Any:
+    """Receive one JSON document; WireError when it is too large or not JSON."""
+    (size,) = _HEADER.unpack(_recv_exact(sock, _HEADER.size))
+    if size > MAX_FRAME:
+        raise WireError(f"a message of {size} bytes is larger than the limit of {MAX_FRAME}")
+    try:
+        return json.loads(_recv_exact(sock, size).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise WireError(f"a message that is not JSON ({exc})") from exc
+
+
+def array_to_wire(array: np.ndarray) -> list[Any]:
+    """``[dtype, shape, base64]`` of a numeric array (little-endian, C order)."""
+    name = array.dtype.name
+    if name not in DTYPES:
+        raise WireError(f"an array of dtype {array.dtype} (only numbers and bools can cross)")
+    data = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
+    return [name, list(array.shape), base64.b64encode(data).decode("ascii")]
+
+
+def array_from_wire(spec: Any) -> np.ndarray:
+    """A new writable array from ``[dtype, shape, base64]``; WireError if malformed."""
+    if not (isinstance(spec, list) and len(spec) == 3):
+        raise WireError("a malformed array")
+    name, shape, data = spec
+    if name not in DTYPES or not isinstance(data, str) or not isinstance(shape, list):
+        raise WireError(f"an array of dtype {name!r} (only numbers and bools can cross)")
+    if not all(type(n) is int and 0 <= n for n in shape) or len(shape) > 32:
+        raise WireError("an array with a malformed shape")
+    try:
+        raw = base64.b64decode(data.encode("ascii"), validate=True)
+    except (ValueError, UnicodeEncodeError) as exc:
+        raise WireError("an array whose data is not base64") from exc
+    dtype = np.dtype(name).newbyteorder("<")
+    if math.prod(shape) * dtype.itemsize != len(raw):
+        raise WireError(f"an array whose {len(raw)} bytes do not fill shape {tuple(shape)}")
+    return np.frombuffer(raw, dtype=dtype).astype(np.dtype(name)).reshape(shape)
+
+
+def float_to_wire(x: float) -> Any:
+    return (
+        x if math.isfinite(x) else {"f": "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")}
+    )
+
+
+def float_from_wire(tag: Any) -> float:
+    if tag not in ("nan", "inf", "-inf"):
+        raise WireError(f"a malformed float {tag!r}")
+    return float(tag)
+
+
+def dtype_from_wire(name: Any) -> Any:
+    if name not in DTYPES:
+        raise WireError(f"a dtype {name!r} that cannot cross")
+    return np.dtype(name).type

@@ -1,0 +1,476 @@
+"""The judge's side of the process boundary: handles to the student's objects, plain values back.
+
+Test cells run in the grader's process, in a namespace where every name the student's cells
+defined is a :class:`Handle` to an object that lives in the student's kernel, or the plain value
+it holds. Calling a handle, reading one of its attributes or items, iterating over it, asking
+``isinstance`` of it, all travel as messages to the kernel (:mod:`~vae_numpy.assignments._agent`
+answers them); what comes back is a plain value -- ``None``, bool, int, float, str, a numeric
+numpy array, a list, tuple or dict (string keys) of those -- or another handle. Anything else
+is refused with :class:`StudentValueError`: objects never become values in the judge, so an
+"always equal" object or a patched ``np.allclose`` in the kernel cannot decide a comparison;
+every comparison uses the judge's own numpy. Non-finite floats from student code are refused
+too, with a message saying so.
+
+Arrays stay linked across the boundary: an array the judge passes to student code, or receives
+from it, exists on both sides; before each request the judge sends the arrays it changed in
+place (e.g. a finite-difference step on a parameter) and with each answer receives the arrays
+student code changed in place (e.g. an optimiser's update of the parameters it was given).
+An exception raised by student code is raised in the judge as :class:`StudentError` (a
+subclass of the builtin exception of the same name when there is one, so that ``except
+ValueError`` in a test still works), carrying the line of the student's code where it
+happened.
+"""
+
+from __future__ import annotations
+
+import builtins
+import socket
+import time
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ._wire import (
+    WireError,
+    array_from_wire,
+    array_to_wire,
+    dtype_from_wire,
+    float_from_wire,
+    recv_frame,
+    send_frame,
+)
+
+__all__ = [
+    "Remote",
+    "Handle",
+    "StudentError",
+    "StudentValueError",
+    "StudentTimeout",
+    "KernelGone",
+]
+
+
+class StudentError(Exception):
+    """An exception raised by the student's code in the kernel (its type name and message)."""
+
+    def __init__(self, name: str, message: str, where: str) -> None:
+        self.name, self.message, self.where = name, message, where
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        text = self.message
+        if self.where:
+            text = f"{text} ({self.where})" if text else f"({self.where})"
+        return text
+
+
+class StudentValueError(StudentError, ValueError):
+    """Student code returned something that is not a plain value where one was needed."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("ValueError", message, "")
+
+
+class StudentTimeout(StudentError, TimeoutError):
+    """A call into student code ran out of time and was interrupted."""
+
+
+class KernelGone(StudentError, RuntimeError):
+    """The student's kernel died or stopped answering; later tests cannot run."""
+
+
+_ERROR_CLASSES: dict[str, type] = {}
+
+
+def _student_error(name: str, message: str, where: str) -> StudentError:
+    """A StudentError that is also the builtin exception called ``name``, when there is one."""
+    if name not in _ERROR_CLASSES:
+        base = getattr(builtins, name, None)
+        if (
+            isinstance(base, type)
+            and issubclass(base, Exception)
+            and not issubclass(base, (StudentError, OSError))
+        ):
+            _ERROR_CLASSES[name] = type(name, (StudentError, base), {})
+        else:
+            _ERROR_CLASSES[name] = type(name, (StudentError,), {})
+    error: StudentError = _ERROR_CLASSES[name](name, message, where)
+    return error
+
+
+class Remote:
+    """The judge's connection to one kernel's agent: requests out, plain values back.
+
+    ``interrupt`` is called when a request runs past ``deadline`` (a ``time.monotonic()``
+    instant); ``kill`` when the kernel does not answer within ``grace`` seconds after that.
+    """
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        *,
+        interrupt: Callable[[], None],
+        alive: Callable[[], bool],
+        grace: float = 5.0,
+    ) -> None:
+        self.sock = sock
+        self.interrupt, self.alive, self.grace = interrupt, alive, grace
+        self.deadline = float("inf")
+        self.timeout_seconds = 0.0
+        self.links: dict[int, weakref.ReferenceType[np.ndarray]] = {}
+        self.link_of: dict[int, int] = {}
+        self.snapshots: dict[int, bytes] = {}
+        self.next_link = -1
+        self.free_links: list[int] = []
+        self.free_handles: list[int] = []
+        self.dead = ""
+        self.requests = 0
+        self.interrupted = False
+
+    # -- values to the kernel -------------------------------------------------------------------
+    def _forget(self, number: int) -> None:
+        self.links.pop(number, None)
+        self.snapshots.pop(number, None)
+        self.free_links.append(number)
+
+    def _register(self, number: int, array: np.ndarray) -> None:
+        def forget(_: Any, n: int = number) -> None:
+            self._forget(n)
+
+        self.links[number] = weakref.ref(array, forget)
+        self.link_of[id(array)] = number
+        self.snapshots[number] = array.tobytes()
+
+    def send_value(self, value: Any, depth: int = 0) -> Any:
+        """The wire form of a judge value (plain values and handles only)."""
+        if depth > 30:
+            raise TypeError("a value nested too deeply to send to the student's code")
+        if value is None or isinstance(value, (bool, str)):
+            return value
+        if isinstance(value, Handle):
+            if value._remote is not self:
+                raise TypeError("a handle from another kernel")
+            return {"h": value._id}
+        if isinstance(value, (int, np.integer)) and not isinstance(value, np.bool_):
+            return int(value)
+        if isinstance(value, np.bool_):
+            return bool(value)
+        if isinstance(value, (float, np.floating)):
+            x = float(value)
+            return x if np.isfinite(x) else {"f": repr(x)}
+        if isinstance(value, np.ndarray):
+            number = self.link_of.get(id(value))
+            if number is not None:
+                ref = self.links.get(number)
+                if ref is not None and ref() is value:
+                    return {"ln": number}
+            number, self.next_link = self.next_link, self.next_link - 1
+            spec = array_to_wire(value)
+            self._register(number, value)
+            return {"nd": spec, "id": number}
+        if isinstance(value, np.dtype) or (
+            isinstance(value, type) and issubclass(value, np.generic)
+        ):
+            return {"dt": np.dtype(value).name}
+        if isinstance(value, list):
+            return [self.send_value(v, depth + 1) for v in value]
+        if isinstance(value, tuple):
+            return {"t": [self.send_value(v, depth + 1) for v in value]}
+        if isinstance(value, dict) and all(type(k) is str for k in value):
+            return {"d": [[k, self.send_value(v, depth + 1)] for k, v in value.items()]}
+        raise TypeError(
+            f"cannot send a {type(value).__name__} to the student's code: only plain values "
+            "(numbers, strings, numeric arrays, lists, tuples and dicts of them) and the "
+            "student's own objects can cross"
+        )
+
+    # -- values from the kernel -----------------------------------------------------------------
+    def _array(self, array: np.ndarray) -> np.ndarray:
+        if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+            bad = "nan" if np.isnan(array).any() else "inf"
+            raise StudentValueError(
+                f"your code produced an array with non-finite values ({bad}) where finite "
+                "numbers were expected"
+            )
+        return array
+
+    def value(self, wire: Any, depth: int = 0) -> Any:
+        """A judge value from its wire form; WireError for anything not allowed."""
+        if depth > 32:
+            raise WireError("a value nested too deeply")
+        if wire is None or isinstance(wire, (bool, str, int)):
+            return wire
+        if isinstance(wire, float):
+            return wire
+        if isinstance(wire, list):
+            return [self.value(v, depth + 1) for v in wire]
+        if not isinstance(wire, dict) or len(wire) not in (1, 2):
+            raise WireError("a malformed value")
+        if "h" in wire and type(wire["h"]) is int:
+            return Handle(self, wire["h"])
+        if "ln" in wire and type(wire["ln"]) is int:
+            ref = self.links.get(wire["ln"])
+            array = ref() if ref is not None else None
+            if array is None:
+                raise WireError("a link to an array the judge no longer has")
+            return self._array(array)
+        if "nd" in wire and type(wire.get("id")) is int and wire["id"] > 0:
+            if wire["id"] in self.links:
+                raise WireError("a new array under a number already in use")
+            array = self._array(array_from_wire(wire["nd"]))
+            self._register(wire["id"], array)
+            return array
+        if "t" in wire and isinstance(wire["t"], list):
+            return tuple(self.value(v, depth + 1) for v in wire["t"])
+        if "d" in wire and isinstance(wire["d"], list):
+            out = {}
+            for item in wire["d"]:
+                if not (isinstance(item, list) and len(item) == 2 and type(item[0]) is str):
+                    raise WireError("a malformed dict")
+                out[item[0]] = self.value(item[1], depth + 1)
+            return out
+        if "f" in wire:
+            x = float_from_wire(wire["f"])
+            raise StudentValueError(f"your code returned {x}, where a finite number was expected")
+        if "dt" in wire:
+            return dtype_from_wire(wire["dt"])
+        raise WireError("a malformed value")
+
+    def _changed(self) -> list[Any]:
+        out = []
+        for number, ref in list(self.links.items()):
+            array = ref()
+            if array is None:
+                continue
+            data = array.tobytes()
+            if data != self.snapshots[number]:
+                self.snapshots[number] = data
+                out.append([number, array_to_wire(array)])
+        return out
+
+    def _apply(self, updates: Any) -> None:
+        if not isinstance(updates, list):
+            raise WireError("malformed array updates")
+        for item in updates:
+            if not (isinstance(item, list) and len(item) == 2 and type(item[0]) is int):
+                raise WireError("a malformed array update")
+            ref = self.links.get(item[0])
+            array = ref() if ref is not None else None
+            if array is None:
+                continue  # the judge dropped it meanwhile
+            new = array_from_wire(item[1])
+            if new.shape != array.shape:
+                raise WireError("an array update of another shape")
+            array[...] = new
+            self.snapshots[item[0]] = array.tobytes()
+            self._array(array)
+
+    # -- requests -------------------------------------------------------------------------------
+    def request(self, op: str, **fields: Any) -> Any:
+        """Send one request; return the answer as a judge value, or raise what the student's
+        code raised (as a StudentError)."""
+        if self.dead:
+            raise KernelGone("RuntimeError", self.dead, "")
+        message = {"op": op, **fields, "sync": self._changed()}
+        if self.free_links or self.free_handles:
+            message["free_links"], self.free_links = self.free_links, []
+            message["free_handles"], self.free_handles = self.free_handles, []
+        self.requests += 1
+        self.interrupted = False
+        try:
+            send_frame(self.sock, message)
+            reply = self._receive()
+        except (OSError, EOFError) as exc:
+            self.dead = f"the student's kernel stopped answering ({exc})"
+            raise KernelGone("RuntimeError", self.dead, "") from None
+        if not isinstance(reply, dict):
+            raise WireError("a malformed reply")
+        self._apply(reply.get("sync", []))
+        if "err" in reply:
+            err = reply["err"]
+            if not (
+                isinstance(err, list) and len(err) == 3 and all(isinstance(e, str) for e in err)
+            ):
+                raise WireError("a malformed error")
+            name, message_text, where = err
+            if name == "KeyboardInterrupt" and self.interrupted:
+                raise StudentTimeout(
+                    "TimeoutError",
+                    f"your code ran longer than the time limit of {self.timeout_seconds:g} s and "
+                    "was interrupted (an infinite loop?)",
+                    where,
+                )
+            raise _student_error(name, message_text, where)
+        if "ok" not in reply:
+            raise WireError("a malformed reply")
+        return self.value(reply["ok"])
+
+    def _receive(self) -> Any:
+        interrupted_at: float | None = None
+        while True:
+            now = time.monotonic()
+            limit = self.deadline if interrupted_at is None else interrupted_at + self.grace
+            self.sock.settimeout(max(0.01, min(limit - now, 1.0)))
+            try:
+                return recv_frame(self.sock)
+            except TimeoutError:
+                pass
+            finally:
+                self.sock.settimeout(None)
+            if not self.alive():
+                raise EOFError("the kernel died")
+            now = time.monotonic()
+            if interrupted_at is None and now >= self.deadline:
+                self.interrupted = True
+                self.interrupt()
+                interrupted_at = now
+            elif interrupted_at is not None and now >= interrupted_at + self.grace:
+                raise EOFError("the kernel did not stop after an interrupt")
+
+    def wait_ready(self, seconds: float, finished: Callable[[], bool]) -> bool:
+        """Wait for the agent to start serving; False when the cell ``finished`` without it or
+        ``seconds`` pass."""
+        limit = time.monotonic() + seconds
+        while time.monotonic() < limit:
+            self.sock.settimeout(0.05)
+            try:
+                hello = recv_frame(self.sock)
+            except TimeoutError:
+                if finished():
+                    return False
+                continue
+            except (OSError, EOFError, WireError):
+                return False
+            finally:
+                self.sock.settimeout(None)
+            return hello == {"ready": True}
+        return False
+
+    def end(self) -> None:
+        """Tell the agent to stop serving (its cell then finishes)."""
+        if self.dead:
+            return
+        try:
+            send_frame(self.sock, {"op": "end"})
+            reply = self._receive()
+            if isinstance(reply, dict):
+                self._apply(reply.get("sync", []))
+        except (OSError, EOFError, WireError) as exc:
+            self.dead = f"the student's kernel stopped answering ({exc})"
+
+    def student_names(self, skip: set[str]) -> dict[str, Any]:
+        """The student's global names (those not in ``skip``) as handles or plain values."""
+        names = self.request("globals", skip=sorted(skip))
+        if not isinstance(names, dict):
+            raise WireError("the list of names is not a dict")
+        return names
+
+
+class Handle:
+    """An object that lives in the student's kernel; using it sends messages there.
+
+    Supports calls, attribute and item reads and writes, ``len``, iteration, truth value,
+    ``isinstance``/``issubclass`` with a handle to a class as the second argument, and
+    conversion to a numpy array, float or int (which ask the kernel for a plain value).
+    Equality is identity: a student's object cannot claim to equal anything.
+    """
+
+    __slots__ = ("_remote", "_id", "__weakref__")
+
+    def __init__(self, remote: Remote, number: int) -> None:
+        object.__setattr__(self, "_remote", remote)
+        object.__setattr__(self, "_id", number)
+        weakref.finalize(self, remote.free_handles.append, number)
+
+    def _ask(self, op: str, **fields: Any) -> Any:
+        return self._remote.request(op, h=self._id, **fields)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") and name.endswith("__"):
+            raise AttributeError(name)
+        return self._ask("get", name=name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self._ask("set", name=name, value=self._remote.send_value(value))
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._ask("item", key=self._remote.send_value(key))
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self._ask("setitem", key=self._remote.send_value(key), value=self._remote.send_value(value))
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        send = self._remote.send_value
+        return self._ask("call", args=send(list(args)), kwargs=send(kwargs))
+
+    def __len__(self) -> int:
+        n = self._ask("len")
+        if type(n) is not int or n < 0:
+            raise StudentValueError("len() of your object is not a whole number >= 0")
+        return n
+
+    def __iter__(self) -> Any:
+        items = self._ask("iter")
+        if not isinstance(items, list):
+            raise StudentValueError("iterating over your object gave no list of values")
+        return iter(items)
+
+    def __bool__(self) -> bool:
+        return bool(self._ask("bool") is True)
+
+    def __repr__(self) -> str:
+        text = self._ask("repr")
+        return text if isinstance(text, str) else "<student object>"
+
+    def __str__(self) -> str:
+        text = self._ask("str")
+        return text if isinstance(text, str) else "<student object>"
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    def __ne__(self, other: object) -> bool:
+        return self is not other
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def _relation(self, op: str, obj: Any) -> bool:
+        try:
+            sent = self._remote.send_value(obj)
+        except TypeError:
+            return False  # a judge object is never an instance of a student's class
+        return self._ask(op, obj=sent) is True
+
+    def __instancecheck__(self, obj: Any) -> bool:
+        return self._relation("isinstance", obj)
+
+    def __subclasscheck__(self, cls: Any) -> bool:
+        return self._relation("issubclass", cls)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        value = self._ask("array")
+        if not isinstance(value, np.ndarray):
+            raise StudentValueError(
+                "your object is not an array of numbers (the grader accepts numeric arrays only)"
+            )
+        return value if dtype is None else value.astype(dtype)
+
+    def __float__(self) -> float:
+        value = self._ask("float")
+        if not isinstance(value, float):
+            raise StudentValueError("your object is not a number")
+        return value
+
+    def __int__(self) -> int:
+        value = self._ask("int")
+        if type(value) is not int:
+            raise StudentValueError("your object is not a whole number")
+        return value
+
+    __index__ = __int__
