@@ -285,3 +285,18 @@ def test_quadrature_falls_back_to_finite_bounds_only_when_the_peak_is_missed(
     assert all(call[2:] == (1e-13, 1e-10, 200) for call in seen)  # tolerances as documented
     assert seen[0][:2] == (-np.inf, np.inf) and seen[1][:2] == (-np.inf, np.inf)
     assert value == pytest.approx(kl_normal(*params), rel=1e-9, abs=1e-12)
+
+
+def test_quadrature_returns_a_float_for_scalars_and_float64_arrays_otherwise():
+    """kl_by_quadrature(scalars) is a Python float; array input gives a float64 array of its shape."""
+    assert type(kl_by_quadrature(1.0, 2.0)) is float
+    out = kl_by_quadrature(np.zeros((2, 1), np.float32), np.ones(3, np.float32))
+    assert out.dtype == np.float64 and out.shape == (2, 3)
+
+
+def test_quadrature_fallback_is_accurate_to_its_tolerances():
+    """On a narrow far peak (the fallback path) quadrature meets the closed form to 1e-10 nats."""
+    for params in [(10.0, 0.05, -10.0, 20.0), (-9.5, 0.05, 0.0, 0.05)]:
+        assert abs(kl_by_quadrature(*params) - kl_normal(*params)) < 1e-10 * max(
+            1.0, kl_normal(*params)
+        )
