@@ -299,3 +299,22 @@ def test_make_optimizer_returns_the_instance_it_is_given():
     opt = SGD(p, 0.3)
     assert make_optimizer(opt, p, 0.1) is opt and opt.lr == 0.3
     assert type(make_optimizer("adagrad", p, 0.2)) is Adagrad
+
+
+def test_optimiser_state_errors_say_what_differs():
+    """load_state_dict names the types, the missing buffer's keys and the shapes that differ."""
+    adam = Adam({"w": np.zeros(3)})
+    with pytest.raises(ValueError, match=r"^state is for 'SGD', this optimiser is Adam$"):
+        adam.load_state_dict(SGD({"w": np.zeros(3)}, 0.1).state_dict())
+    state = adam.state_dict()
+    with pytest.raises(ValueError, match=r"^state buffer 'm' has keys \[\], expected \['w'\]"):
+        adam.load_state_dict({**state, "buffers": {}})
+    bad = {**state, "buffers": {"m": {"w": np.zeros(4)}, "v": {"w": np.zeros(3)}}}
+    with pytest.raises(ValueError, match=r"^state m\['w'\] has shape \(4,\), expected \(3,\)"):
+        adam.load_state_dict(bad)
+    with pytest.raises(
+        TypeError, match=r"^params\['w'\] must be a floating-point ndarray, got list"
+    ):
+        SGD({"w": [1.0]}, 0.1)
+    with pytest.raises(TypeError, match=r"^momentum must be a number"):
+        SGD({"w": np.zeros(1)}, 0.1, momentum="a")
