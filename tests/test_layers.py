@@ -254,3 +254,22 @@ def test_dense_initialisations_keep_their_dtype_and_shapes(init):
     assert all(p.dtype == np.float64 for p in layer.params.values())
     assert all(not g.any() for g in layer.grads.values())
     assert repr(layer) == f"Dense(4, 3, init={init!r}, dtype=float64)"
+
+
+def test_layers_are_callable_and_print_their_structure():
+    """layer(x) is layer.forward(x); repr names each layer, Sequential lists them one per line."""
+    x = np.array([[-1.0, 2.0]])
+    np.testing.assert_array_equal(ReLU()(x), [[0.0, 2.0]])
+    assert repr(ReLU()) == "ReLU()" and repr(LeakyReLU(0.2)) == "LeakyReLU(slope=0.2)"
+    net = Sequential(Dense(2, 3, rng=0), Tanh())
+    assert repr(net) == "Sequential(\n  Dense(2, 3, init='uniform', dtype=float32),\n  Tanh()\n)"
+    assert len(net) == 2 and isinstance(net[1], Tanh) and list(net) == net.layers
+
+
+def test_an_activation_first_in_a_stack_still_backpropagates_into_later_layers():
+    """backward_params of a stack that starts with an activation fills the later Dense grads."""
+    net = Sequential(Tanh(), Dense(2, 2, rng=0, dtype=np.float64))
+    x, g = np.array([[0.3, -0.4]]), np.array([[1.0, 2.0]])
+    net.forward(x)
+    net.backward_params(g)
+    np.testing.assert_allclose(net.grads["1.W"], np.tanh(x).T @ g)

@@ -290,3 +290,20 @@ def test_loss_parts_kl_per_dim_sums_to_the_kl_term():
     mu, log_var = model.encode(batch[0])
     expected = np.mean(0.5 * (np.exp(log_var) - 1 - log_var + mu**2), axis=0)
     np.testing.assert_allclose(parts["kl_per_dim"], expected, rtol=1e-10)
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
+def test_log_likelihood_of_paired_rows_matches_the_reconstruction_term(likelihood):
+    """log_likelihood(x, z) = -reconstruction at z = mu + std eps; mismatched rows are refused."""
+    model = VAE(5, (4,), 2, likelihood=likelihood, dtype=np.float64, rng=0)
+    batch, eps = _batch(model)
+    x = batch[0]
+    mu, log_var = model.encode(x)
+    z = mu + np.exp(0.5 * log_var) * eps
+    parts = model.loss_terms_for_batch(batch, eps=eps)
+    np.testing.assert_allclose(model.log_likelihood(x, z), -parts["reconstruction"], rtol=1e-12)
+    assert model.log_likelihood(x, z).shape == (4,)
+    with pytest.raises(ValueError, match=r"^x has 4 rows but z has 3; pair one z with each x"):
+        model.log_likelihood(x, z[:3])
+    with pytest.raises(ValueError, match=r"^z has 3 features but 2 are expected"):
+        model.log_likelihood(x, np.zeros((4, 3)))
