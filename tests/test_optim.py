@@ -318,3 +318,12 @@ def test_optimiser_state_errors_say_what_differs():
         SGD({"w": [1.0]}, 0.1)
     with pytest.raises(TypeError, match=r"^momentum must be a number"):
         SGD({"w": np.zeros(1)}, 0.1, momentum="a")
+
+
+def test_optimiser_state_error_lists_the_keys_it_got():
+    """A buffer keyed by other names is reported with those names."""
+    adam = Adam({"w": np.zeros(3)})
+    state = adam.state_dict()
+    wrong = {**state, "buffers": {"m": {"v": np.zeros(3)}, "v": {"w": np.zeros(3)}}}
+    with pytest.raises(ValueError, match=r"^state buffer 'm' has keys \['v'\], expected \['w'\]"):
+        adam.load_state_dict(wrong)

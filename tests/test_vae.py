@@ -349,3 +349,10 @@ def test_gaussian_decoder_log_variance_gets_no_gradient_at_or_below_its_floor():
     grad = model.gradients()["decoder.log_var"]
     assert grad[0] == 0.0 and grad[1] == 0.0
     assert np.all(np.isfinite(grad)) and grad[2] != 0.0 and grad[3] != 0.0
+
+
+def test_sample_decodes_standard_normal_codes_drawn_in_the_model_dtype():
+    """sample(n, rng=s) = decode(z) with z = default_rng(s).standard_normal((n, latent), dtype)."""
+    model = VAE(5, (4,), 2, rng=0)
+    z = np.random.default_rng(3).standard_normal((4, 2), dtype=np.float32)
+    np.testing.assert_array_equal(model.sample(4, rng=3), model.decode(z))
