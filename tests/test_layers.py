@@ -273,3 +273,35 @@ def test_an_activation_first_in_a_stack_still_backpropagates_into_later_layers()
     net.forward(x)
     net.backward_params(g)
     np.testing.assert_allclose(net.grads["1.W"], np.tanh(x).T @ g)
+
+
+@pytest.mark.parametrize("make", ACTIVATION_LAYERS + [lambda: Dense(2, 2)])
+def test_backward_before_forward_is_a_runtime_error_naming_the_layer(make):
+    """Every layer refuses backward before any forward, naming its class."""
+    layer = make()
+    with pytest.raises(
+        RuntimeError, match=rf"^{type(layer).__name__}\.backward called before forward"
+    ):
+        layer.backward(np.ones((1, 2), np.float32))
+
+
+def test_leaky_relu_uses_the_slope_at_zero_and_dense_explains_bad_input():
+    """At x = 0 LeakyReLU's gradient is the slope; Dense names a non-array input's type and the fix."""
+    layer = LeakyReLU(0.1)
+    layer.forward(np.array([[0.0]]))
+    np.testing.assert_array_equal(layer.backward(np.ones((1, 1))), [[0.1]])
+    dense = Dense(3, 2)
+    with pytest.raises(
+        ValueError, match=r"got list; reshape a single example with x\.reshape\(1, -1\)$"
+    ):
+        dense.forward([[1.0, 2.0, 3.0]])
+    with pytest.raises(ValueError, match=r"got \(2, 4\); reshape"):
+        dense.forward(np.ones((2, 4), np.float32))
+    with pytest.raises(ValueError, match=r"^unknown final_activation 'softmax'"):
+        mlp([3, 2], final_activation="softmax")
+
+
+def test_he_initialisation_has_mean_zero():
+    """He weights are N(0, 2/in): the sample mean is 0 within 4 standard errors."""
+    W = Dense(400, 300, rng=1, init="he").params["W"].astype(np.float64)
+    assert abs(W.mean()) < 4 * np.sqrt(2 / 400) / np.sqrt(W.size)
