@@ -84,3 +84,91 @@ def test_distributions_reject_bad_input():
         reparameterize(np.full((1, 1), np.nan), np.zeros((1, 1)))
     with pytest.raises(ValueError, match="broadcast"):
         log_normal_pdf(np.zeros((2, 3)), np.zeros(4), 0.0)
+
+
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda: reparameterize([[np.nan]], [[0.0]]), ValueError, r"^mu contains 1 NaN"),
+        (lambda: reparameterize([[0.0]], [[np.inf]]), ValueError, r"^log_var contains 1 NaN"),
+        (lambda: reparameterize([["a"]], [[0.0]]), TypeError, r"^mu must hold real numbers"),
+        (lambda: reparameterize([[0.0]], [["a"]]), TypeError, r"^log_var must hold real"),
+        (
+            lambda: reparameterize(np.zeros((2, 3)), np.zeros((2, 2))),
+            ValueError,
+            r"^mu has shape \(2, 3\) but log_var has \(2, 2\)",
+        ),
+        (
+            lambda: reparameterize(np.zeros((1, 2), np.float32), np.zeros((1, 2))),
+            TypeError,
+            r"^mu is float32 but log_var is float64",
+        ),
+        (lambda: reparameterize([[0.0]], [[2000.0]]), ValueError, r"^z overflowed"),
+        (lambda: log_normal_pdf([[np.nan]], 0.0, 0.0), ValueError, r"^x contains 1 NaN"),
+        (lambda: log_normal_pdf([[0.0]], [[np.nan]], 0.0), ValueError, r"^mu contains 1 NaN"),
+        (lambda: log_normal_pdf([[0.0]], 0.0, [[np.nan]]), ValueError, r"^log_var contains 1 NaN"),
+        (lambda: log_normal_pdf([["a"]], 0.0, 0.0), TypeError, r"^x must hold real numbers"),
+        (
+            lambda: log_normal_pdf(np.zeros((2, 3)), np.zeros(4), 0.0),
+            ValueError,
+            r"x \(2, 3\), mu \(4,\) and log_var \(\) do not broadcast",
+        ),
+        (
+            lambda: log_normal_pdf([[1e200]], 0.0, [[-700.0]]),
+            ValueError,
+            r"^log_normal_pdf overflowed",
+        ),
+    ],
+)
+def test_distributions_name_the_bad_argument(call, error, message):
+    """Bad input is refused at the boundary with the argument's name (and the fix)."""
+    with pytest.raises(error, match=message):
+        call()
+
+
+def test_reparameterize_returns_the_noise_it_used():
+    """z - mu = exp(log_var / 2) * eps for the eps returned, in the dtype of mu."""
+    mu = np.array([[1.0, -1.0]], np.float32)
+    log_var = np.array([[np.log(4.0), 0.0]], np.float32)
+    z, eps = reparameterize(mu, log_var, rng=0)
+    assert z.dtype == eps.dtype == np.float32
+    np.testing.assert_allclose(z - mu, np.array([[2.0, 1.0]]) * eps, rtol=1e-6)
+    d_mu, d_lv = reparameterize_backward(np.ones((1, 2)), eps, log_var)
+    np.testing.assert_array_equal(d_mu, np.ones((1, 2)))
+    np.testing.assert_allclose(d_lv, eps * np.array([[1.0, 0.5]]), rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (
+            lambda: reparameterize([[0.0]], [[2000.0]], rng=0),
+            ValueError,
+            r"^z overflowed to inf or NaN: mu or log_var \(e\.g\. log_var > 1400\) are too extreme",
+        ),
+        (
+            lambda: log_normal_pdf([[0.0]], [[0.0]], [[-1000.0]]),
+            ValueError,
+            r"^log_normal_pdf overflowed to inf or NaN: x, mu or log_var are too extreme",
+        ),
+        (lambda: log_normal_pdf([[0.0]], [["a"]], 0.0), TypeError, r"^mu must hold real numbers"),
+        (lambda: log_normal_pdf([[0.0]], 0.0, [["a"]]), TypeError, r"^log_var must hold real"),
+        (
+            lambda: log_normal_pdf(np.zeros((2, 3)), np.zeros(3), np.zeros(4)),
+            ValueError,
+            r"log_var \(4,\) do not broadcast",
+        ),
+    ],
+)
+def test_distributions_explain_overflow_and_name_every_argument(call, error, message):
+    """Overflow (even 0 * inf inside) is a ValueError saying which inputs are too extreme."""
+    with pytest.raises(error, match=message):
+        call()
+
+
+def test_log_normal_pdf_sums_over_the_last_axis_of_any_batch_shape():
+    """For (2, 3, 4) input the result is (2, 3): ln N summed over the last axis only."""
+    gen = np.random.default_rng(8)
+    x, mu, lv = gen.standard_normal((3, 2, 3, 4))
+    expected = stats.norm(mu, np.exp(lv / 2)).logpdf(x).sum(axis=-1)
+    np.testing.assert_allclose(log_normal_pdf(x, mu, lv), expected, rtol=1e-12)

@@ -130,3 +130,17 @@ def test_kl_gradient_matches_central_differences():
     num_lv = numerical_gradient(lambda v: F.kl_standard_normal(mu, v).sum(), log_var.copy())
     np.testing.assert_allclose(d_mu, num_mu, rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose(d_lv, num_lv, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("shape", [(3, 4), (2, 3, 5)])
+def test_losses_sum_over_the_last_axis_only(shape):
+    """Each loss is one number per example: summed over the last (feature) axis, explicitly."""
+    gen = np.random.default_rng(5)
+    a, x = gen.standard_normal(shape), gen.random(shape)
+    np.testing.assert_allclose(F.squared_error(a, x), np.sum((a - x) ** 2, axis=-1), rtol=1e-14)
+    np.testing.assert_allclose(
+        F.bernoulli_nll(a, x), np.sum(np.logaddexp(0, a) - x * a, axis=-1), rtol=1e-14
+    )
+    expected = -np.sum(stats.norm(a, 1.0).logpdf(x), axis=-1)
+    np.testing.assert_allclose(F.gaussian_nll(a, np.zeros(shape), x), expected, rtol=1e-12)
+    assert F.squared_error(a, x).shape == shape[:-1]

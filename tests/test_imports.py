@@ -55,6 +55,10 @@ RANK = {top: i for i, (_, tops) in enumerate(DIRECTION) for top in tops}
 #: loading, plots, the grader). The list can only shrink: an entry without offences fails.
 NOT_YET_CLEAN = {"data", "plots", "assignments"}
 
+#: Deferred imports allowed to close a cycle (none today). Each edge must still exist: the list
+#: can only shrink.
+KNOWN_CYCLE_EDGES: set[tuple[str, str]] = set()
+
 
 def _module_name(path: Path) -> str:
     parts = list(path.relative_to(PACKAGE).with_suffix("").parts)
@@ -129,6 +133,10 @@ def test_imports_go_only_leftwards_along_the_chain(module):
 def test_there_is_no_import_cycle():
     """The module graph (deferred imports included) has no cycle."""
     graph = {m: {t for t, _ in _imports(p) if t in MODULES and t != m} for m, p in MODULES.items()}
+    stale = {(a, b) for a, b in KNOWN_CYCLE_EDGES if b not in graph.get(a, set())}
+    assert not stale, f"remove from KNOWN_CYCLE_EDGES, no longer imported: {sorted(stale)}"
+    for a, b in KNOWN_CYCLE_EDGES:
+        graph[a].discard(b)
     state: dict[str, int] = {}
 
     def visit(m: str, path: list[str]) -> None:

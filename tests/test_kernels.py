@@ -90,13 +90,19 @@ def test_blocked_adam_equals_algorithm_1_line_by_line(seed, dtype, size, block, 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_flush_subnormals_zeroes_only_values_about_to_become_subnormal(dtype):
-    """Values below tiny * 2**(nmant + 1) become exactly 0; larger ones and their signs stay."""
+    """Values with |a| < tiny * 2**(nmant + 1) become exactly 0; the threshold and above stay."""
     info = np.finfo(dtype)
-    threshold = info.tiny * 2.0 ** (info.nmant + 1)
-    a = np.array([threshold / 4, -threshold / 4, threshold * 4, -threshold * 4, 1.0, 0.0], dtype)
+    t = info.tiny * 2.0 ** (info.nmant + 1)  # 2.0e-31 in float32
+    a = np.array([0.9 * t, -0.9 * t, t, 1.1 * t, -1.1 * t, 1.0, 0.0], dtype)
+    kept = a.copy()
     kernels.flush_subnormals([a])
-    expected = np.array([0.0, 0.0, threshold * 4, -threshold * 4, 1.0, 0.0], dtype)
-    np.testing.assert_array_equal(a, expected)
+    np.testing.assert_array_equal(a, [0.0, 0.0, *kept[2:]])
+
+
+def test_kernel_constants_are_the_documented_ones():
+    """Adam works on blocks of 2**16 values; optimisers flush their state every 64 steps."""
+    assert kernels.ADAM_BLOCK == 65536
+    assert kernels.FLUSH_EVERY == 64
 
 
 @pytest.mark.parametrize("make", [lambda p: SGD(p, 0.1, momentum=0.5), Adagrad, Adam])

@@ -215,3 +215,88 @@ def test_kl_monte_carlo_accepts_two_samples_and_refuses_one():
     assert np.isfinite(est) and np.isfinite(se) and se >= 0
     with pytest.raises(ValueError, match="n must be >= 2"):
         kl_monte_carlo(0.0, 1.0, n=1)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"mu": np.nan}, ValueError, r"^mu contains 1 NaN"),
+        ({"m": np.inf}, ValueError, r"^m contains 1 NaN"),
+        (
+            {"mu": np.zeros(3)},
+            ValueError,
+            r"^mu must be a scalar for kl_monte_carlo, got shape \(3,\)",
+        ),
+        ({"m": np.zeros((2, 1))}, ValueError, r"^m must be a scalar .* got shape \(2, 1\)"),
+        ({"mu": "a"}, TypeError, r"^mu must hold real numbers"),
+        ({"m": "b"}, TypeError, r"^m must hold real numbers"),
+        ({"sigma": 0.0}, ValueError, r"^sigma must be a finite number > 0"),
+        ({"s": -2.0}, ValueError, r"^s must be a finite number > 0"),
+        ({"s": "x"}, TypeError, r"^s must be a number"),
+    ],
+)
+def test_kl_monte_carlo_names_the_bad_argument(kwargs, error, message):
+    """Each bad argument of kl_monte_carlo raises an error that starts with its name."""
+    args = {"mu": 0.0, "sigma": 1.0, "m": 0.0, "s": 1.0, **kwargs}
+    with pytest.raises(error, match=message):
+        kl_monte_carlo(**args, n=10, rng=0)
+
+
+@pytest.mark.parametrize("bad", ["mu", "log_var"])
+def test_kl_standard_normal_names_the_non_finite_argument(bad):
+    """A NaN in mu or log_var is reported under that argument's name (and for the gradient too)."""
+    args = {"mu": np.zeros((2, 3)), "log_var": np.zeros((2, 3))}
+    args[bad][0, 1] = np.nan
+    for f in (kl_standard_normal, kl_standard_normal_grad):
+        with pytest.raises(ValueError, match=rf"^{bad} contains 1 NaN"):
+            f(**args)
+    with pytest.raises(TypeError, match=rf"^{bad} must hold real numbers"):
+        kl_standard_normal(**{**args, bad: [["a"]]})
+
+
+def test_kl_standard_normal_needs_a_latent_axis_and_accepts_a_single_vector():
+    """A 0-d pair is refused (no latent axis); a 1-D pair is one example, summed to a scalar."""
+    with pytest.raises(ValueError, match=r"^mu and log_var must have at least one axis"):
+        kl_standard_normal(0.0, 0.0)
+    value = kl_standard_normal(np.array([1.0, 0.0]), np.array([0.0, np.log(2.0)]))
+    assert value.shape == () and float(value) == pytest.approx(0.5 + 0.5 * (1 - np.log(2.0)))
+
+
+@pytest.mark.parametrize(
+    "params, calls",
+    [((0.3, 1.2, 0.0, 1.0), 2), ((-1.0, 0.5, 2.0, 3.0), 2), ((10.0, 0.05, -10.0, 20.0), 3)],
+)
+def test_quadrature_falls_back_to_finite_bounds_only_when_the_peak_is_missed(
+    monkeypatch, params, calls
+):
+    """Two quad calls (mass, value) over the real line when p integrates to 1; a third otherwise."""
+    from vae_numpy import kl as kl_module
+
+    seen = []
+    real_quad = kl_module.integrate.quad
+
+    def counting_quad(f, a, b, **kw):
+        seen.append((a, b, kw.get("epsabs"), kw.get("epsrel"), kw.get("limit")))
+        return real_quad(f, a, b, **kw)
+
+    monkeypatch.setattr(kl_module.integrate, "quad", counting_quad)
+    value = kl_by_quadrature(*params)
+    assert len(seen) == calls
+    assert all(call[2:] == (1e-13, 1e-10, 200) for call in seen)  # tolerances as documented
+    assert seen[0][:2] == (-np.inf, np.inf) and seen[1][:2] == (-np.inf, np.inf)
+    assert value == pytest.approx(kl_normal(*params), rel=1e-9, abs=1e-12)
+
+
+def test_quadrature_returns_a_float_for_scalars_and_float64_arrays_otherwise():
+    """kl_by_quadrature(scalars) is a Python float; array input gives a float64 array of its shape."""
+    assert type(kl_by_quadrature(1.0, 2.0)) is float
+    out = kl_by_quadrature(np.zeros((2, 1), np.float32), np.ones(3, np.float32))
+    assert out.dtype == np.float64 and out.shape == (2, 3)
+
+
+def test_quadrature_fallback_is_accurate_to_its_tolerances():
+    """On a narrow far peak (the fallback path) quadrature meets the closed form to 1e-10 nats."""
+    for params in [(10.0, 0.05, -10.0, 20.0), (-9.5, 0.05, 0.0, 0.05)]:
+        assert abs(kl_by_quadrature(*params) - kl_normal(*params)) < 1e-10 * max(
+            1.0, kl_normal(*params)
+        )

@@ -229,3 +229,88 @@ def test_mlp_passes_init_and_final_activation_to_its_layers():
     assert linear[0].init == "uniform" and linear[0].dtype == np.float32
     with pytest.raises(ValueError, match="final_activation"):
         mlp([3, 2], final_activation="softmax")
+
+
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda: Dense(0, 2), ValueError, r"^in_features must be >= 1"),
+        (lambda: Dense(2, 0), ValueError, r"^out_features must be >= 1"),
+        (lambda: Dense(2, 2, init="normal"), ValueError, r"^unknown init 'normal'; choose one of"),
+        (lambda: Dense(2, 2, dtype=np.int32), TypeError, r"dtype=int32 is not supported"),
+        (lambda: LeakyReLU("a"), TypeError, r"^slope must be a number"),
+        (
+            lambda: Sequential(Dense(2, 2), "relu"),
+            TypeError,
+            r"^layer 1 is a str, not a vae_numpy Layer",
+        ),
+        (lambda: mlp([3]), ValueError, r"^sizes needs at least \[in, out\], got \[3\]"),
+        (lambda: mlp([3, 0]), ValueError, r"^sizes\[1\] must be >= 1"),
+        (lambda: mlp([3, 2], "gelu"), ValueError, r"^unknown activation 'gelu'"),
+    ],
+)
+def test_layers_name_the_bad_argument(call, error, message):
+    """Bad layer arguments are refused with the argument's name."""
+    with pytest.raises(error, match=message):
+        call()
+
+
+@pytest.mark.parametrize("init", ["uniform", "glorot", "he"])
+def test_dense_initialisations_keep_their_dtype_and_shapes(init):
+    """Every init gives W (in, out) and b (out,) in the layer's dtype, and zero gradients."""
+    layer = Dense(4, 3, rng=0, dtype=np.float64, init=init)
+    assert layer.params["W"].shape == (4, 3) and layer.params["b"].shape == (3,)
+    assert all(p.dtype == np.float64 for p in layer.params.values())
+    assert all(not g.any() for g in layer.grads.values())
+    assert repr(layer) == f"Dense(4, 3, init={init!r}, dtype=float64)"
+
+
+def test_layers_are_callable_and_print_their_structure():
+    """layer(x) is layer.forward(x); repr names each layer, Sequential lists them one per line."""
+    x = np.array([[-1.0, 2.0]])
+    np.testing.assert_array_equal(ReLU()(x), [[0.0, 2.0]])
+    assert repr(ReLU()) == "ReLU()" and repr(LeakyReLU(0.2)) == "LeakyReLU(slope=0.2)"
+    net = Sequential(Dense(2, 3, rng=0), Tanh())
+    assert repr(net) == "Sequential(\n  Dense(2, 3, init='uniform', dtype=float32),\n  Tanh()\n)"
+    assert len(net) == 2 and isinstance(net[1], Tanh) and list(net) == net.layers
+
+
+def test_an_activation_first_in_a_stack_still_backpropagates_into_later_layers():
+    """backward_params of a stack that starts with an activation fills the later Dense grads."""
+    net = Sequential(Tanh(), Dense(2, 2, rng=0, dtype=np.float64))
+    x, g = np.array([[0.3, -0.4]]), np.array([[1.0, 2.0]])
+    net.forward(x)
+    net.backward_params(g)
+    np.testing.assert_allclose(net.grads["1.W"], np.tanh(x).T @ g)
+
+
+@pytest.mark.parametrize("make", ACTIVATION_LAYERS + [lambda: Dense(2, 2)])
+def test_backward_before_forward_is_a_runtime_error_naming_the_layer(make):
+    """Every layer refuses backward before any forward, naming its class."""
+    layer = make()
+    with pytest.raises(
+        RuntimeError, match=rf"^{type(layer).__name__}\.backward called before forward"
+    ):
+        layer.backward(np.ones((1, 2), np.float32))
+
+
+def test_leaky_relu_uses_the_slope_at_zero_and_dense_explains_bad_input():
+    """At x = 0 LeakyReLU's gradient is the slope; Dense names a non-array input's type and the fix."""
+    layer = LeakyReLU(0.1)
+    layer.forward(np.array([[0.0]]))
+    np.testing.assert_array_equal(layer.backward(np.ones((1, 1))), [[0.1]])
+    dense = Dense(3, 2)
+    with pytest.raises(
+        ValueError, match=r"got list; reshape a single example with x\.reshape\(1, -1\)$"
+    ):
+        dense.forward([[1.0, 2.0, 3.0]])
+    with pytest.raises(ValueError, match=r"got \(2, 4\); reshape"):
+        dense.forward(np.ones((2, 4), np.float32))
+    with pytest.raises(ValueError, match=r"^unknown final_activation 'softmax'"):
+        mlp([3, 2], final_activation="softmax")
+
+
+def test_he_initialisation_has_mean_zero():
+    """He weights are N(0, 2/in): the sample mean is 0 within 4 standard errors."""
+    W = Dense(400, 300, rng=1, init="he").params["W"].astype(np.float64)
+    assert abs(W.mean()) < 4 * np.sqrt(2 / 400) / np.sqrt(W.size)

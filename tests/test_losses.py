@@ -103,3 +103,55 @@ def test_losses_reject_bad_input():
         gaussian_nll(np.zeros((1, 2)), 0.0, np.array([[np.nan, 0.0]]))
     with pytest.raises(ValueError, match="2-D"):
         squared_error(np.zeros(3), np.zeros(3))
+
+
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda: bernoulli_nll([[np.nan]], [[0.5]]), ValueError, r"^logits contains 1 NaN"),
+        (lambda: bernoulli_nll([[0.0]], [[np.inf]]), ValueError, r"^x contains 1 NaN"),
+        (lambda: bernoulli_nll([["a"]], [[0.5]]), TypeError, r"^logits must hold real numbers"),
+        (lambda: bernoulli_nll([[0.0]], [["a"]]), TypeError, r"^x must hold real numbers"),
+        (lambda: bernoulli_nll([[0.0]], [[2.0]]), ValueError, r"^x has values in \[2, 2\]"),
+        (lambda: bernoulli_nll_grad([[0.0]], [[-1.0]]), ValueError, r"^x has values in"),
+        (
+            lambda: bernoulli_nll(np.zeros((2, 3)), np.zeros((2, 2))),
+            ValueError,
+            "shapes must match",
+        ),
+        (
+            lambda: bernoulli_nll(np.zeros(3), np.zeros(3)),
+            ValueError,
+            r"expected 2-D .* shape \(3,\)",
+        ),
+        (
+            lambda: gaussian_nll([[0.0]], [[np.nan]], [[0.0]]),
+            ValueError,
+            r"^log_var contains 1 NaN",
+        ),
+        (lambda: gaussian_nll([[0.0]], [["a"]], [[0.0]]), TypeError, r"^log_var must hold real"),
+        (lambda: gaussian_nll([[np.nan]], 0.0, [[0.0]]), ValueError, r"^mean contains 1 NaN"),
+        (
+            lambda: gaussian_nll_grad(np.zeros((2, 3)), np.zeros(4), np.zeros((2, 3))),
+            ValueError,
+            r"log_var of shape \(4,\) does not broadcast to x \(2, 3\)",
+        ),
+        (lambda: squared_error([[np.nan]], [[0.0]]), ValueError, r"^pred contains 1 NaN"),
+        (lambda: squared_error_grad([[0.0]], [[np.nan]]), ValueError, r"^x contains 1 NaN"),
+    ],
+)
+def test_losses_name_the_bad_argument(call, error, message):
+    """Each loss checks its input at the boundary and names the argument that is wrong."""
+    with pytest.raises(error, match=message):
+        call()
+
+
+def test_gaussian_nll_accepts_a_per_feature_log_variance():
+    """log_var of shape (features,) broadcasts over the batch, as the Gaussian decoder uses it."""
+    mean, x = np.zeros((2, 3)), np.ones((2, 3))
+    log_var = np.log(np.array([1.0, 4.0, 0.25]))
+    expected = 0.5 * np.sum(np.log(2 * np.pi) + log_var + 1 / np.exp(log_var))
+    np.testing.assert_allclose(gaussian_nll(mean, log_var, x), [expected, expected], rtol=1e-13)
+    d_mean, d_lv = gaussian_nll_grad(mean, log_var, x)
+    np.testing.assert_allclose(d_mean, np.broadcast_to(-1 / np.exp(log_var), (2, 3)), rtol=1e-13)
+    np.testing.assert_allclose(d_lv, np.broadcast_to(0.5 * (1 - np.exp(-log_var)), (2, 3)))

@@ -227,3 +227,103 @@ def test_step_refuses_gradients_with_other_keys_or_shapes():
         opt.step({"v": np.zeros(3)})
     with pytest.raises(ValueError, match="shape"):
         opt.step({"w": np.zeros(4)})
+
+
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda: SGD({}, 0.1), TypeError, r"^params must be a non-empty dict"),
+        (lambda: SGD([np.zeros(1)], 0.1), TypeError, r"^params must be a non-empty dict"),
+        (
+            lambda: SGD({"w": np.zeros(1, int)}, 0.1),
+            TypeError,
+            r"^params\['w'\] must be a floating",
+        ),
+        (lambda: SGD({"w": np.zeros(1)}, 0.0), ValueError, r"^lr must be a finite number > 0"),
+        (
+            lambda: Adagrad({"w": np.zeros(1)}, eps=0.0),
+            ValueError,
+            r"^eps must be a finite number > 0",
+        ),
+        (
+            lambda: Adam({"w": np.zeros(1)}, eps=-1.0),
+            ValueError,
+            r"^eps must be a finite number > 0",
+        ),
+        (lambda: Adam({"w": np.zeros(1)}, betas=0.9), TypeError, r"^betas must be a pair"),
+        (
+            lambda: Adam({"w": np.zeros(1)}, betas=(0.9, 1.0)),
+            ValueError,
+            r"^betas\[1\] must be in \[0, 1\)",
+        ),
+        (
+            lambda: Adam({"w": np.zeros(1)}, betas=(1.0, 0.9)),
+            ValueError,
+            r"^betas\[0\] must be in \[0, 1\)",
+        ),
+        (
+            lambda: Adam({"w": np.zeros(1)}, betas=(-0.1, 0.9)),
+            ValueError,
+            r"^betas\[0\] must be a finite",
+        ),
+        (
+            lambda: make_optimizer("rmsprop", {"w": np.zeros(1)}, 0.1),
+            ValueError,
+            r"^unknown optimizer",
+        ),
+        (
+            lambda: make_optimizer(SGD({"v": np.zeros(1)}, 0.1), {"w": np.zeros(1)}, 0.1),
+            ValueError,
+            r"^the optimizer instance is bound to different parameters",
+        ),
+    ],
+)
+def test_optimisers_name_the_bad_argument(call, error, message):
+    """Bad optimiser arguments are refused with the argument's name."""
+    with pytest.raises(error, match=message):
+        call()
+
+
+def test_adam_accepts_betas_of_zero_and_a_list():
+    """betas = [0, 0] is plain sign-like RMS normalisation; a list works like a tuple."""
+    p = {"w": np.array([1.0])}
+    opt = Adam(p, lr=0.1, betas=[0.0, 0.0], eps=1e-12)
+    opt.step({"w": np.array([3.0])})
+    assert (opt.beta1, opt.beta2) == (0.0, 0.0) and p["w"][0] == pytest.approx(0.9)
+    assert repr(opt) == "Adam(lr=0.1, beta1=0.0, beta2=0.0, eps=1e-12)"
+
+
+def test_make_optimizer_returns_the_instance_it_is_given():
+    """An optimiser bound to the same parameters passes through unchanged."""
+    p = {"w": np.zeros(2)}
+    opt = SGD(p, 0.3)
+    assert make_optimizer(opt, p, 0.1) is opt and opt.lr == 0.3
+    assert type(make_optimizer("adagrad", p, 0.2)) is Adagrad
+
+
+def test_optimiser_state_errors_say_what_differs():
+    """load_state_dict names the types, the missing buffer's keys and the shapes that differ."""
+    adam = Adam({"w": np.zeros(3)})
+    with pytest.raises(ValueError, match=r"^state is for 'SGD', this optimiser is Adam$"):
+        adam.load_state_dict(SGD({"w": np.zeros(3)}, 0.1).state_dict())
+    state = adam.state_dict()
+    with pytest.raises(ValueError, match=r"^state buffer 'm' has keys \[\], expected \['w'\]"):
+        adam.load_state_dict({**state, "buffers": {}})
+    bad = {**state, "buffers": {"m": {"w": np.zeros(4)}, "v": {"w": np.zeros(3)}}}
+    with pytest.raises(ValueError, match=r"^state m\['w'\] has shape \(4,\), expected \(3,\)"):
+        adam.load_state_dict(bad)
+    with pytest.raises(
+        TypeError, match=r"^params\['w'\] must be a floating-point ndarray, got list"
+    ):
+        SGD({"w": [1.0]}, 0.1)
+    with pytest.raises(TypeError, match=r"^momentum must be a number"):
+        SGD({"w": np.zeros(1)}, 0.1, momentum="a")
+
+
+def test_optimiser_state_error_lists_the_keys_it_got():
+    """A buffer keyed by other names is reported with those names."""
+    adam = Adam({"w": np.zeros(3)})
+    state = adam.state_dict()
+    wrong = {**state, "buffers": {"m": {"v": np.zeros(3)}, "v": {"w": np.zeros(3)}}}
+    with pytest.raises(ValueError, match=r"^state buffer 'm' has keys \['v'\], expected \['w'\]"):
+        adam.load_state_dict(wrong)

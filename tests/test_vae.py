@@ -290,3 +290,69 @@ def test_loss_parts_kl_per_dim_sums_to_the_kl_term():
     mu, log_var = model.encode(batch[0])
     expected = np.mean(0.5 * (np.exp(log_var) - 1 - log_var + mu**2), axis=0)
     np.testing.assert_allclose(parts["kl_per_dim"], expected, rtol=1e-10)
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
+def test_log_likelihood_of_paired_rows_matches_the_reconstruction_term(likelihood):
+    """log_likelihood(x, z) = -reconstruction at z = mu + std eps; mismatched rows are refused."""
+    model = VAE(5, (4,), 2, likelihood=likelihood, dtype=np.float64, rng=0)
+    batch, eps = _batch(model)
+    x = batch[0]
+    mu, log_var = model.encode(x)
+    z = mu + np.exp(0.5 * log_var) * eps
+    parts = model.loss_terms_for_batch(batch, eps=eps)
+    np.testing.assert_allclose(model.log_likelihood(x, z), -parts["reconstruction"], rtol=1e-12)
+    assert model.log_likelihood(x, z).shape == (4,)
+    with pytest.raises(ValueError, match=r"^x has 4 rows but z has 3; pair one z with each x"):
+        model.log_likelihood(x, z[:3])
+    with pytest.raises(ValueError, match=r"^z has 3 features but 2 are expected"):
+        model.log_likelihood(x, np.zeros((4, 3)))
+
+
+def test_code_is_the_posterior_mean_and_terms_have_their_names():
+    """code(x) is mu of encode(x); loss_terms_for_batch returns loss, reconstruction and kl."""
+    model = VAE(5, (4,), 2, beta=2.0, dtype=np.float64, rng=0)
+    batch, eps = _batch(model)
+    np.testing.assert_array_equal(model.code(batch[0]), model.encode(batch[0])[0])
+    terms = model.loss_terms_for_batch(batch, eps=eps)
+    assert set(terms) == {"loss", "reconstruction", "kl"}
+    np.testing.assert_allclose(terms["loss"], terms["reconstruction"] + 2.0 * terms["kl"])
+    parts = model.loss_parts(batch[0], eps=eps)
+    assert parts["loss"] == pytest.approx(parts["reconstruction"] + 2.0 * parts["kl"], rel=1e-12)
+    assert parts["kl"] == pytest.approx(float(np.mean(terms["kl"])), rel=1e-12)
+
+
+def test_public_vae_methods_name_x_and_n_and_sample_in_the_model_dtype():
+    """loss/loss_and_gradients call their input x; sample(n) needs n >= 1 and keeps float32."""
+    model = VAE(5, (4,), 2, rng=0)
+    for f in (model.loss, model.loss_and_gradients, model.loss_parts):
+        with pytest.raises(ValueError, match=r"^x must be 2-D"):
+            f(np.zeros(5))
+    with pytest.raises(ValueError, match=r"^n must be >= 1"):
+        model.sample(0)
+    assert model.sample(3, rng=0).dtype == np.float32
+
+
+def test_gaussian_decoder_log_variance_gets_no_gradient_at_or_below_its_floor():
+    """decoder.log_var <= DECODER_LOG_VAR_MIN is floored: its gradient is exactly 0; above, not."""
+    from vae_numpy.vae import DECODER_LOG_VAR_MIN
+
+    model = VAE(4, (3,), 2, likelihood="gaussian", dtype=np.float64, rng=0)
+    model.parameters()["decoder.log_var"][...] = [
+        DECODER_LOG_VAR_MIN - 1.0,
+        DECODER_LOG_VAR_MIN,
+        DECODER_LOG_VAR_MIN + 0.5,
+        0.0,
+    ]
+    batch, eps = _batch(model)
+    model.loss_and_gradients_for_batch(batch, eps=eps)
+    grad = model.gradients()["decoder.log_var"]
+    assert grad[0] == 0.0 and grad[1] == 0.0
+    assert np.all(np.isfinite(grad)) and grad[2] != 0.0 and grad[3] != 0.0
+
+
+def test_sample_decodes_standard_normal_codes_drawn_in_the_model_dtype():
+    """sample(n, rng=s) = decode(z) with z = default_rng(s).standard_normal((n, latent), dtype)."""
+    model = VAE(5, (4,), 2, rng=0)
+    z = np.random.default_rng(3).standard_normal((4, 2), dtype=np.float32)
+    np.testing.assert_array_equal(model.sample(4, rng=3), model.decode(z))

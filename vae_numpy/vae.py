@@ -422,10 +422,8 @@ class VAE(BaseModel):
             reconstruction = self._nll(f.out, x)
             d_mean, d_dec_log_var = gaussian_nll_grad(f.out, self.decoder_log_var, x)
             d_out = d_mean / n
-            floor_inactive = self._extra_params["decoder.log_var"] > DECODER_LOG_VAR_MIN
-            self._extra_grads["decoder.log_var"][...] = (
-                d_dec_log_var.sum(axis=0) / n * floor_inactive
-            )
+            above_floor = self._extra_params["decoder.log_var"] > DECODER_LOG_VAR_MIN
+            self._extra_grads["decoder.log_var"][...] = d_dec_log_var.sum(axis=0) / n * above_floor
         d_z = self.decoder.backward(d_out)  # (batch, latent)
         d_mu_rec, d_log_var_rec = reparameterize_backward(d_z, f.eps, f.log_var)
         d_mu_kl, d_log_var_kl = kl_standard_normal_grad(f.mu, f.log_var)
