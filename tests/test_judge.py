@@ -55,8 +55,8 @@ class _Pair:
         self.remote = Remote(judge_end, interrupt=lambda: None, alive=lambda: True)
         self.remote.wait_ready(5.0, lambda: False)
 
-    def handle(self, number: int) -> Handle:
-        return Handle(self.remote, number)
+    def handle(self, number: int, name: str = "") -> Handle:
+        return Handle(self.remote, number, name)
 
     def close(self) -> None:
         self.remote.end()
@@ -76,22 +76,46 @@ def pair():
         p.close()
 
 
-def test_calls_return_plain_values_and_arrays_stay_linked_both_ways(pair):
-    """A call returns numbers, strings, tuples, dicts and arrays as judge values; an array
-    changed in place by student code is changed in the judge, and the other way round."""
+def test_calls_return_plain_values_and_arguments_are_copies(pair):
+    """A call returns numbers, strings, tuples, dicts and arrays as judge values; an array the
+    test passes is a copy: student code changing it in place cannot change the test's array."""
 
     def scale_in_place(a, factor):
         a *= factor
         return {"sum": float(a.sum()), "shape": a.shape, "label": "done"}
 
     p = pair(f=scale_in_place)
-    f = p.handle(1)
+    f = p.handle(1, "scale_in_place")
     a = np.arange(4.0)
     out = f(a, 2)
     assert out == {"sum": 12.0, "shape": (4,), "label": "done"}
-    np.testing.assert_array_equal(a, [0.0, 2.0, 4.0, 6.0])  # the kernel's change came back
-    a[0] = 100.0  # a judge-side change in place reaches the kernel before the next call
-    assert f(a, 1)["sum"] == 112.0
+    np.testing.assert_array_equal(a, [0.0, 1.0, 2.0, 3.0])  # the kernel's change stayed there
+    a[0] = 100.0
+    assert f(a, 1)["sum"] == 106.0  # the judge's array as it is now, sent again
+
+
+def test_arrays_given_to_a_class_or_read_from_the_kernel_stay_linked_both_ways(pair):
+    """Arrays handed to a class (Adam(params)) and arrays read from the student's objects are
+    shared: in-place changes on either side reach the other before the next request."""
+
+    class Scaler:
+        def __init__(self, params):
+            self.params = params
+
+        def step(self, factor):
+            for value in self.params.values():
+                value *= factor
+
+    p = pair(Scaler=Scaler)
+    params = {"w": np.arange(3.0)}
+    scaler = p.handle(1, "Scaler")(params)
+    scaler.step(2.0)
+    np.testing.assert_array_equal(params["w"], [0.0, 2.0, 4.0])  # the update came back
+    held = scaler.params["w"]
+    assert held is params["w"]
+    held[0] = 7.0  # a judge-side change in place reaches the kernel before the next call
+    scaler.step(1.0)
+    assert float(np.sum(scaler.params["w"])) == 13.0
 
 
 def test_objects_stay_handles_and_cannot_claim_equality(pair):
