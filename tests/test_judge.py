@@ -25,10 +25,12 @@ from vae_numpy.assignments import grade_notebook, main
 from vae_numpy.assignments._agent import _Agent
 from vae_numpy.assignments._wire import WireError, array_to_wire
 from vae_numpy.assignments.integrity import (
+    DEFAULT_SIMILARITY,
     code_tokens,
     copy_flag,
     own_tokens,
     reference_flags,
+    renamed_tokens,
     similarity,
 )
 from vae_numpy.assignments.judge import Handle, Remote, StudentError, StudentValueError
@@ -277,7 +279,7 @@ def test_reference_flags_find_imports_attributes_and_strings():
 
 def test_copy_flag_catches_the_published_solution_not_the_stub():
     """The source's own solution is flagged as a near-copy; the released stub is not; token
-    similarity ignores layout but not comments."""
+    similarity ignores layout."""
     from vae_numpy.assignments.grade import _compose
 
     source = nbformat.read(SOURCE_DIR / "03_kl_divergence.ipynb", 4)
@@ -288,7 +290,42 @@ def test_copy_flag_catches_the_published_solution_not_the_stub():
     assert copy_flag(source, composed, roles) is None
     assert len(own_tokens(source, composed, roles)) < 10
     assert similarity(code_tokens("x = a+b  # sum"), code_tokens("x = a + b # SUM")) == 1.0
-    assert similarity(code_tokens("x = a + b"), code_tokens("y = np.exp(c) - 1")) < 0.5
+    assert similarity(code_tokens("x = sum(a) + b"), code_tokens("y = np.exp(c) - 1")) < 0.5
+
+
+_PUBLISHED_ADAM = """
+self.t += 1
+for name, p in self.params.items():
+    g = grads[name]
+    self.m[name] = self.beta1 * self.m[name] + (1 - self.beta1) * g
+    self.v[name] = self.beta2 * self.v[name] + (1 - self.beta2) * g * g
+    m_hat = self.m[name] / (1 - self.beta1**self.t)  # bias-corrected
+    v_hat = self.v[name] / (1 - self.beta2**self.t)
+    p -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+"""
+
+
+def test_similarity_sees_through_renamed_variables_but_not_independent_work():
+    """The published Adam with its local names changed and comments deleted is still flagged
+    as alike; Adam written independently from the paper is not."""
+    renamed = _PUBLISHED_ADAM.replace("name", "key").replace("m_hat", "first")
+    renamed = renamed.replace("v_hat", "second").replace("  # bias-corrected", "")
+    renamed = renamed.replace("g = ", "grad = ").replace("* g", "* grad")
+    independent = """
+self.t = self.t + 1
+b1, b2 = self.beta1, self.beta2
+for k in self.params:
+    grad = grads[k]
+    self.m[k] = b1 * self.m[k] + (1 - b1) * grad
+    self.v[k] = b2 * self.v[k] + (1 - b2) * grad ** 2
+    mhat = self.m[k] / (1 - b1 ** self.t)
+    vhat = self.v[k] / (1 - b2 ** self.t)
+    self.params[k] -= self.lr * mhat / (np.sqrt(vhat) + self.eps)
+"""
+    published = code_tokens(_PUBLISHED_ADAM)
+    assert renamed_tokens(code_tokens(renamed)) == renamed_tokens(published)
+    assert similarity(code_tokens(renamed), published) >= DEFAULT_SIMILARITY
+    assert similarity(code_tokens(independent), published) < DEFAULT_SIMILARITY
 
 
 # --- grading real notebooks ----------------------------------------------------------------------

@@ -187,7 +187,9 @@ class Remote:
         if isinstance(value, tuple):
             return {"t": [self.send_value(v, depth + 1, share=share) for v in value]}
         if isinstance(value, dict) and all(type(k) is str for k in value):
-            return {"d": [[k, self.send_value(v, depth + 1, share=share)] for k, v in value.items()]}
+            return {
+                "d": [[k, self.send_value(v, depth + 1, share=share)] for k, v in value.items()]
+            }
         raise TypeError(
             f"cannot send a {type(value).__name__} to the student's code: only plain values "
             "(numbers, strings, numeric arrays, lists, tuples and dicts of them) and the "
