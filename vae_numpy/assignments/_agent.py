@@ -33,9 +33,18 @@ from ._wire import (
     send_frame,
 )
 
-__all__ = ["connect", "serve"]
+__all__ = ["connect", "serve", "reached"]
 
 _HIDDEN_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
+
+_REACHED: list[str] = []  # withheld references that student code reached, in order
+
+
+def reached(dotted: str) -> None:
+    """Record that student code reached the withheld reference ``dotted`` (the stand-ins of
+    :func:`~vae_numpy.assignments.sandbox.sanitized_package` call this before raising)."""
+    if dotted not in _REACHED:
+        _REACHED.append(dotted)
 
 
 class _Agent:
@@ -154,6 +163,8 @@ class _Agent:
     # -- requests -----------------------------------------------------------------------------
     def answer(self, request: dict[str, Any]) -> Any:
         op = request["op"]
+        if op == "reached":
+            return list(_REACHED)
         if op == "globals":
             user = _user_namespace()
             skip = set(request.get("skip", ())) | _HIDDEN_NAMES
