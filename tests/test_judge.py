@@ -120,6 +120,19 @@ def test_arrays_given_to_a_class_or_read_from_the_kernel_stay_linked_both_ways(p
     assert float(np.sum(scaler.params["w"])) == 13.0
 
 
+def test_a_return_value_too_large_is_refused_with_a_message_and_the_next_call_works(
+    pair, monkeypatch
+):
+    """An array over the size limit comes back as a clear "return value too large" error, not
+    sent at all, and the connection still answers the next call."""
+    monkeypatch.setattr("vae_numpy.assignments._agent.MAX_FRAME", 4000)
+    p = pair(big=lambda n: np.zeros(n))
+    big = p.handle(1, "big")
+    with pytest.raises(StudentError, match="return value too large"):
+        big(1000)
+    np.testing.assert_array_equal(big(3), np.zeros(3))
+
+
 def test_objects_stay_handles_and_cannot_claim_equality(pair):
     """A student's object that says it equals everything is a handle in the judge: == is
     identity, and turning it into an array or a number is refused."""

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from ._wire import (
+    FrameTooLarge,
     WireError,
     array_from_wire,
     array_to_wire,
@@ -294,6 +295,9 @@ class Remote:
             reply = self._receive()
         except (OSError, EOFError) as exc:
             self.dead = f"the student's kernel stopped answering ({exc})"
+            raise KernelGone("RuntimeError", self.dead, "") from None
+        except FrameTooLarge as exc:  # its bytes are still in the socket: no later answer is read
+            self.dead = f"the student's kernel sent too much ({exc})"
             raise KernelGone("RuntimeError", self.dead, "") from None
         if not isinstance(reply, dict):
             raise WireError("a malformed reply")
