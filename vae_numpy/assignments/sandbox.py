@@ -305,8 +305,12 @@ class Kernel:
             connection_file=str(runtime / "kernel.json"),
         )
         paths = [str(site)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+        # the grader's own folders (PWD, OLDPWD) are not the kernel's business: they may hold
+        # another checkout with the published solutions
+        env = {k: v for k, v in os.environ.items() if k != "OLDPWD"}
         env = dict(
-            os.environ,
+            env,
+            PWD=str(self.workdir),
             MPLBACKEND="Agg",
             PYTHONPATH=os.pathsep.join(paths),
             OPENBLAS_NUM_THREADS="1",
