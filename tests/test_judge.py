@@ -25,10 +25,12 @@ from vae_numpy.assignments import grade_notebook, main
 from vae_numpy.assignments._agent import _Agent
 from vae_numpy.assignments._wire import WireError, array_to_wire
 from vae_numpy.assignments.integrity import (
+    DEFAULT_SIMILARITY,
     code_tokens,
     copy_flag,
     own_tokens,
     reference_flags,
+    renamed_tokens,
     similarity,
 )
 from vae_numpy.assignments.judge import Handle, Remote, StudentError, StudentValueError
@@ -55,8 +57,8 @@ class _Pair:
         self.remote = Remote(judge_end, interrupt=lambda: None, alive=lambda: True)
         self.remote.wait_ready(5.0, lambda: False)
 
-    def handle(self, number: int) -> Handle:
-        return Handle(self.remote, number)
+    def handle(self, number: int, name: str = "") -> Handle:
+        return Handle(self.remote, number, name)
 
     def close(self) -> None:
         self.remote.end()
@@ -76,22 +78,59 @@ def pair():
         p.close()
 
 
-def test_calls_return_plain_values_and_arrays_stay_linked_both_ways(pair):
-    """A call returns numbers, strings, tuples, dicts and arrays as judge values; an array
-    changed in place by student code is changed in the judge, and the other way round."""
+def test_calls_return_plain_values_and_arguments_are_copies(pair):
+    """A call returns numbers, strings, tuples, dicts and arrays as judge values; an array the
+    test passes is a copy: student code changing it in place cannot change the test's array."""
 
     def scale_in_place(a, factor):
         a *= factor
         return {"sum": float(a.sum()), "shape": a.shape, "label": "done"}
 
     p = pair(f=scale_in_place)
-    f = p.handle(1)
+    f = p.handle(1, "scale_in_place")
     a = np.arange(4.0)
     out = f(a, 2)
     assert out == {"sum": 12.0, "shape": (4,), "label": "done"}
-    np.testing.assert_array_equal(a, [0.0, 2.0, 4.0, 6.0])  # the kernel's change came back
-    a[0] = 100.0  # a judge-side change in place reaches the kernel before the next call
-    assert f(a, 1)["sum"] == 112.0
+    np.testing.assert_array_equal(a, [0.0, 1.0, 2.0, 3.0])  # the kernel's change stayed there
+    a[0] = 100.0
+    assert f(a, 1)["sum"] == 106.0  # the judge's array as it is now, sent again
+
+
+def test_arrays_given_to_a_class_or_read_from_the_kernel_stay_linked_both_ways(pair):
+    """Arrays handed to a class (Adam(params)) and arrays read from the student's objects are
+    shared: in-place changes on either side reach the other before the next request."""
+
+    class Scaler:
+        def __init__(self, params):
+            self.params = params
+
+        def step(self, factor):
+            for value in self.params.values():
+                value *= factor
+
+    p = pair(Scaler=Scaler)
+    params = {"w": np.arange(3.0)}
+    scaler = p.handle(1, "Scaler")(params)
+    scaler.step(2.0)
+    np.testing.assert_array_equal(params["w"], [0.0, 2.0, 4.0])  # the update came back
+    held = scaler.params["w"]
+    assert held is params["w"]
+    held[0] = 7.0  # a judge-side change in place reaches the kernel before the next call
+    scaler.step(1.0)
+    assert float(np.sum(scaler.params["w"])) == 13.0
+
+
+def test_a_return_value_too_large_is_refused_with_a_message_and_the_next_call_works(
+    pair, monkeypatch
+):
+    """An array over the size limit comes back as a clear "return value too large" error, not
+    sent at all, and the connection still answers the next call."""
+    monkeypatch.setattr("vae_numpy.assignments._agent.MAX_FRAME", 4000)
+    p = pair(big=lambda n: np.zeros(n))
+    big = p.handle(1, "big")
+    with pytest.raises(StudentError, match="return value too large"):
+        big(1000)
+    np.testing.assert_array_equal(big(3), np.zeros(3))
 
 
 def test_objects_stay_handles_and_cannot_claim_equality(pair):
@@ -253,7 +292,7 @@ def test_reference_flags_find_imports_attributes_and_strings():
 
 def test_copy_flag_catches_the_published_solution_not_the_stub():
     """The source's own solution is flagged as a near-copy; the released stub is not; token
-    similarity ignores layout but not comments."""
+    similarity ignores layout."""
     from vae_numpy.assignments.grade import _compose
 
     source = nbformat.read(SOURCE_DIR / "03_kl_divergence.ipynb", 4)
@@ -264,7 +303,42 @@ def test_copy_flag_catches_the_published_solution_not_the_stub():
     assert copy_flag(source, composed, roles) is None
     assert len(own_tokens(source, composed, roles)) < 10
     assert similarity(code_tokens("x = a+b  # sum"), code_tokens("x = a + b # SUM")) == 1.0
-    assert similarity(code_tokens("x = a + b"), code_tokens("y = np.exp(c) - 1")) < 0.5
+    assert similarity(code_tokens("x = sum(a) + b"), code_tokens("y = np.exp(c) - 1")) < 0.5
+
+
+_PUBLISHED_ADAM = """
+self.t += 1
+for name, p in self.params.items():
+    g = grads[name]
+    self.m[name] = self.beta1 * self.m[name] + (1 - self.beta1) * g
+    self.v[name] = self.beta2 * self.v[name] + (1 - self.beta2) * g * g
+    m_hat = self.m[name] / (1 - self.beta1**self.t)  # bias-corrected
+    v_hat = self.v[name] / (1 - self.beta2**self.t)
+    p -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+"""
+
+
+def test_similarity_sees_through_renamed_variables_but_not_independent_work():
+    """The published Adam with its local names changed and comments deleted is still flagged
+    as alike; Adam written independently from the paper is not."""
+    renamed = _PUBLISHED_ADAM.replace("name", "key").replace("m_hat", "first")
+    renamed = renamed.replace("v_hat", "second").replace("  # bias-corrected", "")
+    renamed = renamed.replace("g = ", "grad = ").replace("* g", "* grad")
+    independent = """
+self.t = self.t + 1
+b1, b2 = self.beta1, self.beta2
+for k in self.params:
+    grad = grads[k]
+    self.m[k] = b1 * self.m[k] + (1 - b1) * grad
+    self.v[k] = b2 * self.v[k] + (1 - b2) * grad ** 2
+    mhat = self.m[k] / (1 - b1 ** self.t)
+    vhat = self.v[k] / (1 - b2 ** self.t)
+    self.params[k] -= self.lr * mhat / (np.sqrt(vhat) + self.eps)
+"""
+    published = code_tokens(_PUBLISHED_ADAM)
+    assert renamed_tokens(code_tokens(renamed)) == renamed_tokens(published)
+    assert similarity(code_tokens(renamed), published) >= DEFAULT_SIMILARITY
+    assert similarity(code_tokens(independent), published) < DEFAULT_SIMILARITY
 
 
 # --- grading real notebooks ----------------------------------------------------------------------

@@ -44,9 +44,19 @@ class WireError(ValueError):
     """A message that is not one the protocol allows (the judge refuses it)."""
 
 
+class FrameTooLarge(WireError):
+    """A message over :data:`MAX_FRAME` bytes: refused before it is sent, or, received, its
+    bytes are left unread, so the connection cannot be used any more."""
+
+
 def send_frame(sock: socket.socket, message: Any) -> None:
     """Send one JSON document, length-prefixed."""
     data = json.dumps(message, allow_nan=False, separators=(",", ":")).encode("utf-8")
+    if len(data) > MAX_FRAME:
+        raise FrameTooLarge(
+            f"return value too large: {len(data)} bytes to send, the grader accepts at most "
+            f"{MAX_FRAME} bytes per answer"
+        )
     sock.sendall(_HEADER.pack(len(data)) + data)
 
 
@@ -65,7 +75,9 @@ def recv_frame(sock: socket.socket) -> Any:
     """Receive one JSON document; WireError when it is too large or not JSON."""
     (size,) = _HEADER.unpack(_recv_exact(sock, _HEADER.size))
     if size > MAX_FRAME:
-        raise WireError(f"a message of {size} bytes is larger than the limit of {MAX_FRAME}")
+        raise FrameTooLarge(
+            f"return value too large: a message of {size} bytes, the limit is {MAX_FRAME}"
+        )
     try:
         return json.loads(_recv_exact(sock, size).decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -23,7 +23,8 @@ row of its CSV) that tests and scripts may rely on:
   their code raised), or what a passing test printed;
 * ``problems`` (list of str): cells that raised, timed out, a dead kernel ("kernel died"),
   missing solution cells, cells not run;
-* ``flags`` (list of str): ``"reference implementation used: ..."``, ``"near-copy of the
+* ``flags`` (list of str): ``"reference implementation used: ..."`` (the static scan, or a
+  withheld stand-in reached at run time), ``"near-copy of the
   published solution: ..."``, and in ``grade-all`` ``"near-identical to OTHER ..."``;
 * ``seed`` (int): the tests' seed (``--seed`` reproduces the grade);
 * ``isolation`` (str): ``"namespaces, memory limit 4 GiB"`` or ``"session+rlimits, ..."``;
@@ -236,7 +237,7 @@ class _Session:
         limits: _Limits,
         hide: Sequence[Path] = (),
     ):
-        self.limits = limits
+        self.limits, self.references = limits, list(references)
         self.seed = seed
         path = str(workdir / "judge.sock")
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -276,6 +277,7 @@ class _Session:
         self.owned = set(self.namespace) | set(dir(builtins))
         self.student: set[str] = set()
         self.stopped = ""
+        self.reached: list[str] = []  # withheld references student code reached at run time
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -317,6 +319,18 @@ class _Session:
             ),
             result,
         )
+
+    def _collect_reached(self) -> None:
+        """Ask the kernel which withheld references its stand-ins saw reached; only names of
+        this assignment's references are kept (the answer is the kernel's word, a plain list)."""
+        if self.remote.dead:
+            return
+        try:
+            names = self.remote.request("reached")
+        except Exception:  # a kernel that will not say: the static scan still flags
+            return
+        if isinstance(names, list):
+            self.reached += [n for n in names if n in self.references and n not in self.reached]
 
     def run_judge_cell(self, code: str, label: str) -> None:
         """Run a trusted cell (setup, helpers) in the judge's namespace."""
@@ -366,6 +380,7 @@ class _Session:
             run = _Run("error", f"ValueError: your code sent something the grader refuses ({exc})")
         except Exception as exc:
             run = _Run("error", _test_failure(exc, code, filename))
+        self._collect_reached()
         self.remote.end()
         self.remote.deadline = float("inf")
         result = self.kernel.finish(msg_id, time.monotonic() + _PROBE_SECONDS, probe=5.0)
@@ -526,6 +541,12 @@ def grade_notebook(
                         ) from exc
         finally:
             session.close()
+    for dotted in session.reached:
+        if not any(flag.startswith(f"reference implementation used: {dotted} ") for flag in flags):
+            flags.append(
+                f"reference implementation used: {dotted} was reached while grading (its "
+                "withheld stand-in was called)"
+            )
     if executed_path is not None:  # for the instructor's eyes: written even if not valid
         import nbformat
 

@@ -15,16 +15,20 @@ Flags are for the instructor's eyes; they never change a score.
 
 The comparison is :class:`difflib.SequenceMatcher`'s ratio on normalised token sequences
 (``tokenize``: whitespace and layout dropped, comments kept lower-cased, since copied code
-brings its comments along). A few hundred tokens per submission make the pairwise comparison of
+brings its comments along), and again with comments dropped and the writer's own names replaced
+by placeholders (:func:`renamed_tokens`), so that renaming variables does not hide a copy; the
+higher ratio counts. A few hundred tokens per submission make the pairwise comparison of
 a class of 100 a matter of seconds, without a dependency.
 """
 
 from __future__ import annotations
 
 import ast
+import builtins
 import difflib
 import io
 import itertools
+import keyword
 import tokenize
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -35,6 +39,8 @@ __all__ = [
     "code_tokens",
     "student_code",
     "own_tokens",
+    "renamed_tokens",
+    "similarity",
     "reference_flags",
     "copy_flag",
     "near_identical_pairs",
@@ -127,8 +133,31 @@ def published_tokens(source: Any) -> list[str]:
     return out
 
 
+_KEPT_NAMES = set(keyword.kwlist) | set(keyword.softkwlist) | set(dir(builtins)) | {"self"}
+
+
+def renamed_tokens(tokens: Sequence[str]) -> list[str]:
+    """``tokens`` without comments and with every name the writer chose (not a keyword, a
+    builtin, ``self`` or an attribute after a dot) replaced by ``$k``, k counting names in order
+    of first appearance: renaming variables and deleting comments leave the result unchanged."""
+    out: list[str] = []
+    names: dict[str, str] = {}
+    for tok in tokens:
+        if tok.startswith("#"):
+            continue
+        if tok.isidentifier() and tok not in _KEPT_NAMES and (not out or out[-1] != "."):
+            tok = names.setdefault(tok, f"${len(names)}")
+        out.append(tok)
+    return out
+
+
 def similarity(a: Sequence[str], b: Sequence[str]) -> float:
-    """SequenceMatcher's ratio of two token sequences (1.0: identical)."""
+    """How alike two token sequences are (1.0: identical): SequenceMatcher's ratio of the
+    tokens, or of their :func:`renamed_tokens` when that is higher."""
+    return max(_ratio(a, b), _ratio(renamed_tokens(a), renamed_tokens(b)))
+
+
+def _ratio(a: Sequence[str], b: Sequence[str]) -> float:
     matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
     if matcher.real_quick_ratio() < 0.5 or matcher.quick_ratio() < 0.5:
         return 0.0

@@ -11,10 +11,15 @@ is refused with :class:`StudentValueError`: objects never become values in the j
 every comparison uses the judge's own numpy. Non-finite floats from student code are refused
 too, with a message saying so.
 
-Arrays stay linked across the boundary: an array the judge passes to student code, or receives
-from it, exists on both sides; before each request the judge sends the arrays it changed in
-place (e.g. a finite-difference step on a parameter) and with each answer receives the arrays
-student code changed in place (e.g. an optimiser's update of the parameters it was given).
+Arrays the test passes as arguments of a call are copies: what student code does to them in the
+kernel never reaches the test's arrays, so a ``forward`` that zeroes its input cannot make the
+test compare zeros with zeros. Two kinds of arrays stay *linked* across the boundary (before each
+request the judge sends the ones it changed in place, with each answer it receives the ones
+student code changed in place): arrays that come from the kernel (``layer.params["W"]``: the
+student's own state, e.g. a finite-difference step on a parameter), and arrays the test hands
+to a class, a name starting with a capital letter (``Adam(params)``): the object takes them
+over as a model's parameters, and its in-place updates are meant to be seen. The rule is the
+judge's: a kernel that answers otherwise cannot change an array the test did not share.
 An exception raised by student code is raised in the judge as :class:`StudentError` (a
 subclass of the builtin exception of the same name when there is one, so that ``except
 ValueError`` in a test still works), carrying the line of the student's code where it
@@ -33,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from ._wire import (
+    FrameTooLarge,
     WireError,
     array_from_wire,
     array_to_wire,
@@ -143,8 +149,9 @@ class Remote:
         self.link_of[id(array)] = number
         self.snapshots[number] = array.tobytes()
 
-    def send_value(self, value: Any, depth: int = 0) -> Any:
-        """The wire form of a judge value (plain values and handles only)."""
+    def send_value(self, value: Any, depth: int = 0, *, share: bool = True) -> Any:
+        """The wire form of a judge value (plain values and handles only); with ``share``
+        False, arrays not already linked go as copies that student code cannot write back."""
         if depth > 30:
             raise TypeError("a value nested too deeply to send to the student's code")
         if value is None or isinstance(value, (bool, str)):
@@ -166,6 +173,8 @@ class Remote:
                 ref = self.links.get(number)
                 if ref is not None and ref() is value:
                     return {"ln": number}
+            if not share:
+                return {"nd": array_to_wire(value), "id": 0}
             number, self.next_link = self.next_link, self.next_link - 1
             spec = array_to_wire(value)
             self._register(number, value)
@@ -175,11 +184,13 @@ class Remote:
         ):
             return {"dt": np.dtype(value).name}
         if isinstance(value, list):
-            return [self.send_value(v, depth + 1) for v in value]
+            return [self.send_value(v, depth + 1, share=share) for v in value]
         if isinstance(value, tuple):
-            return {"t": [self.send_value(v, depth + 1) for v in value]}
+            return {"t": [self.send_value(v, depth + 1, share=share) for v in value]}
         if isinstance(value, dict) and all(type(k) is str for k in value):
-            return {"d": [[k, self.send_value(v, depth + 1)] for k, v in value.items()]}
+            return {
+                "d": [[k, self.send_value(v, depth + 1, share=share)] for k, v in value.items()]
+            }
         raise TypeError(
             f"cannot send a {type(value).__name__} to the student's code: only plain values "
             "(numbers, strings, numeric arrays, lists, tuples and dicts of them) and the "
@@ -285,6 +296,9 @@ class Remote:
         except (OSError, EOFError) as exc:
             self.dead = f"the student's kernel stopped answering ({exc})"
             raise KernelGone("RuntimeError", self.dead, "") from None
+        except FrameTooLarge as exc:  # its bytes are still in the socket: no later answer is read
+            self.dead = f"the student's kernel sent too much ({exc})"
+            raise KernelGone("RuntimeError", self.dead, "") from None
         if not isinstance(reply, dict):
             raise WireError("a malformed reply")
         self._apply(reply.get("sync", []))
@@ -365,7 +379,14 @@ class Remote:
         names = self.request("globals", skip=sorted(skip))
         if not isinstance(names, dict):
             raise WireError("the list of names is not a dict")
-        return names
+        return {name: _named(value, name) for name, value in names.items()}
+
+
+def _named(value: Any, name: str) -> Any:
+    """``value``, and when it is a handle, one that knows the name the test reached it by."""
+    if isinstance(value, Handle):
+        object.__setattr__(value, "_name", name)  # a fresh handle: each answer makes new ones
+    return value
 
 
 class Handle:
@@ -377,11 +398,12 @@ class Handle:
     Equality is identity: a student's object cannot claim to equal anything.
     """
 
-    __slots__ = ("_remote", "_id", "__weakref__")
+    __slots__ = ("_remote", "_id", "_name", "__weakref__")
 
-    def __init__(self, remote: Remote, number: int) -> None:
+    def __init__(self, remote: Remote, number: int, name: str = "") -> None:
         object.__setattr__(self, "_remote", remote)
         object.__setattr__(self, "_id", number)
+        object.__setattr__(self, "_name", name)  # the name the test reached it by
         weakref.finalize(self, remote.free_handles.append, number)
 
     def _ask(self, op: str, **fields: Any) -> Any:
@@ -390,7 +412,7 @@ class Handle:
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__") and name.endswith("__"):
             raise AttributeError(name)
-        return self._ask("get", name=name)
+        return _named(self._ask("get", name=name), name)
 
     def __setattr__(self, name: str, value: Any) -> None:
         self._ask("set", name=name, value=self._remote.send_value(value))
@@ -402,8 +424,12 @@ class Handle:
         self._ask("setitem", key=self._remote.send_value(key), value=self._remote.send_value(value))
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        # a class (capitalised name) takes over the arrays it is given; anything else gets copies
+        share = self._name[:1].isupper()
         send = self._remote.send_value
-        return self._ask("call", args=send(list(args)), kwargs=send(kwargs))
+        return self._ask(
+            "call", args=send(list(args), share=share), kwargs=send(kwargs, share=share)
+        )
 
     def __len__(self) -> int:
         n = self._ask("len")

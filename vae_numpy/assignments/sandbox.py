@@ -102,16 +102,20 @@ def unavailable_message(dotted: str) -> str:
 
 def _stub(node: ast.FunctionDef | ast.ClassDef, dotted: str) -> ast.stmt:
     message = unavailable_message(dotted)
+    # the stand-in records that it was reached (the judge collects the records) and raises
+    record = f"__import__('vae_numpy.assignments._agent', fromlist=['_']).reached({dotted!r})"
     if isinstance(node, ast.ClassDef):
         text = (
             f"class {node.name}:\n"
             f"    def __init_subclass__(cls, **kwargs):\n"
+            f"        {record}\n"
             f"        raise RuntimeError({message!r})\n"
             f"    def __init__(self, *args, **kwargs):\n"
+            f"        {record}\n"
             f"        raise RuntimeError({message!r})\n"
         )
     else:
-        text = f"def {node.name}(*args, **kwargs):\n    raise RuntimeError({message!r})\n"
+        text = f"def {node.name}(*args, **kwargs):\n    {record}\n    raise RuntimeError({message!r})\n"
     return ast.parse(text).body[0]
 
 
@@ -301,8 +305,12 @@ class Kernel:
             connection_file=str(runtime / "kernel.json"),
         )
         paths = [str(site)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+        # the grader's own folders (PWD, OLDPWD) are not the kernel's business: they may hold
+        # another checkout with the published solutions
+        env = {k: v for k, v in os.environ.items() if k != "OLDPWD"}
         env = dict(
-            os.environ,
+            env,
+            PWD=str(self.workdir),
             MPLBACKEND="Agg",
             PYTHONPATH=os.pathsep.join(paths),
             OPENBLAS_NUM_THREADS="1",
