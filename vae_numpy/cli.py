@@ -321,13 +321,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     untrained = model.evaluate_terms(test_set.x, rng=0)["loss"]
     checkpoint = out / "checkpoint.npz"
     before = checkpoint.stat().st_mtime_ns if checkpoint.exists() else None
-    print(
-        f"training {model!r}\n  on {args.dataset}: {train_set.n_examples} train, "
-        f"{test_set.n_examples} test examples; {epochs} epochs, batch {args.batch_size}",
-        flush=True,
-    )
-    t0 = time.perf_counter()
-    try:
+    try:  # from the announcement on, Ctrl-C ends in the messages of _stopped
+        print(
+            f"training {model!r}\n  on {args.dataset}: {train_set.n_examples} train, "
+            f"{test_set.n_examples} test examples; {epochs} epochs, batch {args.batch_size}",
+            flush=True,
+        )
+        t0 = time.perf_counter()
         model.fit(
             train_set.x,
             epochs=epochs,
