@@ -580,16 +580,16 @@ def _texts(fig):
 def test_every_figure_of_a_training_run_is_a_titled_non_blank_png(tmp_path, monkeypatch):
     """Each PNG of `vae-numpy train` opens, has a sensible size, is not blank, and says its model and data."""
     from vae_numpy import cli
-    from vae_numpy.plots import _figure
+    from vae_numpy.plots import figure
 
     titles = {}
-    save = _figure.save_figure
+    save = figure.save_figure
 
     def recording_save(fig, path, **kw):
         titles[Path(path).name] = _texts(fig)
         return save(fig, path, **kw)
 
-    monkeypatch.setattr(_figure, "save_figure", recording_save)
+    monkeypatch.setattr(figure, "save_figure", recording_save)
     out = tmp_path / "run"
     assert (
         cli.main(["train", "--epochs", "3", "--hidden", "16", "--out", str(out), "--no-progress"])

@@ -72,17 +72,17 @@ from .download import (
     ChecksumError,
     DownloadError,
     MissingDataError,
-    _missing,
-    _require,
     fetch_file,
     get_data_dir,
+    missing_data_error,
+    require_file,
 )
 from .formats import (
-    _FREY_SHAPE,
-    _check_frey_mat,
-    _load_idx_split,
-    _read_frey_mat,
-    _read_frey_npy,
+    FREY_SHAPE,
+    check_frey_mat,
+    load_idx_split,
+    read_frey_mat,
+    read_frey_npy,
     read_idx,
 )
 from .toy import gaussian_mixture, two_moons
@@ -210,9 +210,9 @@ def _load_idx_dataset(
     xs, ys = [], []
     for part in parts:
         image_file, label_file = _IDX_FILES[part]
-        images_path = _require(name, image_file, folder, download, progress)
-        labels_path = _require(name, label_file, folder, download, progress)
-        images, labels = _load_idx_split(images_path, labels_path)
+        images_path = require_file(name, image_file, folder, download, progress)
+        labels_path = require_file(name, label_file, folder, download, progress)
+        images, labels = load_idx_split(images_path, labels_path)
         x = images.reshape(len(images), -1).astype(np.float32)  # (n, 784)
         x /= np.float32(255.0)
         xs.append(x)
@@ -226,16 +226,16 @@ def _load_frey(split: str, folder: Path, download: bool, progress: bool) -> Data
     mat = folder / _FREY_MAT
     npy = folder / _FREY_NPY
     if mat.is_file():
-        frames = _read_frey_mat(mat)
+        frames = read_frey_mat(mat)
     elif npy.is_file():
-        frames = _read_frey_npy(npy)
+        frames = read_frey_npy(npy)
     elif download:
-        frames = _read_frey_mat(
-            _require("frey-faces", _FREY_MAT, folder, download, progress, _check_frey_mat)
+        frames = read_frey_mat(
+            require_file("frey-faces", _FREY_MAT, folder, download, progress, check_frey_mat)
         )
     else:
-        raise _missing("frey-faces", [_FREY_MAT, _FREY_NPY], folder)
-    idx = _split_indices(_FREY_SHAPE[0], _FREY_N_TEST, split)
+        raise missing_data_error("frey-faces", [_FREY_MAT, _FREY_NPY], folder)
+    idx = _split_indices(FREY_SHAPE[0], _FREY_N_TEST, split)
     x = frames[idx].astype(np.float32)
     x /= np.float32(255.0)
     return Dataset(x, None, (28, 20), "frey-faces", split)

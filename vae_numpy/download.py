@@ -48,6 +48,8 @@ __all__ = [
     "MissingDataError",
     "get_data_dir",
     "fetch_file",
+    "missing_data_error",
+    "require_file",
 ]
 
 FOLDERS: dict[str, str] = {
@@ -175,7 +177,7 @@ def _locate(folder: Path, filename: str) -> Path | None:
     return None
 
 
-def _missing(
+def missing_data_error(
     dataset: str,
     filenames: Sequence[str],
     folder: Path,
@@ -227,7 +229,7 @@ def _removed_if_left_empty(folder: Path) -> Iterator[None]:
                 p.rmdir()  # fails, and is skipped, when the folder is not empty
 
 
-def _require(
+def require_file(
     dataset: str,
     filename: str,
     folder: Path,
@@ -245,7 +247,7 @@ def _require(
     if found is not None:
         return found
     if not download:
-        raise _missing(dataset, [filename], folder)
+        raise missing_data_error(dataset, [filename], folder)
     existed = folder.is_dir()
     with _removed_if_left_empty(folder):
         try:
@@ -258,7 +260,7 @@ def _require(
                 progress=progress,
             )
         except DownloadError as exc:
-            raise _missing(dataset, [filename], folder, str(exc), existed) from exc
+            raise missing_data_error(dataset, [filename], folder, str(exc), existed) from exc
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,9 +1,10 @@
 """Readers for the datasets' file formats: IDX (MNIST, Fashion-MNIST) and Frey Face (.mat / .npy).
 
 :func:`read_idx` reads the IDX format in which MNIST and Fashion-MNIST are published, gzipped
-or not; the private helpers check one MNIST-format split (images and labels that belong
-together) and read the Frey Face frames from ``frey_rawface.mat`` (variable ``ff``) or from
-``frey_faces.npy`` (its transpose, saved without pickle). Every reader checks what it reads and
+or not; :func:`load_idx_split` checks one MNIST-format split (images and labels that belong
+together); :func:`read_frey_mat` and :func:`read_frey_npy` read the Frey Face frames from
+``frey_rawface.mat`` (variable ``ff``) or from ``frey_faces.npy`` (its transpose, saved without
+pickle). Every reader checks what it reads and
 raises ValueError naming the file when it is truncated, corrupt or of the wrong kind.
 :mod:`vae_numpy.data` finds the files (through :mod:`vae_numpy.download`) and turns what these
 readers return into datasets; this module knows nothing about splits, caches or downloads.
@@ -28,9 +29,17 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["read_idx"]
+__all__ = [
+    "FREY_SHAPE",
+    "check_frey_mat",
+    "load_idx_split",
+    "read_frey_mat",
+    "read_frey_npy",
+    "read_idx",
+]
 
-_FREY_SHAPE = (1965, 560)  # (frames, 28 * 20 pixels)
+#: Shape of the Frey Face frames as returned by the readers: (frames, 28 * 20 pixels).
+FREY_SHAPE = (1965, 560)
 
 # IDX type codes (third byte of the magic number); all multi-byte values are big-endian.
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -108,7 +117,7 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     return _parse_idx(raw, str(path))
 
 
-def _load_idx_split(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.ndarray]:
+def load_idx_split(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.ndarray]:
     """uint8 images (n, 28, 28) and labels (n,) of one MNIST-format split, checked."""
     images = read_idx(images_path)
     labels = read_idx(labels_path)
@@ -131,7 +140,7 @@ def _load_idx_split(images_path: Path, labels_path: Path) -> tuple[np.ndarray, n
     return images, labels
 
 
-def _read_frey_mat(path: Path) -> np.ndarray:
+def read_frey_mat(path: Path) -> np.ndarray:
     """The (1965, 560) uint8 frames from ``frey_rawface.mat`` (variable ``ff``, 560 x 1965)."""
     from scipy.io import loadmat  # scipy only where .mat files are read
 
@@ -140,21 +149,26 @@ def _read_frey_mat(path: Path) -> np.ndarray:
     except Exception as exc:  # scipy raises several types for a damaged file
         raise ValueError(f"{path}: not a readable MATLAB file ({exc})") from exc
     ff = contents.get("ff")
-    expected = (_FREY_SHAPE[1], _FREY_SHAPE[0])
+    expected = (FREY_SHAPE[1], FREY_SHAPE[0])
     if not isinstance(ff, np.ndarray) or ff.dtype != np.uint8 or ff.shape != expected:
         got = f"{ff.dtype} {ff.shape}" if isinstance(ff, np.ndarray) else "no variable 'ff'"
         raise ValueError(f"{path}: expected a variable 'ff' of uint8 shape {expected}, got {got}")
     return np.ascontiguousarray(ff.T)  # one frame per row
 
 
-def _check_frey_mat(path: Path) -> None:
-    _read_frey_mat(path)
+def check_frey_mat(path: Path) -> None:
+    """Raise ValueError naming ``path`` unless it is a readable ``frey_rawface.mat``.
+
+    The validator :func:`vae_numpy.download.fetch_file` runs on a downloaded file without an MD5.
+    """
+    read_frey_mat(path)
 
 
-def _read_frey_npy(path: Path) -> np.ndarray:
+def read_frey_npy(path: Path) -> np.ndarray:
+    """The (1965, 560) uint8 frames from ``frey_faces.npy`` (loaded without pickle), checked."""
     frames = np.load(path, allow_pickle=False)
-    if frames.dtype != np.uint8 or frames.shape != _FREY_SHAPE:
+    if frames.dtype != np.uint8 or frames.shape != FREY_SHAPE:
         raise ValueError(
-            f"{path}: expected uint8 of shape {_FREY_SHAPE}, got {frames.dtype} {frames.shape}"
+            f"{path}: expected uint8 of shape {FREY_SHAPE}, got {frames.dtype} {frames.shape}"
         )
     return frames

@@ -11,7 +11,7 @@ This package is the only part of vae_numpy that imports matplotlib; the models a
 training loop never do. Its modules hold one kind of figure each: :mod:`~vae_numpy.plots.training`
 (training curves), :mod:`~vae_numpy.plots.images` (reconstructions, image grids, the manifold,
 interpolation), :mod:`~vae_numpy.plots.latent` (latent codes, posteriors) and
-:mod:`~vae_numpy.plots.kl` (KL pictures); :mod:`~vae_numpy.plots._figure` holds what they share
+:mod:`~vae_numpy.plots.kl` (KL pictures); :mod:`~vae_numpy.plots.figure` holds what they share
 (the figure class and :func:`save_figure`). Every public name is importable from here.
 
 =================================  ==============================================  ====
@@ -46,7 +46,7 @@ Burda, Y., Grosse, R. & Salakhutdinov, R. (2016). Importance Weighted Autoencode
 (Active units: a latent dimension counts as active above a 0.01 threshold.)
 """
 
-from ._figure import SAVE_DPI, save_figure
+from .figure import SAVE_DPI, save_figure
 from .images import (
     manifold_grid,
     plot_image_grid,

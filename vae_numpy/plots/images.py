@@ -25,7 +25,7 @@ from matplotlib.figure import Figure
 from scipy import special
 
 from .._validation import as_array, as_batch, check_positive_float, check_positive_int
-from ._figure import _Z1, _Z2, _finish, _new_figure
+from .figure import Z1, Z2, finish_figure, new_figure
 
 __all__ = [
     "manifold_grid",
@@ -163,12 +163,12 @@ def plot_reconstructions(
     k = min(check_positive_int(n, "n"), len(x))
     ih, iw = x.shape[1:]
     width = min(12.0, 0.75 * k * iw / ih + 0.8)
-    fig = _new_figure(width, 2 * width / k * ih / iw + 0.5)
+    fig = new_figure(width, 2 * width / k * ih / iw + 0.5)
     axes = fig.subplots(2, 1)
     for ax, imgs, label in zip(axes, (x, r), ("original", "reconstruction"), strict=True):
         _show_mosaic(ax, _mosaic(imgs[:k], 1, k))
         ax.set_ylabel(label, fontsize="small")
-    return _finish(fig, title, path)
+    return finish_figure(fig, title, path)
 
 
 def plot_image_grid(
@@ -205,10 +205,10 @@ def plot_image_grid(
     ih, iw = imgs.shape[1:]
     side = min(7.0, 0.6 * max(rows * ih, cols * iw) / min(ih, iw) + 1.0)
     scale = side / max(rows * ih, cols * iw)
-    fig = _new_figure(cols * iw * scale + 0.3, rows * ih * scale + (0.6 if title else 0.3))
+    fig = new_figure(cols * iw * scale + 0.3, rows * ih * scale + (0.6 if title else 0.3))
     ax = fig.subplots()
     _show_mosaic(ax, _mosaic(imgs, rows, cols))
-    return _finish(fig, title, path)
+    return finish_figure(fig, title, path)
 
 
 # --------------------------------------------------------------------------------------------
@@ -295,7 +295,7 @@ def plot_manifold(
     grid = np.stack(np.meshgrid(z, z2_down, indexing="xy"), axis=-1)  # (n rows, n cols, 2)
     decoded = np.asarray(model.decode(grid.reshape(-1, 2)))  # (n * n, h * w), row-major
     side = min(7.0, max(3.0, 0.35 * n * max(h, w) / 8))
-    fig = _new_figure(side * w / max(h, w) + 0.7, side * h / max(h, w) + 0.6)
+    fig = new_figure(side * w / max(h, w) + 0.7, side * h / max(h, w) + 0.6)
     ax = fig.subplots()
     _show_mosaic(ax, _mosaic(decoded.reshape(-1, h, w), n, n))
     shown = _thinned(n, 8)
@@ -303,9 +303,9 @@ def plot_manifold(
     ax.set_yticks(
         _tile_centres(n, h)[shown], [f"{v:.2f}" for v in z2_down[shown]], fontsize="small"
     )
-    ax.set_xlabel(_Z1 + r"  (quantiles $\Phi^{-1}(p)$ of N(0, 1))")
-    ax.set_ylabel(_Z2)
-    return _finish(fig, title, path)
+    ax.set_xlabel(Z1 + r"  (quantiles $\Phi^{-1}(p)$ of N(0, 1))")
+    ax.set_ylabel(Z2)
+    return finish_figure(fig, title, path)
 
 
 def plot_interpolation(
@@ -358,7 +358,7 @@ def plot_interpolation(
     z = ((1.0 - t) * z_a + t * z_b).astype(z_a.dtype)  # (steps, latent_dim)
     decoded = np.asarray(model.decode(z)).reshape(steps, h, w)
     width = min(12.0, 0.7 * (steps + 2) * w / h + 0.6)
-    fig = _new_figure(width, 0.7 * width / (steps + 2) * h / w + 0.7)
+    fig = new_figure(width, 0.7 * width / (steps + 2) * h / w + 0.7)
     axes = fig.subplots(1, 3, width_ratios=[1, steps, 1])
     _show_mosaic(axes[0], ends[0].reshape(h, w))
     axes[0].set_xlabel(r"$x_a$")
@@ -370,4 +370,4 @@ def plot_interpolation(
     axes[1].set_xlabel(r"decode$((1-t)\,z_a + t\,z_b)$, $t$")
     _show_mosaic(axes[2], ends[1].reshape(h, w))
     axes[2].set_xlabel(r"$x_b$")
-    return _finish(fig, title, path)
+    return finish_figure(fig, title, path)

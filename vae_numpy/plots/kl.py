@@ -23,7 +23,7 @@ from matplotlib.ticker import MaxNLocator
 
 from .._validation import as_array, check_finite, check_positive_float, check_positive_int
 from ..kl import kl_normal
-from ._figure import _NATS, _finish, _new_figure
+from .figure import NATS, finish_figure, new_figure
 
 __all__ = ["ACTIVE_UNIT_THRESHOLD", "plot_kl_per_dimension", "plot_kl_surface"]
 
@@ -71,7 +71,7 @@ def plot_kl_per_dimension(
         raise ValueError(f"kl_per_dim must be >= 0 (a divergence), got min {float(kl.min()):g}")
     threshold = check_positive_float(threshold, "threshold")
     active = kl > threshold
-    fig = _new_figure(max(3.6, min(9.0, 0.28 * kl.size + 1.6)), 3.0)
+    fig = new_figure(max(3.6, min(9.0, 0.28 * kl.size + 1.6)), 3.0)
     ax = fig.subplots()
     dims = np.arange(kl.size)
     ax.bar(dims, kl, color=np.where(active, "C0", "0.7"), width=0.8)
@@ -82,7 +82,7 @@ def plot_kl_per_dimension(
         floor = min(threshold, float(positive.min()) if positive.size else threshold) / 3
         ax.set_ylim(bottom=floor)
     ax.set_xlabel("latent dimension")
-    ax.set_ylabel("KL, " + _NATS)
+    ax.set_ylabel("KL, " + NATS)
     ax.set_title(f"{int(active.sum())} of {kl.size} units active", fontsize="medium")
     if kl.size <= 32:
         ax.set_xticks(dims)
@@ -97,7 +97,7 @@ def plot_kl_per_dimension(
         ncols=3,
         fontsize="small",
     )
-    return _finish(fig, title, path)
+    return finish_figure(fig, title, path)
 
 
 def plot_kl_surface(
@@ -160,7 +160,7 @@ def plot_kl_surface(
             (reverse, r"$\mathrm{KL}(\mathcal{N}(m,s^2)\,\Vert\,\mathcal{N}(\mu,\sigma^2))$")
         )
     levels = MaxNLocator(nbins=20).tick_values(0.0, float(forward.max()))
-    fig = _new_figure(4.4 * len(panels) + 0.8, 3.6)
+    fig = new_figure(4.4 * len(panels) + 0.8, 3.6)
     axes = np.atleast_1d(fig.subplots(1, len(panels), squeeze=False)[0])
     filled = []
     for ax, (values, label) in zip(axes, panels, strict=True):
@@ -180,4 +180,4 @@ def plot_kl_surface(
         ax.legend(loc="upper right", fontsize="x-small")
     cbar = fig.colorbar(filled[0], ax=list(axes))
     cbar.set_label("KL (nats)")
-    return _finish(fig, title, path)
+    return finish_figure(fig, title, path)

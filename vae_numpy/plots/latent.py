@@ -22,7 +22,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Ellipse
 
 from .._validation import as_array, as_batch, check_finite, check_positive_int
-from ._figure import _Z1, _Z2, _finish, _new_figure
+from .figure import Z1, Z2, finish_figure, new_figure
 
 __all__ = [
     "pca_project",
@@ -107,11 +107,11 @@ def _scatter_codes(
         note = f"PCA projection of {d}-D codes"
     elif d == 2:
         xy = codes
-        ax.set_xlabel(_Z1)
-        ax.set_ylabel(_Z2)
+        ax.set_xlabel(Z1)
+        ax.set_ylabel(Z2)
     else:  # one latent dimension: spread the points by label (or not at all)
         xy = np.column_stack([codes[:, 0], labels if labels is not None else np.zeros(len(codes))])
-        ax.set_xlabel(_Z1)
+        ax.set_xlabel(Z1)
         ax.set_ylabel("label" if labels is not None else "")
     size = 12 if len(xy) <= 2000 else 3
     if labels is None:
@@ -177,7 +177,7 @@ def plot_latent_scatter(
     arr = as_batch(codes, "codes")
     lab = None if labels is None else _check_labels(labels, len(arr))
     if ax is None:
-        fig: Figure | SubFigure = _new_figure(4.6 if lab is not None else 3.9, 3.6)
+        fig: Figure | SubFigure = new_figure(4.6 if lab is not None else 3.9, 3.6)
         ax = fig.subplots()
     elif not isinstance(ax, Axes):
         raise TypeError(f"ax must be a matplotlib Axes, got {type(ax).__name__}")
@@ -190,7 +190,7 @@ def plot_latent_scatter(
     if lab is not None:
         _label_key(fig, sc, ax, norm_info)
     root = fig.figure if isinstance(fig, SubFigure) else fig
-    return _finish(root, None, path)
+    return finish_figure(root, None, path)
 
 
 def plot_latent_comparison(
@@ -235,7 +235,7 @@ def plot_latent_comparison(
     lab = None if labels is None else _check_labels(labels, len(ae))
     if not (isinstance(titles, Sequence) and len(titles) == 2):
         raise TypeError(f"titles must be a pair of strings, got {titles!r}")
-    fig = _new_figure(8.6 if lab is not None else 7.6, 3.7)
+    fig = new_figure(8.6 if lab is not None else 7.6, 3.7)
     axes = fig.subplots(1, 2)
     norm_info = None if lab is None else _label_colours(lab)
     sc = None
@@ -244,7 +244,7 @@ def plot_latent_comparison(
         ax.set_title(f"{name}\n{note}" if note else str(name), fontsize="medium")
     if lab is not None:
         _label_key(fig, sc, list(axes), norm_info)
-    return _finish(fig, title, path)
+    return finish_figure(fig, title, path)
 
 
 # --------------------------------------------------------------------------------------------
@@ -357,7 +357,7 @@ def plot_posterior_comparison(
             f" {np.size(mu)} and {np.size(log_var)}"
         )
     std = np.exp(0.5 * lv.astype(np.float64))
-    fig = _new_figure(4.6, 4.0)
+    fig = new_figure(4.6, 4.0)
     ax = fig.subplots()
     ax.contourf(z1, z2, dens, levels=12, cmap="Blues")
     levels = np.unique(highest_density_levels(dens, z1, z2))
@@ -379,8 +379,8 @@ def plot_posterior_comparison(
     ax.set_xlim(z1[0], z1[-1])
     ax.set_ylim(z2[0], z2[-1])
     ax.set_aspect("equal")
-    ax.set_xlabel(_Z1)
-    ax.set_ylabel(_Z2)
+    ax.set_xlabel(Z1)
+    ax.set_ylabel(Z2)
     ax.legend(
         handles=[
             Line2D([], [], color="navy", lw=1.2, label="p(z|x): 39% and 86% of mass"),
@@ -389,4 +389,4 @@ def plot_posterior_comparison(
         loc="upper left",
         fontsize="x-small",
     )
-    return _finish(fig, title, path)
+    return finish_figure(fig, title, path)

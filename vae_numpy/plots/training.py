@@ -16,14 +16,14 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import LogFormatter
 
 from .._validation import as_array
-from ._figure import _NATS, _finish, _new_figure
+from .figure import NATS, finish_figure, new_figure
 
 __all__ = ["plot_history", "plot_histories"]
 
 _UNITS = {
-    "loss": _NATS,
-    "reconstruction": _NATS,
-    "kl": _NATS,
+    "loss": NATS,
+    "reconstruction": NATS,
+    "kl": NATS,
     "beta": "KL weight beta",
     "seconds": "seconds per epoch",
 }
@@ -94,7 +94,7 @@ def plot_history(
         keys.append("reconstruction")
     if "kl" in h:
         keys.append("kl")
-    fig = _new_figure(3.4 * len(keys), 2.9)
+    fig = new_figure(3.4 * len(keys), 2.9)
     axes = np.atleast_1d(fig.subplots(1, len(keys), squeeze=False)[0])
     epoch = h["epoch"]
     marker = "o" if len(epoch) <= 25 else None
@@ -106,7 +106,7 @@ def plot_history(
             )
         ax.set_title(_TITLES[key] + (" = -ELBO" if key == "loss" and "kl" in h else ""))
         ax.set_xlabel("epoch")
-        ax.set_ylabel(_NATS)
+        ax.set_ylabel(NATS)
         if key == "kl":
             ax.set_ylim(bottom=0)  # a KL is >= 0: its axis starts at 0, like a bar chart's
         ax.grid(alpha=0.3)
@@ -117,7 +117,7 @@ def plot_history(
             twin.set_ylabel(r"KL weight $\beta$", color="0.4")
             handles.append(beta_line)
         ax.legend(handles=handles, fontsize="small")
-    return _finish(fig, title, path)
+    return finish_figure(fig, title, path)
 
 
 def plot_histories(
@@ -159,7 +159,7 @@ def plot_histories(
     for name, h in runs.items():
         if key not in h:
             raise ValueError(f"run {name!r} has no {key!r} column; its columns are {sorted(h)}")
-    fig = _new_figure(5.0, 3.4)
+    fig = new_figure(5.0, 3.4)
     ax = fig.subplots()
     any_val = False
     for i, (name, h) in enumerate(runs.items()):
@@ -184,4 +184,4 @@ def plot_histories(
         ax.yaxis.set_major_formatter(LogFormatter())
         ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
     ax.grid(alpha=0.3)
-    return _finish(fig, title, path)
+    return finish_figure(fig, title, path)

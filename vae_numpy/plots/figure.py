@@ -3,7 +3,9 @@
 A figure is a :class:`matplotlib.figure.Figure` built without pyplot, laid out with the
 "constrained" engine, that renders itself as a PNG in Jupyter (``_repr_png_``).
 :func:`save_figure` writes it as a PNG, atomically (temporary file in the same folder, fsync,
-``os.replace``); ``_finish`` adds the title and saves when a function was given ``path=``.
+``os.replace``). The plot modules build their figures with :func:`new_figure`, end them with
+:func:`finish_figure` (the title, and saving when a function was given ``path=``) and share the
+axis labels :data:`NATS`, :data:`Z1` and :data:`Z2`.
 """
 
 from __future__ import annotations
@@ -17,13 +19,15 @@ from matplotlib.figure import Figure
 from .._validation import check_positive_float
 from ..serialization import atomic_write_bytes
 
-__all__ = ["SAVE_DPI", "save_figure"]
+__all__ = ["NATS", "SAVE_DPI", "Z1", "Z2", "finish_figure", "new_figure", "save_figure"]
 
 #: Resolution of saved PNG files, dots per inch (a 4 x 3 inch figure is 600 x 450 pixels).
 SAVE_DPI = 150
 
-_NATS = "nats per example"
-_Z1, _Z2 = r"$z_1$", r"$z_2$"
+#: Axis label of every per-example quantity measured in nats (losses, KL terms).
+NATS = "nats per example"
+#: Axis labels of the first two latent coordinates (mathtext).
+Z1, Z2 = r"$z_1$", r"$z_2$"
 
 
 class _Figure(Figure):
@@ -35,7 +39,8 @@ class _Figure(Figure):
         return buf.getvalue()
 
 
-def _new_figure(width: float, height: float) -> Figure:
+def new_figure(width: float, height: float) -> Figure:
+    """A new figure of ``width`` x ``height`` inches, constrained layout, PNG in Jupyter."""
     return _Figure(figsize=(width, height), layout="constrained")
 
 
@@ -75,7 +80,14 @@ def save_figure(fig: Figure, path: str | os.PathLike[str], *, dpi: float = SAVE_
     return out
 
 
-def _finish(fig: Figure, title: str | None, path: str | os.PathLike[str] | None) -> Figure:
+def finish_figure(fig: Figure, title: str | None, path: str | os.PathLike[str] | None) -> Figure:
+    """Give ``fig`` the suptitle ``title`` (if not None), save it to ``path`` (if not None).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        ``fig`` itself, so a plot function can end with ``return finish_figure(...)``.
+    """
     if title is not None:
         fig.suptitle(str(title))
     if path is not None:
