@@ -55,7 +55,7 @@ from .functional import (
     sigmoid,
 )
 from .layers import ACTIVATIONS, Sequential, mlp
-from .vae import LOG_VAR_RANGE
+from .vae import encoder_output_grad, split_encoder_output
 
 __all__ = ["ConditionalVAE", "NetworkModel", "check_labels", "one_hot"]
 
@@ -332,8 +332,7 @@ class ConditionalVAE(NetworkModel):
 
     def _encode(self, x: np.ndarray, y1: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         h = self.encoder.forward(np.concatenate([x, y1], axis=1))  # (batch, 2 latent)
-        mu, raw_log_var = h[:, : self.latent_dim], h[:, self.latent_dim :]
-        return mu, np.clip(raw_log_var, *LOG_VAR_RANGE), raw_log_var
+        return split_encoder_output(h, self.latent_dim)  # mu, clipped and raw log_var
 
     def encode(self, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
         """Parameters of q(z|x, y).
@@ -474,9 +473,7 @@ class ConditionalVAE(NetworkModel):
         kl_d_mu, kl_d_log_var = kl_standard_normal_grad(c["mu"], c["log_var"])
         d_mu = d_mu + self._beta * w * kl_d_mu
         d_log_var = d_log_var + self._beta * w * kl_d_log_var
-        low, high = LOG_VAR_RANGE
-        d_log_var *= (c["raw_log_var"] > low) & (c["raw_log_var"] < high)  # the clip passes nothing
-        self.encoder.backward_params(np.concatenate([d_mu, d_log_var], axis=1))  # [mu | log_var]
+        self.encoder.backward_params(encoder_output_grad(d_mu, d_log_var, c["raw_log_var"]))
 
     # --- the model protocol (vae_numpy.protocol) ------------------------------------------
 

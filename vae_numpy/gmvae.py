@@ -48,7 +48,7 @@ from .functional import (
     sigmoid,
     softmax,
 )
-from .vae import LOG_VAR_RANGE
+from .vae import encoder_output_grad, split_encoder_output
 
 __all__ = ["GaussianMixtureVAE", "mixture_log_density", "mixture_log_density_grad"]
 
@@ -210,8 +210,7 @@ class GaussianMixtureVAE(NetworkModel):
 
     def _encode(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         h = self.encoder.forward(x)  # (batch, 2 latent): [mu | log_var]
-        mu, raw_log_var = h[:, : self.latent_dim], h[:, self.latent_dim :]
-        return mu, np.clip(raw_log_var, *LOG_VAR_RANGE), raw_log_var
+        return split_encoder_output(h, self.latent_dim)  # mu, clipped and raw log_var
 
     def code(self, x: Any) -> np.ndarray:
         """The mean of q(z|x), shape (batch, latent_dim) (the model protocol's code)."""
@@ -309,9 +308,7 @@ class GaussianMixtureVAE(NetworkModel):
         d_mu, d_log_var = reparameterize_backward(d_z, c["eps"], c["log_var"])
         # +ln q(z|x) = -1/2 sum (ln 2π + log_var + eps^2): d/dlog_var = -1/2 at fixed eps
         d_log_var = d_log_var - 0.5 * w_kl[:, None]
-        low, high = LOG_VAR_RANGE
-        d_log_var *= (c["raw_log_var"] > low) & (c["raw_log_var"] < high)
-        self.encoder.backward_params(np.concatenate([d_mu, d_log_var], axis=1))
+        self.encoder.backward_params(encoder_output_grad(d_mu, d_log_var, c["raw_log_var"]))
 
     # --- the model protocol (vae_numpy.protocol) ------------------------------------------
 

@@ -69,6 +69,8 @@ __all__ = [
     "LOG_VAR_RANGE",
     "DECODER_LOG_VAR_MIN",
     "LIKELIHOODS",
+    "split_encoder_output",
+    "encoder_output_grad",
 ]
 
 #: The encoder's log-variance is clipped to this range (std from 4.5e-5 to 2.2e4): beyond it
@@ -78,6 +80,50 @@ LOG_VAR_RANGE = (-20.0, 20.0)
 #: pixels that never change (e.g. MNIST borders) would drive the likelihood to infinity.
 DECODER_LOG_VAR_MIN = -10.0
 LIKELIHOODS = ("bernoulli", "gaussian")
+
+
+def split_encoder_output(
+    h: np.ndarray, latent_dim: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Split the encoder's output ``[mu | log_var]`` and clip log_var to ``LOG_VAR_RANGE``.
+
+    Parameters
+    ----------
+    h : ndarray of shape (batch, 2 * latent_dim)
+        The encoder's last layer.
+    latent_dim : int
+
+    Returns
+    -------
+    mu, log_var, raw_log_var : ndarray of shape (batch, latent_dim)
+        The mean, the clipped log-variance, and the log-variance before the clip (which
+        :func:`encoder_output_grad` needs).
+    """
+    mu, raw_log_var = h[:, :latent_dim], h[:, latent_dim:]
+    return mu, np.clip(raw_log_var, *LOG_VAR_RANGE), raw_log_var
+
+
+def encoder_output_grad(
+    d_mu: np.ndarray, d_log_var: np.ndarray, raw_log_var: np.ndarray
+) -> np.ndarray:
+    """The gradient for the encoder's output ``[mu | log_var]``, back through the clip.
+
+    Parameters
+    ----------
+    d_mu, d_log_var : ndarray of shape (batch, latent_dim)
+        Gradients for mu and for the clipped log-variance.
+    raw_log_var : ndarray of shape (batch, latent_dim)
+        The log-variance before the clip (from :func:`split_encoder_output`).
+
+    Returns
+    -------
+    ndarray of shape (batch, 2 * latent_dim)
+        ``[d_mu | d_log_var]``, with d_log_var zero where the clip was active (it passes the
+        gradient only strictly inside ``LOG_VAR_RANGE``).
+    """
+    low, high = LOG_VAR_RANGE
+    inside = (raw_log_var > low) & (raw_log_var < high)
+    return np.concatenate([d_mu, d_log_var * inside], axis=1)
 
 
 @dataclass
@@ -209,8 +255,7 @@ class VAE(BaseModel):
     def _encode(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """mu, clipped log_var and raw log_var of q(z|x) for a checked batch."""
         h = self.encoder.forward(x)  # (batch, 2 * latent): [mu | log_var]
-        mu, raw_log_var = h[:, : self.latent_dim], h[:, self.latent_dim :]
-        return mu, np.clip(raw_log_var, *LOG_VAR_RANGE), raw_log_var
+        return split_encoder_output(h, self.latent_dim)
 
     @property
     def decoder_log_var(self) -> np.ndarray:
@@ -429,9 +474,8 @@ class VAE(BaseModel):
         d_mu_kl, d_log_var_kl = kl_standard_normal_grad(f.mu, f.log_var)
         d_mu = d_mu_rec + beta / n * d_mu_kl
         d_log_var = d_log_var_rec + beta / n * d_log_var_kl
-        low, high = LOG_VAR_RANGE
-        d_log_var *= (f.raw_log_var > low) & (f.raw_log_var < high)  # the clip's gradient
-        self.encoder.backward_params(np.concatenate([d_mu, d_log_var], axis=1))  # [mu | log_var]
+        # [mu | log_var]; the clip of log_var passes the gradient only strictly inside its range
+        self.encoder.backward_params(encoder_output_grad(d_mu, d_log_var, f.raw_log_var))
         rec, kl = float(np.mean(reconstruction)), float(np.mean(f.kl))
         return rec + beta * kl, {"reconstruction": rec, "kl": kl}
 
@@ -531,9 +575,7 @@ class VAE(BaseModel):
         d_mu_k, d_log_var_k = reparameterize_backward(d_z, f.eps, f.log_var)  # per sample
         d_mu = np.sum(d_mu_k, axis=0)
         d_log_var = np.sum(d_log_var_k, axis=0) - beta / (2 * n)  # + beta ln q at fixed eps
-        low, high = LOG_VAR_RANGE
-        d_log_var *= (f.raw_log_var > low) & (f.raw_log_var < high)  # the clip's gradient
-        self.encoder.backward_params(np.concatenate([d_mu, d_log_var], axis=1))
+        self.encoder.backward_params(encoder_output_grad(d_mu, d_log_var, f.raw_log_var))
         terms = self._iwae_terms(f)
         means = {name: float(np.mean(v)) for name, v in terms.items()}
         return means.pop("loss"), means
