@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+# A test run started in the background by a non-interactive shell inherits SIGINT ignored. The
+# Ctrl-C tests need Python's usual handler here, and the commands they start then get the
+# default disposition (a handler, unlike an ignored signal, is reset on exec).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # "default": deterministic (derandomized) so that CI and the edit loop see the same examples;
 # "explore": random examples, for hunting new failures (HYPOTHESIS_PROFILE=explore pytest ...).
