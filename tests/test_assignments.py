@@ -38,12 +38,12 @@ MISTAKES = sorted((Path(__file__).resolve().parent / "assignment_mistakes").glob
 NAMES = sorted(p.stem for p in SOURCE_DIR.glob("*.ipynb"))
 
 
-def _grade_id(cell: Any) -> str | None:
+def grade_id_of(cell: Any) -> str | None:
     return cell.metadata.get("nbgrader", {}).get("grade_id")
 
 
 def _cell(nb: Any, grade_id: str) -> Any:
-    return next(c for c in nb.cells if _grade_id(c) == grade_id)
+    return next(c for c in nb.cells if grade_id_of(c) == grade_id)
 
 
 def _source(name: str) -> Any:
@@ -67,7 +67,7 @@ def _plant(nb: Any, cell_id: str, replacements: list[list[str]]) -> Any:
 
 def _points(nb: Any) -> dict[str, int]:
     return {
-        _grade_id(c): c.metadata["nbgrader"]["points"]
+        grade_id_of(c): c.metadata["nbgrader"]["points"]
         for c in nb.cells
         if c.metadata.get("nbgrader", {}).get("grade")
     }

@@ -53,7 +53,7 @@ RANK = {top: i for i, (_, tops) in enumerate(DIRECTION) for top in tops}
 
 #: Modules whose private cross-module imports are being removed by their own rebuild (data
 #: loading, plots, the grader). The list can only shrink: an entry without offences fails.
-NOT_YET_CLEAN = {"assignments"}
+NOT_YET_CLEAN: set[str] = set()
 
 #: Deferred imports allowed to close a cycle (none today). Each edge must still exist: the list
 #: can only shrink.

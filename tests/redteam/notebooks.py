@@ -53,14 +53,14 @@ def _read(path: Path) -> Any:
     return nbformat.read(path, as_version=4)
 
 
-def _nbgrader(cell: Any) -> dict[str, Any]:
+def nbgrader_meta(cell: Any) -> dict[str, Any]:
     meta = cell.get("metadata", {}).get("nbgrader", {})
     return meta if isinstance(meta, dict) else {}
 
 
 def _cell(nb: Any, grade_id: str) -> Any:
     for cell in nb.cells:
-        if _nbgrader(cell).get("grade_id") == grade_id:
+        if nbgrader_meta(cell).get("grade_id") == grade_id:
             return cell
     raise KeyError(f"no cell with grade_id {grade_id!r}")
 
@@ -78,9 +78,9 @@ def release_copy(assignment: str) -> Any:
 def solution_ids(assignment: str) -> list[str]:
     """The ``grade_id`` of every solution cell, in notebook order."""
     return [
-        _nbgrader(c)["grade_id"]
+        nbgrader_meta(c)["grade_id"]
         for c in release_copy(assignment).cells
-        if _nbgrader(c).get("solution")
+        if nbgrader_meta(c).get("solution")
     ]
 
 
@@ -127,7 +127,7 @@ def submission(assignment: str, cells: Mapping[str, str]) -> Any:
     nb = release_copy(assignment)
     for grade_id, code in cells.items():
         cell = _cell(nb, grade_id)
-        if not _nbgrader(cell).get("solution"):
+        if not nbgrader_meta(cell).get("solution"):
             raise KeyError(f"{assignment}: {grade_id!r} is not a solution cell")
         cell.source = textwrap.dedent(code).strip("\n")
     return nb
@@ -169,7 +169,7 @@ def failures_in_process(assignment: str, seed: int) -> list[tuple[str, str]]:
     for cell in source_notebook(assignment).cells:
         if cell.cell_type != "code":
             continue
-        grade_id = _nbgrader(cell).get("grade_id", "?")
+        grade_id = nbgrader_meta(cell).get("grade_id", "?")
         try:
             with contextlib.redirect_stdout(io.StringIO()):
                 exec(compile(cell.source, f"{assignment}:{grade_id}", "exec"), namespace)

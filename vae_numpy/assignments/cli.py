@@ -26,9 +26,16 @@ from .grade import (
     grade_notebook,
     usable_cores,
 )
-from .notebooks import GradingError, _is_hidden, _kind, _load_source, _nbgrader, list_assignments
+from .notebooks import (
+    GradingError,
+    cell_kind,
+    is_hidden_cell,
+    list_assignments,
+    load_source,
+    nbgrader_meta,
+)
 from .release import release, verify_release
-from .report import _csv_bytes
+from .report import csv_bytes
 
 __all__ = ["add_subcommand", "run", "main"]
 
@@ -177,10 +184,10 @@ def add_subcommand(subparsers: Any) -> argparse.ArgumentParser:
 
 def _cmd_list(args: argparse.Namespace) -> int:
     for name, path in list_assignments(args.source).items():
-        nb = _load_source(path)
-        tests = [c for c in nb.cells if _kind(c) == "test"]
-        hidden = sum(1 for c in tests if _is_hidden(c))
-        points = sum(int(_nbgrader(c)["points"]) for c in tests)
+        nb = load_source(path)
+        tests = [c for c in nb.cells if cell_kind(c) == "test"]
+        hidden = sum(1 for c in tests if is_hidden_cell(c))
+        points = sum(int(nbgrader_meta(c)["points"]) for c in tests)
         print(f"{name:<28} {points:>3} points, {len(tests)} test cells ({hidden} hidden)")
     return 0
 
@@ -232,7 +239,7 @@ def _cmd_grade_all(args: argparse.Namespace) -> int:
         notebook_timeout=args.notebook_timeout,
         memory_limit=args.memory_limit,
     )
-    atomic_write_bytes(args.csv, _csv_bytes(root, results))
+    atomic_write_bytes(args.csv, csv_bytes(root, results))
     failed = 0
     for path, result in results:
         if isinstance(result, GradingError):

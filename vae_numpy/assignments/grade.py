@@ -66,17 +66,17 @@ from .integrity import (
 from .judge import KernelGone, Remote, StudentError
 from .notebooks import (
     GradingError,
-    _detect_assignment,
-    _grade_id,
-    _is_hidden,
-    _kind,
-    _load_source,
-    _nbgrader,
+    cell_kind,
+    detect_assignment,
     find_assignment,
+    grade_id_of,
+    is_hidden_cell,
     list_assignments,
+    load_source,
+    nbgrader_meta,
     read_notebook,
 )
-from .release import _release_cell
+from .release import release_cell
 from .report import GradedTest, GradeReport
 from .sandbox import DEFAULT_MEMORY, DEFAULT_OUTPUT_LIMIT, Kernel
 
@@ -122,12 +122,12 @@ def _compose(source: Any, submission: Any) -> tuple[Any, list[_Role], list[str]]
     import nbformat
 
     problems: list[str] = []
-    source_ids = {gid for gid in map(_grade_id, source.cells) if gid is not None}
+    source_ids = {gid for gid in map(grade_id_of, source.cells) if gid is not None}
     answers: dict[str, Any] = {}
     extras: dict[str | None, list[str]] = {}
     anchor: str | None = None
     for cell in submission.cells:
-        gid = _grade_id(cell)
+        gid = grade_id_of(cell)
         if gid is not None and gid in source_ids and gid not in answers:
             answers[gid] = cell
             anchor = gid
@@ -145,8 +145,8 @@ def _compose(source: Any, submission: Any) -> tuple[Any, list[_Role], list[str]]
 
     add_extras(None)
     for cell in source.cells:
-        gid = _grade_id(cell)
-        kind = _kind(cell)
+        gid = grade_id_of(cell)
+        kind = cell_kind(cell)
         if cell.cell_type != "code":
             cells.append(copy.deepcopy(cell))
             roles.append(_Role("text", gid))
@@ -156,7 +156,7 @@ def _compose(source: Any, submission: Any) -> tuple[Any, list[_Role], list[str]]
             if answer is None or answer.cell_type != "code":
                 why = "is missing" if answer is None else "is no longer a code cell"
                 problems.append(f"solution cell {gid!r} {why}; graded with the empty stub")
-                text = _release_cell(cell).source
+                text = release_cell(cell).source
             else:
                 text = answer.source
             cells.append(nbformat.v4.new_code_cell(text))
@@ -164,8 +164,8 @@ def _compose(source: Any, submission: Any) -> tuple[Any, list[_Role], list[str]]
         else:
             cells.append(nbformat.v4.new_code_cell(cell.source))
             if kind == "test":
-                points = int(_nbgrader(cell)["points"])
-                roles.append(_Role("test", gid, points, _is_hidden(cell)))
+                points = int(nbgrader_meta(cell)["points"])
+                roles.append(_Role("test", gid, points, is_hidden_cell(cell)))
             else:
                 tags = cell.get("metadata", {}).get("tags", [])
                 roles.append(_Role("locked", gid, judge="judge" in tags))
@@ -486,10 +486,10 @@ def grade_notebook(
     source_path = (
         find_assignment(assignment, source_dir)
         if assignment is not None
-        else _detect_assignment(path, nb, known)
+        else detect_assignment(path, nb, known)
     )
     try:
-        source = _load_source(source_path)
+        source = load_source(source_path)
     except ValueError as exc:
         raise GradingError(str(exc)) from exc
     composed, roles, problems = _compose(source, nb)
@@ -703,7 +703,7 @@ def _pair_flags(
         name = path.relative_to(root).as_posix()
         try:
             if report.assignment not in sources:
-                sources[report.assignment] = _load_source(
+                sources[report.assignment] = load_source(
                     find_assignment(report.assignment, source_dir)
                 )
             source = sources[report.assignment]

@@ -95,10 +95,10 @@ def student_code(nb: Any, roles: Sequence[Any]) -> list[tuple[str, str]]:
 
 def own_tokens(source: Any, nb: Any, roles: Sequence[Any]) -> list[str]:
     """The tokens the student wrote: their cells minus the released template's tokens."""
-    from .notebooks import _grade_id
-    from .release import _release_cell
+    from .notebooks import grade_id_of
+    from .release import release_cell
 
-    templates = {_grade_id(c): _release_cell(c).source for c in source.cells}
+    templates = {grade_id_of(c): release_cell(c).source for c in source.cells}
     out: list[str] = []
     for cell, role in zip(nb.cells, roles, strict=True):
         if role.kind == "extra":
@@ -115,11 +115,11 @@ def own_tokens(source: Any, nb: Any, roles: Sequence[Any]) -> list[str]:
 
 def published_tokens(source: Any) -> list[str]:
     """The tokens of the source's solution regions (between the solution markers)."""
-    from .notebooks import BEGIN_SOLUTION, END_SOLUTION, _kind
+    from .notebooks import BEGIN_SOLUTION, END_SOLUTION, cell_kind
 
     out: list[str] = []
     for cell in source.cells:
-        if _kind(cell) != "solution":
+        if cell_kind(cell) != "solution":
             continue
         inside, lines = False, []
         for line in cell.source.split("\n"):

@@ -70,14 +70,14 @@ def read_notebook(path: str | os.PathLike[str]) -> Any:
     return nb
 
 
-def _nbgrader(cell: Any) -> dict[str, Any]:
+def nbgrader_meta(cell: Any) -> dict[str, Any]:
     meta = cell.get("metadata", {}).get("nbgrader", {})
     return meta if isinstance(meta, dict) else {}
 
 
-def _kind(cell: Any) -> str:
+def cell_kind(cell: Any) -> str:
     """``"solution"``, ``"test"``, ``"locked"`` or ``"plain"`` from the nbgrader metadata."""
-    meta = _nbgrader(cell)
+    meta = nbgrader_meta(cell)
     if meta.get("solution"):
         return "solution"
     if meta.get("grade"):
@@ -87,8 +87,8 @@ def _kind(cell: Any) -> str:
     return "plain"
 
 
-def _grade_id(cell: Any) -> str | None:
-    gid = _nbgrader(cell).get("grade_id")
+def grade_id_of(cell: Any) -> str | None:
+    gid = nbgrader_meta(cell).get("grade_id")
     return gid if isinstance(gid, str) and gid else None
 
 
@@ -96,7 +96,7 @@ def _lines(text: str) -> list[str]:
     return text.split("\n")
 
 
-def _replace_regions(source: str, begin: str, end: str, stub: str | None) -> tuple[str, int]:
+def replace_regions(source: str, begin: str, end: str, stub: str | None) -> tuple[str, int]:
     """Replace every ``begin`` ... ``end`` block (marker lines included).
 
     Each block becomes ``stub`` indented like its ``begin`` line, or nothing when ``stub`` is
@@ -131,7 +131,7 @@ def _points_from_header(source: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _is_hidden(cell: Any) -> bool:
+def is_hidden_cell(cell: Any) -> bool:
     return any(line.strip() == BEGIN_HIDDEN for line in _lines(cell.source))
 
 
@@ -150,8 +150,8 @@ def check_source(nb: Any) -> list[str]:
         where = f"cell {index}"
         if not cell.get("id"):
             problems.append(f"{where} has no id; save the notebook with Jupyter (nbformat 4.5)")
-        meta = _nbgrader(cell)
-        gid = _grade_id(cell)
+        meta = nbgrader_meta(cell)
+        gid = grade_id_of(cell)
         if gid:
             where = f"cell {index} ({gid})"
         if cell.cell_type != "code":
@@ -175,10 +175,10 @@ def check_source(nb: Any) -> list[str]:
             problems.append(f"{where}: duplicate grade_id {gid!r}")
         else:
             seen.add(gid)
-        kind = _kind(cell)
+        kind = cell_kind(cell)
         try:
-            _, n_solutions = _replace_regions(cell.source, BEGIN_SOLUTION, END_SOLUTION, None)
-            _, n_hidden = _replace_regions(cell.source, BEGIN_HIDDEN, END_HIDDEN, None)
+            _, n_solutions = replace_regions(cell.source, BEGIN_SOLUTION, END_SOLUTION, None)
+            _, n_hidden = replace_regions(cell.source, BEGIN_HIDDEN, END_HIDDEN, None)
         except ValueError as exc:
             problems.append(f"{where}: {exc}")
             continue
@@ -214,7 +214,7 @@ def check_source(nb: Any) -> list[str]:
     return problems
 
 
-def _load_source(path: Path) -> Any:
+def load_source(path: Path) -> Any:
     nb = read_notebook(path)
     problems = check_source(nb)
     if problems:
@@ -276,7 +276,7 @@ def find_assignment(name: str, source_dir: str | os.PathLike[str] | None = None)
     )
 
 
-def _detect_assignment(submission: Path, nb: Any, known: dict[str, Path]) -> Path:
+def detect_assignment(submission: Path, nb: Any, known: dict[str, Path]) -> Path:
     """Which assignment a submission is: its metadata, else its file name, else its cells."""
     declared = nb.metadata.get("vae_numpy", {})
     if isinstance(declared, dict) and declared.get("assignment") in known:
@@ -289,9 +289,9 @@ def _detect_assignment(submission: Path, nb: Any, known: dict[str, Path]) -> Pat
     ]
     if len(by_name) == 1:
         return by_name[0]
-    ids = {_grade_id(c) for c in nb.cells} - {None}
+    ids = {grade_id_of(c) for c in nb.cells} - {None}
     overlap = {
-        name: len(ids & {_grade_id(c) for c in read_notebook(path).cells})
+        name: len(ids & {grade_id_of(c) for c in read_notebook(path).cells})
         for name, path in known.items()
     }
     best = max(overlap.values(), default=0)

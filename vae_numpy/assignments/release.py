@@ -22,10 +22,10 @@ from .notebooks import (
     BEGIN_SOLUTION,
     END_HIDDEN,
     END_SOLUTION,
-    _kind,
-    _load_source,
-    _replace_regions,
+    cell_kind,
     list_assignments,
+    load_source,
+    replace_regions,
 )
 
 __all__ = ["CODE_STUB", "release_notebook", "release", "verify_release"]
@@ -36,12 +36,12 @@ CODE_STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
 _KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 
 
-def _release_cell(cell: Any) -> Any:
+def release_cell(cell: Any) -> Any:
     """The student's version of one source cell (a new object)."""
     out = copy.deepcopy(cell)
-    kind = _kind(cell)
-    out.source, _ = _replace_regions(out.source, BEGIN_SOLUTION, END_SOLUTION, CODE_STUB)
-    out.source, _ = _replace_regions(out.source, BEGIN_HIDDEN, END_HIDDEN, None)
+    kind = cell_kind(cell)
+    out.source, _ = replace_regions(out.source, BEGIN_SOLUTION, END_SOLUTION, CODE_STUB)
+    out.source, _ = replace_regions(out.source, BEGIN_HIDDEN, END_HIDDEN, None)
     metadata: dict[str, Any] = {}
     if "tags" in cell.metadata:
         metadata["tags"] = list(cell.metadata["tags"])
@@ -79,7 +79,7 @@ def release_notebook(nb: Any, name: str) -> Any:
         "language_info": {"name": "python"},
         "vae_numpy": {"assignment": name},
     }
-    out.cells = [_release_cell(cell) for cell in nb.cells]
+    out.cells = [release_cell(cell) for cell in nb.cells]
     return out
 
 
@@ -93,7 +93,7 @@ def _render(nb: Any) -> bytes:
 
 def _released_bytes(source_dir: str | os.PathLike[str] | None) -> dict[str, bytes]:
     return {
-        f"{name}.ipynb": _render(release_notebook(_load_source(path), name))
+        f"{name}.ipynb": _render(release_notebook(load_source(path), name))
         for name, path in list_assignments(source_dir).items()
     }
 

@@ -138,7 +138,7 @@ class GradeReport:
         return "\n".join(lines)
 
 
-def _csv_bytes(root: Path, results: Sequence[tuple[Path, GradeReport | GradingError]]) -> bytes:
+def csv_bytes(root: Path, results: Sequence[tuple[Path, GradeReport | GradingError]]) -> bytes:
     """One row per submission: path, assignment, score, max_score, error, problems, flags,
     seed, then the points of each test."""
     test_ids: list[str] = []
