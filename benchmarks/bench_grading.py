@@ -79,7 +79,8 @@ def counts(n: int, mix: dict[str, float]) -> dict[str, int]:
 
 
 def write_class(folder: Path, n: int, mix: dict[str, float], token: str) -> dict[str, str]:
-    """Write the class into ``folder``; the category of each submission by its file name."""
+    """Write the class into ``folder``, one folder per student holding a notebook named as
+    released (``folder/STUDENT/ASSIGNMENT.ipynb``); the category of each by its student."""
     sizes = counts(n, mix)
     mistakes = sorted(MISTAKES_DIR.glob("*.json"))
     hostile = exploits()
@@ -90,15 +91,17 @@ def write_class(folder: Path, n: int, mix: dict[str, float], token: str) -> dict
             if kind in ("correct", "empty"):
                 assignment = ASSIGNMENTS[i % len(ASSIGNMENTS)]
                 folder_of = SOURCE_DIR if kind == "correct" else RELEASE_DIR
-                dest = folder / f"{name}_{assignment}.ipynb"
-                shutil.copy(folder_of / f"{assignment}.ipynb", dest)
+                (folder / name).mkdir(parents=True)
+                shutil.copy(
+                    folder_of / f"{assignment}.ipynb", folder / name / f"{assignment}.ipynb"
+                )
             elif kind == "buggy":
                 assignment, nb = plant_mistake(mistakes[i % len(mistakes)])
-                dest = write(nb, folder / f"{name}_{assignment}.ipynb")
+                write(nb, folder / name / f"{assignment}.ipynb")
             else:
                 exploit = hostile[i * len(hostile) // sizes[kind] % len(hostile)]  # spread
-                dest = write(exploit.build(Context(token)), folder / f"{name}_{exploit.name}.ipynb")
-            category[dest.name] = kind
+                write(exploit.build(Context(token)), folder / name / f"{exploit.assignment}.ipynb")
+            category[name] = kind
     return category
 
 
@@ -121,7 +124,7 @@ def summary(table: Path, category: dict[str, str]) -> str:
     scores: dict[str, list[float]] = defaultdict(list)
     missing = 0
     for row in csv.DictReader(table.open(encoding="utf-8")):
-        kind = category.get(Path(row["submission"]).name, "?")
+        kind = category.get(Path(row["submission"]).parts[-2], "?")
         if row["score"] and row["max_score"]:
             scores[kind].append(int(row["score"]) / int(row["max_score"]))
         else:

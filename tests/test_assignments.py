@@ -19,8 +19,10 @@ import pytest
 
 from vae_numpy.assignments import (
     CODE_STUB,
+    GradingError,
     add_subcommand,
     check_source,
+    find_source_dir,
     grade_notebook,
     list_assignments,
     main,
@@ -210,18 +212,21 @@ def test_verify_release_reports_stale_missing_and_leftover_copies(tmp_path, caps
 @pytest.mark.parametrize("mistake", MISTAKES, ids=[p.stem for p in MISTAKES])
 def test_planted_mistake_loses_exactly_the_points_of_the_tests_that_catch_it(mistake, tmp_path):
     """A classic mistake planted in the solution fails exactly the tests meant to catch it,
-    each with a message that names the mistake."""
+    each with a message that names the mistake (and, where the spec says, not another one)."""
     spec = json.loads(mistake.read_text(encoding="utf-8"))
     nb = _plant(_source(spec["assignment"]), spec["cell"], spec["replace"])
     report = grade_notebook(
         _write(nb, tmp_path / "submission.ipynb"),
         assignment=spec["assignment"],
         source_dir=SOURCE_DIR,
+        seed=spec.get("seed"),  # a spec whose hint depends on the drawn inputs fixes them
     )
     lost = _lost(report)
     assert set(lost) == set(spec["lost"]), report.format()
     for grade_id, hint in spec["lost"].items():
         assert hint in lost[grade_id], f"{grade_id}: {lost[grade_id]!r} lacks {hint!r}"
+    for grade_id, wrong in spec.get("absent", {}).items():
+        assert wrong not in lost[grade_id], f"{grade_id}: {lost[grade_id]!r} talks of {wrong!r}"
     points = _points(nb)
     assert report.score == report.max_score - sum(points[g] for g in spec["lost"])
 
@@ -235,15 +240,18 @@ def test_deleted_hidden_test_and_edited_visible_test_are_graded_from_the_source(
     nb = _plant(_source("02_reparameterization"), spec["cell"], spec["replace"])
     nb.cells.remove(_cell(nb, "test_moments_hidden"))
     _cell(nb, "test_moments").source = "# Tests: 2 points\npass"
-    report = grade_notebook(_write(nb, tmp_path / "sneaky.ipynb"), source_dir=SOURCE_DIR)
+    report = grade_notebook(
+        _write(nb, tmp_path / "02_reparameterization-sneaky.ipynb"), source_dir=SOURCE_DIR
+    )
     assert set(_lost(report)) == {"test_moments", "test_moments_hidden"}
     assert "exp(log_var / 2)" in _lost(report)["test_moments"]
     assert report.score == report.max_score - 4
 
 
 def test_added_cells_renamed_file_and_deleted_solution_cell(tmp_path):
-    """Cells the student added run after the cell they follow; a renamed file is recognised by
-    its metadata; a deleted solution cell is graded as the empty stub and reported."""
+    """Cells the student added run after the cell they follow; a renamed file is graded with
+    --assignment (its metadata alone is not trusted); a deleted solution cell is graded as the
+    empty stub and reported."""
     nb = _source("02_reparameterization")
     nb.metadata["vae_numpy"] = {"assignment": "02_reparameterization"}
     helper = nbformat.v4.new_code_cell(
@@ -252,8 +260,11 @@ def test_added_cells_renamed_file_and_deleted_solution_cell(tmp_path):
     nb.cells.insert(nb.cells.index(_cell(nb, "setup")) + 1, helper)
     _plant(nb, "moment_check", [["np.sqrt(var / n)", "my_standard_error(var, n)"]])
     nb.cells.remove(_cell(nb, "reparameterize_backward"))
-    report = grade_notebook(_write(nb, tmp_path / "homework (1).ipynb"), source_dir=SOURCE_DIR)
-    assert report.assignment == "02_reparameterization"
+    renamed = _write(nb, tmp_path / "homework (1).ipynb")
+    with pytest.raises(GradingError, match="its metadata says 02_reparameterization"):
+        grade_notebook(renamed, source_dir=SOURCE_DIR)
+    report = grade_notebook(renamed, assignment="2", source_dir=SOURCE_DIR)
+    assert report.assignment == "02_reparameterization" and report.flags == []
     lost = _lost(report)
     assert set(lost) == {"test_backward", "test_backward_hidden"}, report.format()
     assert all("NotImplementedError" in m for m in lost.values())
@@ -269,7 +280,7 @@ def test_infinite_loop_times_out_and_the_rest_is_graded(tmp_path, capsys):
     nb = _source("02_reparameterization")
     cell = _cell(nb, "reparameterize_backward")
     cell.source = "while True:\n    pass\n\n" + cell.source
-    path = _write(nb, tmp_path / "loop.ipynb")
+    path = _write(nb, tmp_path / "02_reparameterization.ipynb")
     status = main(["grade", str(path), "--source", str(SOURCE_DIR), "--timeout", "5", "--json"])
     assert status == 0
     report = json.loads(capsys.readouterr().out)
@@ -293,8 +304,10 @@ def test_a_kernel_that_ignores_interrupts_is_stopped_and_reported(tmp_path):
         "\n\nimport time\n\nwhile True:\n    try:\n        time.sleep(0.05)\n"
         "    except KeyboardInterrupt:\n        pass\n"
     )
+    # the time limit leaves the cells before the loop room on a busy machine: an interrupt
+    # that lands before the loop starts would stop the cell (timing, not the grader)
     report = grade_notebook(
-        _write(nb, tmp_path / "stubborn.ipynb"), source_dir=SOURCE_DIR, timeout=3
+        _write(nb, tmp_path / "04_adam.ipynb"), source_dir=SOURCE_DIR, timeout=15
     )
     assert report.score == 0 and report.max_score == 10
     stopped = "not run: the kernel could not be stopped after solution cell 'adam'"
@@ -307,7 +320,7 @@ def test_a_kernel_that_dies_is_reported_and_the_rest_marked_not_run(tmp_path):
     reported as not run, and grading still returns a report."""
     nb = _source("04_adam")
     _cell(nb, "adam").source += "\n\nimport os\n\nos._exit(1)\n"
-    report = grade_notebook(_write(nb, tmp_path / "dies.ipynb"), source_dir=SOURCE_DIR)
+    report = grade_notebook(_write(nb, tmp_path / "04_adam.ipynb"), source_dir=SOURCE_DIR)
     assert report.score == 0 and report.max_score == 10
     died = "not run: the kernel died in solution cell 'adam'"
     assert all(t.message == died for t in report.tests), report.format()
@@ -357,30 +370,67 @@ def test_subcommand_wires_into_a_parent_cli(tmp_path, capsys):
         parser.parse_args(["assignments", "grade", "x.ipynb", "--timeout", "-1"])
 
 
-def test_grade_all_writes_one_csv_row_per_submission(tmp_path, capsys):
-    """grade-all grades a folder (recursively) into a CSV with a row per submission and a column
-    per test; an unreadable file gets an error row and exit status 1."""
+def test_grade_all_writes_a_row_per_student_and_assignment_and_their_feedback(tmp_path, capsys):
+    """grade-all grades a class folder into a CSV with a student column, one row per student
+    and assignment, a column per test, and a feedback file per submission (text and JSON);
+    an unreadable file gets an error row and exit status 1; a notebook whose metadata names
+    another assignment is graded by its file name and flagged; an untouched copy's problems
+    say "nothing written", not errors of read-only cells."""
     folder = tmp_path / "submissions"
     (folder / "alice").mkdir(parents=True)
     (folder / "alice" / "04_adam.ipynb").write_bytes((SOURCE_DIR / "04_adam.ipynb").read_bytes())
+    old = _write(
+        nbformat.read(RELEASE_DIR / "04_adam.ipynb", 4), folder / "alice" / "adam_v1.ipynb"
+    )
     (folder / "bob").mkdir()
     (folder / "bob" / "adam.ipynb").write_bytes((RELEASE_DIR / "04_adam.ipynb").read_bytes())
     (folder / "carol.ipynb").write_text("not json")
+    dense = _source("01_dense_layer")  # a 01 solution handed in as 04 (it scored 14/14 as 01)
+    dense.metadata["vae_numpy"] = {"assignment": "01_dense_layer"}
+    _write(dense, folder / "dave" / "04_adam.ipynb")
     table = tmp_path / "grades.csv"
     argv = ["grade-all", str(folder), "--csv", str(table), "--source", str(SOURCE_DIR)]
     assert main(argv) == 1
+    printed = capsys.readouterr()
     rows = list(csv.DictReader(table.open(encoding="utf-8")))
-    assert [r["submission"] for r in rows] == [
-        "alice/04_adam.ipynb",
-        "bob/adam.ipynb",
-        "carol.ipynb",
+    assert [(r["student"], r["submission"]) for r in rows] == [
+        ("alice", "alice/04_adam.ipynb"),
+        ("bob", "bob/adam.ipynb"),
+        ("carol", "carol.ipynb"),
+        ("dave", "dave/04_adam.ipynb"),
     ]
-    alice, bob, carol = rows
+    alice, bob, carol, dave = rows
     assert (alice["assignment"], alice["score"], alice["max_score"]) == ("04_adam", "10", "10")
+    assert f"not graded: alice/{old.name}" in alice["problems"]
     assert (bob["score"], bob["max_score"], bob["test_adam_first_step"]) == ("0", "10", "0")
     assert alice["test_adam_first_step"] == "2" and alice["error"] == ""
+    assert "solution cell 'adam': nothing written" in bob["problems"]
+    assert "read-only" not in bob["problems"] and "NotImplementedError" not in bob["problems"]
     assert carol["score"] == "" and "not a readable" in carol["error"]
-    assert "1 not graded" in capsys.readouterr().out
+    assert (dave["assignment"], dave["score"]) == ("04_adam", "0")
+    assert "metadata says 01_dense_layer, graded as 04_adam from its file name" in dave["flags"]
+    assert "1 not graded" in printed.out
+
+    feedback = tmp_path / "grades-feedback"
+    assert sorted(p.relative_to(feedback).as_posix() for p in feedback.rglob("*.*")) == [
+        "alice/04_adam.json",
+        "alice/04_adam.txt",
+        "bob/adam.json",
+        "bob/adam.txt",
+        "carol.json",
+        "carol.txt",
+        "dave/04_adam.json",
+        "dave/04_adam.txt",
+    ]
+    text = (feedback / "bob" / "adam.txt").read_text(encoding="utf-8")
+    data = json.loads((feedback / "bob" / "adam.json").read_text(encoding="utf-8"))
+    assert (data["score"], data["max_score"]) == (0, 10) and "flags" not in data
+    for test in data["tests"]:  # every test with its message, in both files
+        assert test["message"] and test["message"].splitlines()[0] in text
+        assert f"{test['grade_id']}" in text
+    assert "Total: 0 / 10 points" in text and "nothing written" in text
+    assert "metadata says" not in (feedback / "dave" / "04_adam.txt").read_text()  # a flag
+    assert "not a readable" in (feedback / "carol.txt").read_text()
 
 
 def test_grading_kernel_runs_this_interpreter(tmp_path):
@@ -389,18 +439,29 @@ def test_grading_kernel_runs_this_interpreter(tmp_path):
     nb = nbformat.read(RELEASE_DIR / "04_adam.ipynb", 4)
     nb.cells.append(nbformat.v4.new_code_cell("import sys\nprint(sys.executable)"))
     executed = tmp_path / "executed.ipynb"
-    grade_notebook(_write(nb, tmp_path / "s.ipynb"), source_dir=SOURCE_DIR, executed_path=executed)
+    submission = _write(nb, tmp_path / "04_adam.ipynb")
+    grade_notebook(submission, source_dir=SOURCE_DIR, executed_path=executed)
     ran = nbformat.read(executed, 4)
     printed = [o["text"].strip() for c in ran.cells for o in c.get("outputs", []) if "text" in o]
     assert sys.executable in printed
 
 
-def test_default_source_dir_is_the_repository_folder():
-    """SOURCE_DIR, computed from the package's location, is notebooks/assignments/source here."""
-    from pathlib import Path
-
+def test_sources_are_found_from_a_checkout_or_named_with_source(tmp_path, monkeypatch, capsys):
+    """find_source_dir finds notebooks/assignments/source above the current folder or the
+    package; a folder without sources is refused with a message naming --source DIR."""
     from vae_numpy.assignments import SOURCE_DIR as DEFAULT
 
-    repo = Path(__file__).resolve().parents[1]
-    assert DEFAULT == repo / "notebooks" / "assignments" / "source"
-    assert DEFAULT.is_dir()
+    assert DEFAULT == SOURCE_DIR and DEFAULT.is_dir()
+    assert find_source_dir(SOURCE_DIR / "deep" / "below") == SOURCE_DIR
+    monkeypatch.chdir(tmp_path)
+    assert find_source_dir() == SOURCE_DIR  # from the package's own location (a checkout)
+    elsewhere = tmp_path / "course" / "notebooks" / "assignments" / "source"
+    elsewhere.mkdir(parents=True)
+    (elsewhere / "01_dense_layer.ipynb").write_bytes(
+        (SOURCE_DIR / "01_dense_layer.ipynb").read_bytes()
+    )
+    assert find_source_dir(tmp_path / "course" / "notebooks") == elsewhere
+    assert main(["list", "--source", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "no .ipynb in it" in err and "--source DIR" in err
+    assert "notebooks/assignments/source" in err

@@ -439,13 +439,134 @@ def test_notebooks_copies_lecture_notebooks_and_student_copies_and_refuses_to_ov
     assert (tmp_path / "course" / lectures[0]).read_bytes() == (root / lectures[0]).read_bytes()
 
 
-def test_notebooks_with_solutions_adds_the_sources_for_instructors(tmp_path, capsys):
-    """--solutions also writes each assignment's source notebook into DIR/solutions."""
+def test_notebooks_refuses_solutions_and_says_where_instructors_find_them(tmp_path, capsys):
+    """--solutions writes nothing and exits 2: the sources are not shipped; the message says
+    they are in the repository and the sdist, in notebooks/assignments/source."""
+    from vae_numpy.resources import assignments_dir
+
+    assert main(["notebooks", str(tmp_path / "course"), "--solutions"]) == 2
+    err = capsys.readouterr().err
+    assert "not shipped" in err and "notebooks/assignments/source" in err and "sdist" in err
+    assert not (tmp_path / "course").exists()
+    with pytest.raises(ValueError, match="not shipped"):
+        assignments_dir("source")
+    with pytest.raises(SystemExit):
+        main(["notebooks", "--help"])
+    assert "--solutions" not in capsys.readouterr().out  # not offered, only explained
+
+
+# --- assignments: what grading prints and writes (no kernel) ---------------------------------
+
+ESCAPES = "\x1b[2K\x1b[1G\x1b]0;owned\x07\r\x9b31m\x00\u202e"
+
+
+def _hostile_report():
+    from vae_numpy.assignments import GradedTest, GradeReport
+
+    test = GradedTest("test_one", 0, 2, False, False, f"=HYPERLINK(x){ESCAPES}boom", 0.1)
+    return GradeReport(
+        assignment="04_adam",
+        submission=f"alice/04_adam{ESCAPES}.ipynb",
+        tests=[test],
+        problems=[f"+cmd|' /C calc'!A0{ESCAPES}"],
+        flags=[f"@SUM(1){ESCAPES}"],
+        seed=7,
+        isolation="bubblewrap",
+    )
+
+
+def test_reports_csv_and_feedback_hold_no_escape_or_control_characters(tmp_path):
+    """Text, JSON, CSV and feedback of a report whose messages, problems, flags and file name
+    carry terminal escapes and control characters hold none of them (newlines and tabs stay)."""
+    import json
     from pathlib import Path
 
-    sources = Path(__file__).resolve().parents[1] / "notebooks" / "assignments" / "source"
-    assert main(["notebooks", str(tmp_path), "--solutions"]) == 0
-    for source in sorted(sources.glob("*.ipynb")):
-        assert (tmp_path / "solutions" / source.name).read_bytes() == source.read_bytes()
-    n = len(list(sources.glob("*.ipynb")))
-    assert n >= 5 and f"and their {n} solutions" in capsys.readouterr().out
+    from vae_numpy.assignments.report import clean_text, csv_bytes, write_feedback
+
+    assert clean_text("a\x1b[31mb\x1b[0m\tc\nd\r\x1b]2;t\x1b\\e\x7f\x85") == "ab\tc\nd\ne"
+    report = _hostile_report()
+    root = tmp_path / "class"
+    path = root / "alice" / "04_adam.ipynb"
+    written = write_feedback(tmp_path / "feedback", root, [(path, report)])
+    outputs = {
+        "format": report.format(),
+        "json": json.dumps(report.to_dict()),
+        "csv": csv_bytes(root, [(path, report)]).decode("utf-8"),
+        **{p.name: p.read_text(encoding="utf-8") for p in written},
+    }
+    assert sorted(Path(p).name for p in written) == ["04_adam.json", "04_adam.txt"]
+    for name, text in outputs.items():
+        bad = [c for c in text if (ord(c) < 32 and c not in "\n\t") or 0x7F <= ord(c) <= 0x9F]
+        assert bad == [] and "\u202e" not in text and "owned" not in text, (name, bad)
+        assert "boom" in text or name == "csv", name
+
+
+def test_csv_cells_that_would_start_a_formula_are_neutralised(tmp_path):
+    """Every CSV cell starting with =, +, -, @, tab or carriage return gets a leading quote;
+    the CSV has a student column, and scores stay numbers."""
+    import csv
+    import io
+
+    from vae_numpy.assignments.report import csv_bytes, csv_cell
+
+    for text in ("=1+2", "+1", "-1", "@SUM(A1)", "\t=1"):
+        assert csv_cell(text) == "'" + text
+    assert csv_cell("\r=1") == "\n=1"  # a carriage return is no control character in a cell
+    assert (csv_cell("fine = yes"), csv_cell(10), csv_cell(None)) == ("fine = yes", 10, "")
+    report = _hostile_report()
+    root = tmp_path / "class"
+    rows = list(
+        csv.DictReader(io.StringIO(csv_bytes(root, [(root / "=x" / "a.ipynb", report)]).decode()))
+    )
+    (row,) = rows
+    assert row["student"] == "'=x" and row["submission"] == "'=x/a.ipynb"
+    assert row["problems"].startswith("'+cmd") and row["flags"].startswith("'@SUM")
+    assert (row["score"], row["max_score"], row["test_one"]) == ("0", "2", "0")
+
+
+def test_the_file_name_or_assignment_decides_and_other_metadata_is_flagged(tmp_path):
+    """The assignment comes from --assignment, else the file name (never the metadata); a
+    notebook whose metadata names another assignment is flagged; a name that tells nothing
+    is refused with a message naming --assignment."""
+    import nbformat
+    import pytest
+
+    from vae_numpy.assignments import GradingError, list_assignments
+    from vae_numpy.assignments.notebooks import assignment_from_name, detect_assignment
+
+    known = list_assignments()
+    for name in ("04_adam.ipynb", "04_adam-Copy1.ipynb", "alice_adam.ipynb", "04_adam_dense.ipynb"):
+        found = assignment_from_name(tmp_path / name, known)
+        assert found is not None and found.stem == "04_adam", name
+    for name in ("homework.ipynb", "dense_layer_and_adam.ipynb", "04.ipynb"):
+        assert assignment_from_name(tmp_path / name, known) is None, name
+
+    nb = nbformat.v4.new_notebook(metadata={"vae_numpy": {"assignment": "01_dense_layer"}})
+    path, flags = detect_assignment(tmp_path / "04_adam.ipynb", nb, known)
+    assert path.stem == "04_adam"
+    assert flags == ["metadata says 01_dense_layer, graded as 04_adam from its file name"]
+    path, flags = detect_assignment(tmp_path / "x.ipynb", nb, known, "adam")
+    assert path.stem == "04_adam" and flags[0].endswith("graded as 04_adam from --assignment")
+    path, flags = detect_assignment(tmp_path / "mine.ipynb", nb, known, "1")
+    assert path.stem == "01_dense_layer" and flags == []
+    with pytest.raises(GradingError, match="cannot tell which assignment.*--assignment NAME"):
+        detect_assignment(tmp_path / "homework.ipynb", nb, known)
+    with pytest.raises(GradingError, match="unknown assignment 'nope'"):
+        detect_assignment(tmp_path / "04_adam.ipynb", nb, known, "nope")
+
+
+def test_grade_all_prints_and_writes_no_escape_codes_from_a_file_name(tmp_path, capsys):
+    """A submission whose file name carries escape codes is reported (not graded: unreadable)
+    without them, on the console, in the CSV and in its feedback file at --feedback DIR."""
+    folder = tmp_path / "class"
+    (folder / "mallory").mkdir(parents=True)
+    (folder / "mallory" / "04_adam\x1b[2K\x1b[1G.ipynb").write_text("not json")
+    table = tmp_path / "grades.csv"
+    argv = ["assignments", "grade-all", str(folder), "--csv", str(table)]
+    assert main([*argv, "--feedback", str(tmp_path / "back"), "--jobs", "1"]) == 1
+    printed = capsys.readouterr()
+    written = [table, *sorted((tmp_path / "back").rglob("*.*"))]
+    assert len(written) == 3
+    for text in [printed.out + printed.err, *(p.read_text(encoding="utf-8") for p in written)]:
+        assert "\x1b" not in text and "not a readable" in text
+    assert "mallory,mallory/04_adam.ipynb," in table.read_text(encoding="utf-8")

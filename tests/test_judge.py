@@ -358,7 +358,7 @@ def test_reference_import_earns_nothing_and_is_flagged(tmp_path):
     """Importing the library's Adam for assignment 04 scores 0: in the kernel it is a stub
     that says why; the report flags it and records seed and isolation."""
     path = _solution_with(
-        "04_adam", "adam", "from vae_numpy.optim import Adam", tmp_path / "a.ipynb"
+        "04_adam", "adam", "from vae_numpy.optim import Adam", tmp_path / "04_adam.ipynb"
     )
     report = grade_notebook(path, source_dir=SOURCE_DIR, timeout=20)
     assert report.score == 0, report.format()
@@ -375,7 +375,7 @@ def test_the_seed_reproduces_a_grade_and_tests_never_run_in_the_kernel(tmp_path,
         "04_adam",
         "adam",
         "get_ipython().input_transformers_cleanup.append(lambda lines: ['pass\\n'])",
-        tmp_path / "t.ipynb",
+        tmp_path / "04_adam.ipynb",
     )
     reports = []
     for _ in range(2):
@@ -397,23 +397,26 @@ def test_grade_all_survives_a_submission_that_kills_its_parent(tmp_path, capsys)
     """With --jobs 2, a submission that kills its parent process costs only its own row; the
     CSV has the problems and flags columns and the honest row has full marks."""
     folder = tmp_path / "class"
-    folder.mkdir()
-    (folder / "honest.ipynb").write_bytes((SOURCE_DIR / "02_reparameterization.ipynb").read_bytes())
+    for student in ("honest", "killer"):
+        (folder / student).mkdir(parents=True)
+    name = "02_reparameterization.ipynb"
+    (folder / "honest" / name).write_bytes((SOURCE_DIR / name).read_bytes())
     nb = nbformat.read(SOURCE_DIR / "02_reparameterization.ipynb", 4)
     cell = next(
         c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "moment_check"
     )
     cell.source = "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n" + cell.source
-    nbformat.write(nb, folder / "killer.ipynb")
+    nbformat.write(nb, folder / "killer" / name)
     table = tmp_path / "grades.csv"
     status = main(
         ["grade-all", str(folder), "--csv", str(table), "--source", str(SOURCE_DIR), "--jobs", "2"]
     )
     assert status == 0
     rows = {r["submission"]: r for r in csv.DictReader(table.open(encoding="utf-8"))}
-    assert rows["honest.ipynb"]["score"] == "11"
-    assert {"problems", "flags", "seed"} <= set(rows["honest.ipynb"])
-    assert "near-identical to killer.ipynb" in rows["honest.ipynb"]["flags"]
+    honest = rows[f"honest/{name}"]
+    assert honest["score"] == "11" and honest["student"] == "honest"
+    assert {"problems", "flags", "seed"} <= set(honest)
+    assert f"near-identical to killer/{name}" in honest["flags"]
 
 
 @pytest.mark.notebooks
@@ -436,16 +439,19 @@ def test_source_notebooks_still_run_in_process_as_under_nbgrader(name, tmp_path)
 
 @pytest.mark.notebooks
 def test_without_namespaces_the_session_sandbox_still_grades(tmp_path, monkeypatch):
-    """With namespaces turned off the kernel runs in its own session with rlimits, the report
-    says so, and the solution still earns full marks."""
+    """With bubblewrap and namespaces turned off the kernel runs in its own session with
+    rlimits, the report says so, and the solution still earns full marks."""
     from vae_numpy.assignments import sandbox
 
     monkeypatch.setenv("VAE_NUMPY_NO_NAMESPACES", "1")
+    monkeypatch.setenv("VAE_NUMPY_NO_BUBBLEWRAP", "1")
     sandbox.namespaces_available.cache_clear()
+    sandbox.bubblewrap_available.cache_clear()
     try:
         report = grade_notebook(SOURCE_DIR / "04_adam.ipynb", source_dir=SOURCE_DIR)
     finally:
         sandbox.namespaces_available.cache_clear()
+        sandbox.bubblewrap_available.cache_clear()
     assert report.isolation.startswith("session+rlimits"), report.isolation
     assert report.score == report.max_score, report.format()
 
@@ -489,7 +495,8 @@ def test_every_declared_reference_exists_in_the_library(name):
 @pytest.mark.notebooks
 def test_the_solutions_are_out_of_reach_while_grading(tmp_path):
     """A submission that reads the source notebook, through importlib.resources or by its
-    path, and runs its solution earns nothing: with namespaces an empty folder covers them."""
+    path, and runs its solution earns nothing: bubblewrap shows the kernel neither, and with
+    namespaces an empty folder covers them."""
     code = f"""
 import importlib.resources, json, pathlib
 routes = (
@@ -507,8 +514,8 @@ for cell in (stolen or {{}}).get("cells", []):
     if cell["metadata"].get("nbgrader", {{}}).get("grade_id") == "adam":
         exec("".join(cell["source"]))
 """
-    path = _solution_with("04_adam", "adam", code, tmp_path / "thief.ipynb")
+    path = _solution_with("04_adam", "adam", code, tmp_path / "04_adam.ipynb")
     report = grade_notebook(path, source_dir=SOURCE_DIR, timeout=20)
-    if not report.isolation.startswith("namespaces"):
-        pytest.skip("without namespaces the kernel can read the sources (see the README)")
+    if not report.isolation.startswith(("bubblewrap", "namespaces")):
+        pytest.skip("without bubblewrap or namespaces the kernel can read the sources")
     assert report.score == 0, report.format()

@@ -10,10 +10,13 @@ beside the hostile submissions, in one ``grade-all --jobs 2``.
 from __future__ import annotations
 
 import csv
+import hashlib
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +25,7 @@ from tests.redteam.corpus import EXPLOITS, Context, exploits, write_corpus
 from tests.redteam.notebooks import RELEASE_DIR, ROOT, SOURCE_DIR, failures_in_process
 from tests.redteam.processes import descendants, kill_marked, marked, new_token
 from vae_numpy.assignments import GradeReport, grade_notebook
+from vae_numpy.assignments.sandbox import bubblewrap_available
 
 # the tests that grade: they start kernels (notebooks), take minutes together (slow) and look
 # for leftover processes in /proc
@@ -74,6 +78,7 @@ def graded_class(tmp_path_factory: pytest.TempPathFactory, token: str) -> dict[s
     child process (in its own session, so a grader that dies takes only that process)."""
     folder = tmp_path_factory.mktemp("class")
     written = write_corpus(folder / "hostile", Context(token))
+    before_files = _digests(folder)
     for name in ASSIGNMENTS:
         (folder / "empty").mkdir(exist_ok=True)
         (folder / "honest").mkdir(exist_ok=True)
@@ -90,6 +95,10 @@ def graded_class(tmp_path_factory: pytest.TempPathFactory, token: str) -> dict[s
     leftovers, new_children = _settle(token, before)
     rows = list(csv.DictReader(table.open(encoding="utf-8"))) if table.is_file() else []
     return {
+        "changed_files": sorted(
+            name for name, digest in _digests(folder).items() if before_files.get(name) != digest
+        ),
+        "planted": _planted(token),
         "done": done,
         "rows": {r["submission"]: r for r in rows},
         "files": sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.ipynb")),
@@ -98,6 +107,30 @@ def graded_class(tmp_path_factory: pytest.TempPathFactory, token: str) -> dict[s
         "new_children": new_children,
         "csv_size": table.stat().st_size if table.is_file() else 0,
     }
+
+
+def _digests(folder: Path) -> dict[str, str]:
+    """SHA-256 of every file under ``folder``, by relative path."""
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _planted(token: str) -> list[str]:
+    """Files named after the run's token (what plant_pth_adam tries to write) in the places a
+    later grading process or the grader would pick them up; removed when found."""
+    import site
+
+    folders = {*site.getsitepackages(), site.getusersitepackages(), *sys.path, sys.prefix}
+    folders |= {str(ROOT), str(Path.home()), "/tmp", "/var/tmp", tempfile.gettempdir()}
+    found = []
+    for folder in folders:
+        for path in Path(folder or ".").glob(f"{token}.*"):
+            found.append(str(path))
+            path.unlink(missing_ok=True)
+    return found
 
 
 def _row(graded_class: dict[str, Any], submission: str) -> dict[str, str]:
@@ -152,7 +185,9 @@ def test_hostile_submission_earns_no_more_than_the_empty_copy_or_is_flagged(grad
     """A hostile submission scores at most what the untouched student copy scores; a reference
     import is also flagged as such, a pasted solution is flagged as a copy."""
     exploit = EXPLOITS[name]
-    row = _row(graded_class, f"hostile/{name}.ipynb")
+    if exploit.sandbox and not bubblewrap_available():
+        pytest.skip("defeated by the bubblewrap sandbox, which is not installed here")
+    row = _row(graded_class, f"hostile/{name}/{exploit.assignment}.ipynb")
     empty = _empty_score(graded_class, exploit.assignment)
     assert row["score"] != "", _describe(row)
     score, flags = int(row["score"]), row.get("flags", "")
@@ -166,6 +201,18 @@ def test_hostile_submission_earns_no_more_than_the_empty_copy_or_is_flagged(grad
     else:
         assert exploit.expect == "empty"
         assert score <= empty, why
+
+
+@_marks(grading)
+def test_grading_changes_no_submission_and_plants_nothing(graded_class):
+    """After grade-all over the corpus (one submission rewrites every notebook it can reach,
+    another writes .pth files and markers wherever it can), every submission in the class
+    folder is byte for byte what was handed in, and no planted file exists in site-packages,
+    the checkout, the home folder or /tmp."""
+    if not bubblewrap_available():
+        pytest.skip("only the bubblewrap sandbox keeps the kernel from the grader's files")
+    assert graded_class["changed_files"] == []
+    assert graded_class["planted"] == []
 
 
 @_marks(grading)
@@ -235,11 +282,11 @@ def _notebook_json(nb: Any) -> str:
     return str(nbformat.writes(nb))
 
 
-def test_corpus_covers_the_categories_of_the_issue():
-    """The corpus has at least 15 submissions over 01, 03 and 04 and every category of
-    hostile behaviour that issue 11 lists."""
+def test_corpus_covers_the_categories_of_the_issues():
+    """The corpus has at least 30 submissions over 01, 03 and 04 and every category of
+    hostile behaviour that issues 11 and 18 list."""
     categories = {e.category for e in exploits()}
-    assert len(EXPLOITS) >= 15
+    assert len(EXPLOITS) >= 30
     assert set(ASSIGNMENTS) >= {"01_dense_layer", "03_kl_divergence", "04_adam"}
     assert categories >= {
         "reference import",
@@ -258,6 +305,11 @@ def test_corpus_covers_the_categories_of_the_issue():
         "endless loop",
         "fork storm",
         "do nothing",
+        "agent patch",
+        "sandbox escape",
+        "sabotage",
+        "planted .pth",
+        "judge limits",
     }
 
 

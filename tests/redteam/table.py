@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from .corpus import Context, exploits
+from .corpus import Context, corpus_path, exploits
 from .notebooks import RELEASE_DIR, ROOT, SOURCE_DIR, write
 from .processes import kill_marked, new_token
 
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             jobs.append(("(empty copy)", assignment, "", RELEASE_DIR / f"{assignment}.ipynb"))
             jobs.append(("(solution)", assignment, "", SOURCE_DIR / f"{assignment}.ipynb"))
         for e in chosen:
-            path = write(e.build(context), Path(tmp) / f"{e.name}.ipynb")
+            path = write(e.build(context), corpus_path(Path(tmp), e))
             jobs.append((e.name, e.assignment, e.expect, path))
 
         def run(job: tuple[str, str, str, Path]) -> dict[str, Any]:

@@ -93,6 +93,7 @@ from .notebooks import (
     GradingError,
     check_source,
     find_assignment,
+    find_source_dir,
     list_assignments,
     read_notebook,
 )
@@ -114,6 +115,7 @@ __all__ = [
     "GradeReport",
     "list_assignments",
     "find_assignment",
+    "find_source_dir",
     "read_notebook",
     "check_source",
     "release_notebook",

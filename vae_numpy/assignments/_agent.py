@@ -24,6 +24,7 @@ import numpy as np
 
 from ._wire import (
     DTYPES,
+    MAX_ELEMENTS,
     MAX_FRAME,
     FrameTooLarge,
     array_from_wire,
@@ -71,10 +72,12 @@ class _Agent:
         if number is not None and self.links.get(number) is array:
             return {"ln": number}
         size = np.ndarray.nbytes.__get__(array)
-        if size > MAX_FRAME // 2:  # base64 makes it 4/3 larger
+        count = np.ndarray.size.__get__(array)
+        if size > MAX_FRAME // 2 or count > MAX_ELEMENTS:  # base64 makes it 4/3 larger
             raise FrameTooLarge(
-                f"return value too large: an array of {size} bytes, the grader accepts "
-                f"at most {MAX_FRAME // 2} bytes per array"
+                f"return value too large: an array of {count} elements ({size} bytes), the "
+                f"grader accepts at most {MAX_ELEMENTS} elements and {MAX_FRAME // 2} bytes "
+                "per array"
             )
         number = self.next_link
         self.next_link += 1
@@ -173,17 +176,13 @@ class _Agent:
         op = request["op"]
         if op == "reached":
             return list(_REACHED)
-        if op == "globals":
+        if op == "globals":  # the values of the names the judge asks for, those defined
             user = _user_namespace()
-            skip = set(request.get("skip", ())) | _HIDDEN_NAMES
             return {
                 "d": [
-                    [name, self.out(value)]
-                    for name, value in list(user.items())
-                    if type(name) is str
-                    and not name.startswith("_")
-                    and name not in skip
-                    and not (hasattr(builtins, name) and value is getattr(builtins, name))
+                    [name, self.out(user[name])]
+                    for name in request["names"]
+                    if type(name) is str and name in user and name not in _HIDDEN_NAMES
                 ]
             }
         target = self.objects[request["h"]]

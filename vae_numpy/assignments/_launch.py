@@ -65,6 +65,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         # ipykernel exits when its parent pid changes or is 1; this supervisor is its parent
         # (pid 1 inside a PID namespace) and PR_SET_PDEATHSIG covers the parent's death
         env = {k: v for k, v in os.environ.items() if k != "JPY_PARENT_PID"}
+        signal.signal(signal.SIGINT, signal.SIG_DFL)  # under bubblewrap it came in ignored
         os.execve(command[0], command, env)
     # the supervisor: interrupts are for the kernel; wait for it and exit as it did
     signal.signal(signal.SIGINT, signal.SIG_IGN)

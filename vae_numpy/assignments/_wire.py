@@ -27,7 +27,19 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["WireError", "DTYPES", "send_frame", "recv_frame", "array_to_wire", "array_from_wire"]
+__all__ = [
+    "WireError",
+    "FrameTooLarge",
+    "DTYPES",
+    "MAX_FRAME",
+    "MAX_VALUES",
+    "MAX_ELEMENTS",
+    "send_frame",
+    "recv_frame",
+    "decode_frame",
+    "array_to_wire",
+    "array_from_wire",
+]
 
 DTYPES = frozenset(
     ["bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"]
@@ -35,7 +47,18 @@ DTYPES = frozenset(
 )
 """The dtypes an array may have to cross the boundary."""
 
-MAX_FRAME = 1 << 28  # bytes: one message may not exceed 256 MiB
+MAX_FRAME = 1 << 25
+"""Bytes one message may have (32 MiB): larger ones are refused unread."""
+
+MAX_VALUES = 1_000_000
+"""JSON values (numbers, strings, lists, dicts) one message may hold; counted on the raw bytes
+(commas and opening brackets) before it is parsed, so a flood of tiny values cannot make the
+judge build millions of Python objects."""
+
+MAX_ELEMENTS = 1 << 22
+"""Elements one array may have (4,194,304: 32 MiB of float64); the shape is checked against
+it before any memory is allocated for the array."""
+
 MAX_DEPTH = 32  # nesting of lists, tuples and dicts in one value
 _HEADER = struct.Struct(">Q")
 
@@ -71,17 +94,34 @@ def _recv_exact(sock: socket.socket, n: int) -> bytes:
     return b"".join(chunks)
 
 
+def _refuse_constant(name: str) -> Any:
+    raise WireError(f"a raw {name} in a message (non-finite numbers travel as {{'f': ...}})")
+
+
+def decode_frame(data: bytes) -> Any:
+    """The JSON document ``data`` under the caps: at most :data:`MAX_VALUES` values (checked
+    before parsing), no ``NaN``/``Infinity`` literals, nesting the parser can follow;
+    WireError for anything else."""
+    values = data.count(b",") + data.count(b"[") + data.count(b"{")
+    if values > MAX_VALUES:
+        raise WireError(f"a message with about {values} values (the limit is {MAX_VALUES})")
+    try:
+        return json.loads(data.decode("utf-8"), parse_constant=_refuse_constant)
+    except RecursionError:
+        raise WireError("a message nested too deeply") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise WireError(f"a message that is not JSON ({exc})") from exc
+
+
 def recv_frame(sock: socket.socket) -> Any:
-    """Receive one JSON document; WireError when it is too large or not JSON."""
+    """Receive one JSON document; WireError when it is too large, too many values, nested
+    too deep, holds a raw NaN or Infinity, or is not JSON (see :func:`decode_frame`)."""
     (size,) = _HEADER.unpack(_recv_exact(sock, _HEADER.size))
     if size > MAX_FRAME:
         raise FrameTooLarge(
             f"return value too large: a message of {size} bytes, the limit is {MAX_FRAME}"
         )
-    try:
-        return json.loads(_recv_exact(sock, size).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise WireError(f"a message that is not JSON ({exc})") from exc
+    return decode_frame(_recv_exact(sock, size))
 
 
 def array_to_wire(array: np.ndarray) -> list[Any]:
@@ -102,12 +142,20 @@ def array_from_wire(spec: Any) -> np.ndarray:
         raise WireError(f"an array of dtype {name!r} (only numbers and bools can cross)")
     if not all(type(n) is int and 0 <= n for n in shape) or len(shape) > 32:
         raise WireError("an array with a malformed shape")
+    count = math.prod(shape)
+    if count > MAX_ELEMENTS:
+        raise WireError(
+            f"an array of shape {tuple(shape)} ({count} elements; the grader accepts at most "
+            f"{MAX_ELEMENTS})"
+        )
+    dtype = np.dtype(name).newbyteorder("<")
+    if len(data) != 4 * ((count * dtype.itemsize + 2) // 3):  # before decoding anything
+        raise WireError(f"an array whose data does not fill shape {tuple(shape)}")
     try:
         raw = base64.b64decode(data.encode("ascii"), validate=True)
     except (ValueError, UnicodeEncodeError) as exc:
         raise WireError("an array whose data is not base64") from exc
-    dtype = np.dtype(name).newbyteorder("<")
-    if math.prod(shape) * dtype.itemsize != len(raw):
+    if count * dtype.itemsize != len(raw):
         raise WireError(f"an array whose {len(raw)} bytes do not fill shape {tuple(shape)}")
     return np.frombuffer(raw, dtype=dtype).astype(np.dtype(name)).reshape(shape)
 

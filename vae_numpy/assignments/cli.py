@@ -35,13 +35,18 @@ from .notebooks import (
     nbgrader_meta,
 )
 from .release import release, verify_release
-from .report import csv_bytes
+from .report import clean_text, csv_bytes, write_feedback
+from .sandbox import ISOLATION_MODES
 
-__all__ = ["add_subcommand", "run", "main"]
+__all__ = ["add_subcommand", "run", "main", "feedback_dir"]
 
 
 def _add_actions(sub: Any) -> None:
-    source_help = "folder of the source notebooks (default: notebooks/assignments/source)"
+    source_help = (
+        "folder of the assignment sources (solutions, hidden tests): notebooks/assignments/source"
+        " of a checkout or the sdist (default: found above the current folder or the package;"
+        " the wheel does not ship them)"
+    )
 
     listing = sub.add_parser("list", help="list the assignments and their points")
     listing.add_argument("--source", default=None, metavar="DIR", help=source_help)
@@ -71,7 +76,10 @@ def _add_actions(sub: Any) -> None:
     )
     grade.add_argument("submission", metavar="SUBMISSION.ipynb", help="the student's notebook")
     grade.add_argument(
-        "--assignment", default=None, metavar="NAME", help="name or number (default: detected)"
+        "--assignment",
+        default=None,
+        metavar="NAME",
+        help="name or number (default: from the file name, e.g. 04_adam.ipynb as released)",
     )
     grade.add_argument("--source", default=None, metavar="DIR", help=source_help)
     grade.add_argument("--json", action="store_true", help="print a JSON report instead")
@@ -93,14 +101,26 @@ def _add_actions(sub: Any) -> None:
     many = sub.add_parser(
         "grade-all",
         help="grade every notebook in a folder into a CSV file",
-        description="Grade every .ipynb under DIR and write one CSV row per submission: "
-        "submission, assignment, score, max_score, error, then the points of each test. "
-        "Exit status 0 when every notebook was graded, 1 when some could not be.",
+        description="Grade every .ipynb under DIR (one folder per student, e.g. DIR/alice/"
+        "04_adam.ipynb) and write one CSV row per student and assignment: student, submission, "
+        "assignment, score, max_score, error, problems, flags, seed, then the points of each "
+        "test; and, for the student, a feedback file per submission (text and JSON) with every "
+        "test's message. Exit status 0 when every notebook was graded, 1 when some could not be.",
     )
     many.add_argument("folder", metavar="DIR", help="folder of submissions (searched recursively)")
     many.add_argument("--csv", required=True, metavar="PATH", help="CSV file to write")
     many.add_argument(
-        "--assignment", default=None, metavar="NAME", help="name or number (default: detected)"
+        "--feedback",
+        default=None,
+        metavar="DIR",
+        help="folder for the feedback files, mirroring DIR: DIR/alice/04_adam.txt and .json "
+        "(default: beside the CSV, CSV-NAME-feedback)",
+    )
+    many.add_argument(
+        "--assignment",
+        default=None,
+        metavar="NAME",
+        help="name or number for every notebook (default: from each file name)",
     )
     many.add_argument("--source", default=None, metavar="DIR", help=source_help)
     many.add_argument(
@@ -164,6 +184,14 @@ def _add_limits(parser: Any) -> None:
         metavar="SIZE",
         help=f"memory of the student's kernel, e.g. 2G (default {DEFAULT_MEMORY // 1024**3}G)",
     )
+    parser.add_argument(
+        "--isolation",
+        choices=ISOLATION_MODES,
+        default="auto",
+        help="sandbox of the student's kernel: auto (the strongest available: bubblewrap, "
+        "else namespaces, else rlimits; the report names it), strict (bubblewrap or no "
+        "grading), or one by name (default auto)",
+    )
 
 
 def add_subcommand(subparsers: Any) -> argparse.ArgumentParser:
@@ -217,6 +245,7 @@ def _cmd_grade(args: argparse.Namespace) -> int:
         seed=args.seed,
         notebook_timeout=args.notebook_timeout,
         memory_limit=args.memory_limit,
+        isolation=args.isolation,
     )
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
@@ -225,10 +254,19 @@ def _cmd_grade(args: argparse.Namespace) -> int:
     return 0
 
 
+def feedback_dir(csv_path: str | Path, feedback: str | Path | None = None) -> Path:
+    """Where ``grade-all`` writes the feedback files: ``feedback`` when given, else beside
+    the CSV file, ``grades.csv`` -> ``grades-feedback/``."""
+    if feedback is not None:
+        return Path(feedback)
+    table = Path(csv_path)
+    return table.with_name(f"{table.stem}-feedback")
+
+
 def _cmd_grade_all(args: argparse.Namespace) -> int:
     root = Path(args.folder)
     jobs = args.jobs or usable_cores()
-    print(f"grading {root} with {jobs} job{'s' if jobs > 1 else ''}", file=sys.stderr)
+    print(clean_text(f"grading {root} with {jobs} job{'s' if jobs > 1 else ''}"), file=sys.stderr)
     results = grade_folder(
         root,
         assignment=args.assignment,
@@ -238,20 +276,27 @@ def _cmd_grade_all(args: argparse.Namespace) -> int:
         seed=args.seed,
         notebook_timeout=args.notebook_timeout,
         memory_limit=args.memory_limit,
+        isolation=args.isolation,
     )
     atomic_write_bytes(args.csv, csv_bytes(root, results))
+    feedback = feedback_dir(args.csv, args.feedback)
+    write_feedback(feedback, root, results)
     failed = 0
     for path, result in results:
         if isinstance(result, GradingError):
             failed += 1
-            print(f"{path}: not graded: {result}", file=sys.stderr)
+            print(clean_text(f"{path}: not graded: {result}"), file=sys.stderr)
             continue
-        print(f"{path}: {result.score} / {result.max_score}")
-        for problem in result.problems:
-            print(f"    problem: {problem}")
-        for flag in result.flags:
-            print(f"    flag: {flag}")
-    print(f"wrote {args.csv} ({len(results)} submissions, {failed} not graded)")
+        lines = [f"{path}: {result.score} / {result.max_score}"]
+        lines += [f"    problem: {problem}" for problem in result.problems]
+        lines += [f"    flag: {flag}" for flag in result.flags]
+        print(clean_text("\n".join(lines)))
+    print(
+        clean_text(
+            f"wrote {args.csv} ({len(results)} submissions, {failed} not graded)"
+            f" and the feedback files in {feedback}"
+        )
+    )
     return 1 if failed else 0
 
 
@@ -274,7 +319,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         return _ACTIONS[action](args)
     except (GradingError, ValueError, OSError) as exc:
-        print(f"vae-numpy assignments {action}: error: {exc}", file=sys.stderr)
+        print(clean_text(f"vae-numpy assignments {action}: error: {exc}"), file=sys.stderr)
         return 2
 
 

@@ -27,12 +27,14 @@ row of its CSV) that tests and scripts may rely on:
   withheld stand-in reached at run time), ``"near-copy of the
   published solution: ..."``, and in ``grade-all`` ``"near-identical to OTHER ..."``;
 * ``seed`` (int): the tests' seed (``--seed`` reproduces the grade);
-* ``isolation`` (str): ``"namespaces, memory limit 4 GiB"`` or ``"session+rlimits, ..."``;
+* ``isolation`` (str): the sandbox in force, e.g. ``"bubblewrap (uid 65534, ...), memory limit 4 GiB"``,
+  ``"namespaces (...), ..."`` or ``"session+rlimits (...), ..."``;
 * ``seconds`` (float).
 """
 
 from __future__ import annotations
 
+import ast
 import builtins
 import contextlib
 import copy
@@ -41,6 +43,7 @@ import json
 import math
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -57,7 +60,9 @@ from ..serialization import atomic_write_bytes
 from ._wire import WireError
 from .integrity import (
     DEFAULT_SIMILARITY,
+    Fingerprints,
     copy_flag,
+    matched_lines,
     near_identical_pairs,
     own_tokens,
     reference_flags,
@@ -66,9 +71,11 @@ from .integrity import (
 from .judge import KernelGone, Remote, StudentError
 from .notebooks import (
     GradingError,
+    assignment_from_name,
     cell_kind,
     detect_assignment,
     find_assignment,
+    find_source_dir,
     grade_id_of,
     is_hidden_cell,
     list_assignments,
@@ -77,15 +84,26 @@ from .notebooks import (
     read_notebook,
 )
 from .release import release_cell
-from .report import GradedTest, GradeReport
-from .sandbox import DEFAULT_MEMORY, DEFAULT_OUTPUT_LIMIT, Kernel
+from .report import GradedTest, GradeReport, student_of
+from .sandbox import (
+    DEFAULT_MEMORY,
+    DEFAULT_OUTPUT_LIMIT,
+    IsolationUnavailable,
+    Kernel,
+    scratch_folder,
+)
 
 __all__ = [
     "DEFAULT_TIMEOUT",
     "DEFAULT_NOTEBOOK_TIMEOUT",
     "DEFAULT_MEMORY",
+    "DEFAULT_JUDGE_MEMORY",
+    "judge_memory_limit",
+    "defined_names",
+    "solution_names",
     "grade_notebook",
     "grade_folder",
+    "snapshot_submission",
     "usable_cores",
 ]
 
@@ -94,6 +112,38 @@ DEFAULT_TIMEOUT = 60.0
 
 DEFAULT_NOTEBOOK_TIMEOUT = 600.0
 """Seconds the whole notebook may take; the cells after that are not run."""
+
+DEFAULT_JUDGE_MEMORY = 2 * 1024**3
+"""Bytes of address space the judge may add to its own while it grades a notebook: a test
+that builds an array of a shape the student's code chose fails with MemoryError instead of
+taking the grader's machine."""
+
+
+@contextlib.contextmanager
+def judge_memory_limit(extra: int) -> Any:
+    """Cap this process's address space at its current size plus ``extra`` bytes (the soft
+    RLIMIT_AS) while the block runs, then restore the previous limit. Does nothing where the
+    limit cannot be read or set (not Linux)."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        with open("/proc/self/statm", encoding="ascii") as statm:
+            size = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        limit = size + extra
+        if hard != resource.RLIM_INFINITY:
+            limit = min(limit, hard)
+        if soft != resource.RLIM_INFINITY:
+            limit = min(limit, soft)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    except (ImportError, OSError, ValueError):
+        yield
+        return
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _MESSAGE_LIMIT = 2000  # characters of a failure message kept in a report
@@ -107,6 +157,8 @@ class _Role:
     points: int = 0
     hidden: bool = False
     judge: bool = False  # a read-only cell that also runs in the judge (tagged "judge")
+    kernel: bool = True  # False for a "judge-only" cell (test helpers): never in the kernel
+    unwritten: bool = False  # a solution cell the student left as the stub (or deleted)
 
 
 @dataclass
@@ -153,14 +205,22 @@ def _compose(source: Any, submission: Any) -> tuple[Any, list[_Role], list[str]]
         elif kind == "solution":
             assert gid is not None  # check_source guarantees it
             answer = answers.get(gid)
+            stub = release_cell(cell).source
+            unwritten = True
             if answer is None or answer.cell_type != "code":
                 why = "is missing" if answer is None else "is no longer a code cell"
                 problems.append(f"solution cell {gid!r} {why}; graded with the empty stub")
-                text = release_cell(cell).source
-            else:
+                text = stub
+            elif _nothing_written(answer.source, stub):
+                problems.append(
+                    f"solution cell {gid!r}: nothing written (it is still the stub), so the"
+                    " tests that use it cannot pass"
+                )
                 text = answer.source
+            else:
+                text, unwritten = answer.source, False
             cells.append(nbformat.v4.new_code_cell(text))
-            roles.append(_Role("solution", gid))
+            roles.append(_Role("solution", gid, unwritten=unwritten))
         else:
             cells.append(nbformat.v4.new_code_cell(cell.source))
             if kind == "test":
@@ -168,12 +228,43 @@ def _compose(source: Any, submission: Any) -> tuple[Any, list[_Role], list[str]]
                 roles.append(_Role("test", gid, points, is_hidden_cell(cell)))
             else:
                 tags = cell.get("metadata", {}).get("tags", [])
-                roles.append(_Role("locked", gid, judge="judge" in tags))
+                judge_only = "judge-only" in tags
+                roles.append(
+                    _Role("locked", gid, judge="judge" in tags or judge_only, kernel=not judge_only)
+                )
         add_extras(gid)
     nb = nbformat.v4.new_notebook(cells=cells, metadata=copy.deepcopy(source.metadata))
     for index, cell in enumerate(nb.cells):
         cell["id"] = f"graded-{index}"
     return nb, roles, problems
+
+
+_STUB_LINES = {"raise NotImplementedError()", "raise NotImplementedError", "pass", "..."}
+
+
+def _code_lines(text: str) -> list[str]:
+    """The lines of a cell that do something: stripped, without blank, comment and stub lines
+    (``raise NotImplementedError()``, ``pass``, ``...``)."""
+    lines = (line.strip() for line in text.splitlines())
+    return [line for line in lines if line and not line.startswith("#") and line not in _STUB_LINES]
+
+
+def _nothing_written(answer: str, stub: str) -> bool:
+    """True when a solution cell holds nothing of the student's: empty, or the released stub
+    give or take comments, blank lines and the ``raise NotImplementedError()`` line."""
+    mine = _code_lines(answer)
+    return not mine or mine == _code_lines(stub)
+
+
+def _caused_by_a_stub(role: _Role, run: _Run, stub_before: bool) -> bool:
+    """Whether a cell's error is only the consequence of a solution cell left empty: the stub's
+    own NotImplementedError, or a read-only cell after an empty solution cell failing on a
+    name it did not define or on the stub's NotImplementedError. Such errors are reported once,
+    as "nothing written", not as errors of the cells that met them."""
+    if role.kind == "solution" and role.unwritten:
+        return True
+    consequence = run.message.startswith(("NotImplementedError", "NameError"))
+    return role.kind == "locked" and stub_before and consequence
 
 
 def _kernel_error_text(ename: str, evalue: str, traceback_lines: Sequence[str]) -> str:
@@ -236,10 +327,15 @@ class _Session:
         seed: int,
         limits: _Limits,
         hide: Sequence[Path] = (),
+        solution_names: set[str] | frozenset[str] = frozenset(),
+        isolation: str = "auto",
+        notebook: Path | None = None,
     ):
         self.limits, self.references = limits, list(references)
+        self.solution_names = frozenset(solution_names)
         self.seed = seed
-        path = str(workdir / "judge.sock")
+        (workdir / "run").mkdir(exist_ok=True)  # the kernel's sockets: all it may write to
+        path = str(workdir / "run" / "judge.sock")
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         listener.bind(path)
         listener.listen(1)
@@ -251,7 +347,12 @@ class _Session:
                 memory_limit=limits.memory,
                 output_limit=limits.output,
                 hide=hide,
+                isolation=isolation,
+                notebook=notebook,
             )
+        except IsolationUnavailable as exc:
+            listener.close()
+            raise GradingError(str(exc)) from exc
         except Exception as exc:
             listener.close()
             raise GradingError(
@@ -356,7 +457,10 @@ class _Session:
             self.remote.dead = self.stopped
             return _Run("error", self.stopped.removeprefix("not run: "), time.monotonic() - start)
         try:
-            names = self.remote.student_names(self.owned)
+            # the judge decides which names are the student's: those the source's solution
+            # cells define, never one the judge owns (its imports, helpers, builtins, tests)
+            wanted = {n for n in self.solution_names - self.owned if not n.startswith("_")}
+            names = self.remote.student_names(wanted)
             for name in self.student - set(names):
                 self.namespace.pop(name, None)
             self.namespace.update(names)
@@ -395,6 +499,93 @@ class _Session:
         run.seconds = time.monotonic() - start
         return run
 
+    def run_cells(self, nb: Any, roles: Sequence[_Role], runs: list[_Run], end: float) -> None:
+        """Run the composed notebook's code cells in order, each where its role says (kernel,
+        judge or both), filling ``runs`` and the cells' outputs; after ``end`` (a
+        ``time.monotonic()`` instant), or once the kernel is gone, the rest is "not run"."""
+        for index, (cell, role) in enumerate(zip(nb.cells, roles, strict=True)):
+            if cell.cell_type != "code":
+                continue
+            label = _describe(role)
+            now = time.monotonic()
+            if not self.stopped and now >= end:
+                self.stopped = (
+                    f"not run: the notebook ran past its time limit of {self.limits.notebook:g} s"
+                )
+            if self.stopped:
+                runs[index] = _Run("not run", self.stopped)
+                continue
+            deadline = min(now + self.limits.cell, end)
+            if role.kind == "test":
+                assert role.grade_id is not None
+                runs[index] = run = self.run_test(cell.source, role.grade_id, deadline)
+                verdict = "passed" if run.status == "ok" else "failed"
+                text = f"[judge] {verdict}" + (f": {run.message}" if run.message else "")
+                cell.outputs = [
+                    nbformat_output(
+                        {"output_type": "stream", "name": "stdout", "text": text + "\n"}
+                    )
+                ]
+                continue
+            try:
+                if role.kernel:
+                    runs[index], result = self.run_kernel_cell(cell.source, deadline, label)
+                    cell.outputs = [nbformat_output(o) for o in result.outputs]
+            except Exception as exc:  # whatever the kernel sent: a problem, never a crash
+                self.stopped = f"not run: the grader could not run {label} ({exc!r:.300})"
+                runs[index] = _Run("error", self.stopped.removeprefix("not run: "))
+                continue
+            if role.judge:
+                try:
+                    self.run_judge_cell(cell.source, label)
+                except Exception as exc:
+                    raise GradingError(f"{label} of the source fails in the judge: {exc}") from exc
+
+
+def defined_names(code: str) -> set[str]:
+    """The names a cell binds at its top level: functions, classes, imports, assignments, loop
+    and ``with`` targets, and names a function declares ``global``. Code that does not parse
+    binds nothing."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return set()
+    names: set[str] = set()
+    scopes = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
+    comprehensions = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, scopes):
+            if not isinstance(node, ast.Lambda):
+                names.add(node.name)
+            for inner in ast.walk(node):  # `global x` inside binds the module's x
+                if isinstance(inner, ast.Global):
+                    names.update(inner.names)
+            return
+        if isinstance(node, comprehensions):
+            return  # their loop variables are their own
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update(
+                (a.asname or a.name.partition(".")[0]) for a in node.names if a.name != "*"
+            )
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return names
+
+
+def solution_names(source: Any) -> set[str]:
+    """The names the source notebook's solution cells define: the only names of the student's
+    kernel that its tests see when grading (the judge's own names and builtins excepted)."""
+    names: set[str] = set()
+    for cell in source.cells:
+        if cell.cell_type == "code" and cell_kind(cell) == "solution":
+            names |= defined_names(cell.source)
+    return {n for n in names if not n.startswith("_") and not hasattr(builtins, n)}
+
 
 def _describe(role: _Role) -> str:
     if role.kind == "extra":
@@ -429,6 +620,8 @@ def grade_notebook(
     notebook_timeout: float = DEFAULT_NOTEBOOK_TIMEOUT,
     memory_limit: int = DEFAULT_MEMORY,
     output_limit: int = DEFAULT_OUTPUT_LIMIT,
+    isolation: str = "auto",
+    judge_memory: int = DEFAULT_JUDGE_MEMORY,
 ) -> GradeReport:
     """Grade one submitted notebook against its assignment's source tests, offline.
 
@@ -438,10 +631,11 @@ def grade_notebook(
         The student's ``.ipynb``.
     assignment : str, optional
         Name, short name or number of the assignment (see :func:`find_assignment`). By
-        default it is read from the notebook's metadata, else its file name, else matched by
-        the cells' ``grade_id``.
+        default the file name tells it (``04_adam.ipynb`` as released); the notebook's
+        metadata is never followed, and flagged when it names another assignment.
     source_dir : path, optional
-        Folder of the source notebooks (default :data:`SOURCE_DIR`).
+        Folder of the source notebooks (default: the checkout's, see
+        :func:`~vae_numpy.assignments.notebooks.find_source_dir`).
     timeout : float
         Seconds each cell (and each test) may run before it is interrupted.
     executed_path : path, optional
@@ -455,6 +649,13 @@ def grade_notebook(
         Bytes of address space the student's kernel may use.
     output_limit : int
         Characters of output kept per cell.
+    isolation : str
+        The sandbox of the student's kernel (:data:`~vae_numpy.assignments.sandbox.ISOLATION_MODES`):
+        ``"auto"`` (the strongest the machine offers, named in the report's ``isolation``),
+        ``"strict"`` (bubblewrap or no grading), or one mode by name.
+    judge_memory : int
+        Bytes of address space this process (the judge) may add to its own while it grades
+        (:func:`judge_memory_limit`).
 
     Returns
     -------
@@ -483,62 +684,37 @@ def grade_notebook(
     path = Path(submission)
     nb = read_notebook(path)
     known = list_assignments(source_dir)
-    source_path = (
-        find_assignment(assignment, source_dir)
-        if assignment is not None
-        else detect_assignment(path, nb, known)
-    )
+    # --assignment, else the file name; metadata that disagrees is flagged, never followed
+    source_path, name_flags = detect_assignment(path, nb, known, assignment)
     try:
         source = load_source(source_path)
     except ValueError as exc:
         raise GradingError(str(exc)) from exc
     composed, roles, problems = _compose(source, nb)
     references = _references(source)
-    flags = reference_flags(student_code(composed, roles), references)
+    flags = name_flags + reference_flags(student_code(composed, roles), references)
     copied = copy_flag(source, composed, roles)
     if copied:
         flags.append(copied)
     limits = _Limits(float(timeout), float(notebook_timeout), memory_limit, output_limit)
     runs = [_Run("ok") for _ in composed.cells]
-    isolation = ""
+    isolation_used = ""
     end_of_time = start + limits.notebook
-    with tempfile.TemporaryDirectory(prefix="vae-numpy-grade-") as workdir:
-        session = _Session(Path(workdir), references, seed, limits, hide=[source_path.parent])
-        isolation = session.kernel.isolation
+    with tempfile.TemporaryDirectory(prefix="vae-numpy-grade-", dir=scratch_folder()) as workdir:
+        session = _Session(
+            Path(workdir),
+            references,
+            seed,
+            limits,
+            hide=[source_path.parent],
+            solution_names=solution_names(source),
+            isolation=isolation,
+            notebook=path,
+        )
+        isolation_used = session.kernel.isolation
         try:
-            for index, (cell, role) in enumerate(zip(composed.cells, roles, strict=True)):
-                if cell.cell_type != "code":
-                    continue
-                label = _describe(role)
-                now = time.monotonic()
-                if not session.stopped and now >= end_of_time:
-                    session.stopped = (
-                        f"not run: the notebook ran past its time limit of {limits.notebook:g} s"
-                    )
-                if session.stopped:
-                    runs[index] = _Run("not run", session.stopped)
-                    continue
-                deadline = min(now + limits.cell, end_of_time)
-                if role.kind == "test":
-                    assert role.grade_id is not None
-                    runs[index] = run = session.run_test(cell.source, role.grade_id, deadline)
-                    verdict = "passed" if run.status == "ok" else "failed"
-                    text = f"[judge] {verdict}" + (f": {run.message}" if run.message else "")
-                    cell.outputs = [
-                        nbformat_output(
-                            {"output_type": "stream", "name": "stdout", "text": text + "\n"}
-                        )
-                    ]
-                    continue
-                runs[index], result = session.run_kernel_cell(cell.source, deadline, label)
-                cell.outputs = [nbformat_output(o) for o in result.outputs]
-                if role.judge:
-                    try:
-                        session.run_judge_cell(cell.source, label)
-                    except Exception as exc:
-                        raise GradingError(
-                            f"{label} of the source fails in the judge: {exc}"
-                        ) from exc
+            with judge_memory_limit(judge_memory):
+                session.run_cells(composed, roles, runs, end_of_time)
         finally:
             session.close()
     for dotted in session.reached:
@@ -552,6 +728,7 @@ def grade_notebook(
 
         atomic_write_bytes(executed_path, (nbformat.writes(composed) + "\n").encode("utf-8"))
     tests = []
+    stub_before = False  # a solution cell left empty came before: its consequences are known
     for role, outcome in zip(roles, runs, strict=True):
         if role.kind == "test":
             assert role.grade_id is not None
@@ -568,8 +745,11 @@ def grade_notebook(
                 )
             )
         elif role.kind != "text" and outcome.status not in ("ok", "not run"):
+            if _caused_by_a_stub(role, outcome, stub_before):
+                continue  # already reported as "nothing written"
             first = outcome.message.splitlines()[0] if outcome.message else outcome.status
             problems.append(f"{_describe(role)}: {first}")
+        stub_before = stub_before or role.unwritten
     if any(run.status == "not run" for run in runs):
         reason = next(run.message for run in runs if run.status == "not run")
         problems.append(reason.removeprefix("not run: "))
@@ -580,7 +760,7 @@ def grade_notebook(
         problems=problems,
         flags=flags,
         seed=seed,
-        isolation=isolation,
+        isolation=isolation_used,
         seconds=time.monotonic() - start,
     )
 
@@ -615,6 +795,7 @@ def _grade_in_worker(path: Path, options: dict[str, Any]) -> GradeReport | Gradi
         ("seed", "--seed"),
         ("notebook_timeout", "--notebook-timeout"),
         ("memory_limit", "--memory-limit"),
+        ("isolation", "--isolation"),
     ):
         if options.get(key) is not None:
             argv += [flag, str(options[key])]
@@ -653,14 +834,30 @@ def grade_folder(
     notebook_timeout: float = DEFAULT_NOTEBOOK_TIMEOUT,
     memory_limit: int = DEFAULT_MEMORY,
     similarity: float = DEFAULT_SIMILARITY,
+    isolation: str = "auto",
 ) -> list[tuple[Path, GradeReport | GradingError]]:
     """Grade every ``.ipynb`` under ``folder`` (recursively, skipping checkpoints), sorted.
 
-    Each notebook is graded in its own process, ``jobs`` at a time (default: the usable
-    cores), so that a submission that kills its grader, exhausts memory or never ends costs
-    only its own row. Returns one ``(path, report)`` per notebook, or ``(path, error)`` for
-    one that could not be graded. Pairs of submissions of the same assignment whose solution
-    code is near-identical (similarity at least ``similarity``) are flagged in both reports.
+    The student of a notebook is its folder relative to ``folder`` (:func:`student_of`), and
+    its assignment is ``assignment`` or else its file name. One notebook per student and
+    assignment is graded: when a student handed in several for one assignment, the one named
+    as released (``04_adam.ipynb``) or else the most recently saved, and its report names the
+    others in its problems. Each notebook is graded in its own process, ``jobs`` at a time
+    (default: the usable cores), so that a submission that kills its grader, exhausts memory
+    or never ends costs only its own row. Returns one ``(path, report)`` per notebook graded,
+    or ``(path, error)`` for one that could not be. Pairs of submissions of the same
+    assignment whose solution code is near-identical (similarity at least ``similarity``) are
+    flagged in both reports.
+
+    Before any kernel starts, every notebook to grade is copied (with its modification time)
+    into a private folder, and the copies are graded: what one submission's code does while
+    it is graded cannot change another submission, nor the folder handed in. ``isolation``
+    is the kernels' sandbox (see :func:`grade_notebook`).
+
+    Raises
+    ------
+    GradingError
+        ``folder`` is not a folder, the sources cannot be found, or ``assignment`` is unknown.
     """
     root = Path(folder)
     if not root.is_dir():
@@ -669,9 +866,15 @@ def grade_folder(
         jobs = usable_cores()
     if not (isinstance(jobs, int) and jobs >= 1):
         raise ValueError(f"jobs must be a whole number >= 1, got {jobs!r}")
-    paths = sorted(
+    # the sources once, for every worker: a missing folder is one clear error, not one per row
+    sources = find_source_dir() if source_dir is None else Path(source_dir)
+    known = list_assignments(sources)
+    source_dir = sources.resolve()
+    fixed = None if assignment is None else find_assignment(assignment, source_dir).stem
+    every = sorted(
         p for p in root.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.relative_to(root).parts
     )
+    paths, notes = _one_per_student(root, every, known, fixed)
     options = {
         "assignment": assignment,
         "source_dir": source_dir,
@@ -679,12 +882,63 @@ def grade_folder(
         "seed": seed,
         "notebook_timeout": notebook_timeout,
         "memory_limit": memory_limit,
+        "isolation": isolation,
     }
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        graded = list(pool.map(lambda p: _grade_in_worker(p, options), paths))
-    results = list(zip(paths, graded, strict=True))
-    _pair_flags(root, results, source_dir, similarity)
-    return results
+    with tempfile.TemporaryDirectory(prefix="vae-numpy-class-", dir=scratch_folder()) as tmp:
+        snapshot = Path(tmp)
+        copies = [snapshot_submission(root, path, snapshot) for path in paths]
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            graded = list(pool.map(lambda p: _grade_in_worker(p, options), copies))
+        for result, path in zip(graded, paths, strict=True):
+            if isinstance(result, GradeReport):
+                result.submission = str(path)  # the notebook handed in, not its copy
+        _pair_flags(snapshot, list(zip(copies, graded, strict=True)), source_dir, similarity)
+    for index, (path, result) in enumerate(zip(paths, graded, strict=True)):
+        if path in notes and isinstance(result, GradeReport):
+            result.problems.append(notes[path])
+        elif path in notes:
+            graded[index] = GradingError(f"{result}; {notes[path]}")
+    return list(zip(paths, graded, strict=True))
+
+
+def snapshot_submission(root: Path, path: Path, snapshot: Path) -> Path:
+    """Copy ``path`` (a notebook under ``root``) to the same place under ``snapshot``, keeping
+    its modification time, readable by its owner only; the copy's path."""
+    copy_path = snapshot / path.relative_to(root)
+    copy_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    shutil.copy2(path, copy_path)
+    copy_path.chmod(0o600)
+    return copy_path
+
+
+def _one_per_student(
+    root: Path, paths: Sequence[Path], known: dict[str, Path], assignment: str | None
+) -> tuple[list[Path], dict[Path, str]]:
+    """The notebooks to grade, one per student and assignment, and a note for each one
+    chosen among several. A notebook whose assignment its name does not tell is kept (its
+    row will say so)."""
+    groups: dict[tuple[str, str], list[Path]] = {}
+    chosen: list[Path] = []
+    for path in paths:
+        found = assignment_from_name(path, known) if assignment is None else None
+        name = assignment if assignment is not None else (found.stem if found else None)
+        if name is None:
+            chosen.append(path)
+        else:
+            groups.setdefault((student_of(root, path), name), []).append(path)
+    notes: dict[Path, str] = {}
+    for (_, name), group in groups.items():
+        exact = [p for p in group if p.name == f"{name}.ipynb"]
+        pick = exact[0] if exact else max(group, key=lambda p: (p.stat().st_mtime, p.name))
+        chosen.append(pick)
+        if len(group) > 1:
+            why = "its name is the released one" if exact else "it was saved last"
+            others = ", ".join(p.relative_to(root).as_posix() for p in group if p != pick)
+            notes[pick] = (
+                f"one notebook per student and assignment is graded: this one ({why});"
+                f" not graded: {others}"
+            )
+    return sorted(chosen), notes
 
 
 def _pair_flags(
@@ -695,7 +949,7 @@ def _pair_flags(
 ) -> None:
     """Add a flag to both reports of every pair of near-identical submissions (in place)."""
     sources: dict[str, Any] = {}
-    tokens: dict[str, tuple[str, list[str]]] = {}
+    tokens: dict[str, tuple[str, Fingerprints]] = {}
     reports: dict[str, GradeReport] = {}
     for path, report in results:
         if not isinstance(report, GradeReport):
@@ -713,8 +967,13 @@ def _pair_flags(
         tokens[name] = (report.assignment, own_tokens(source, composed, roles))
         reports[name] = report
     for a, b, ratio in near_identical_pairs(tokens, threshold):
-        reports[a].flags.append(f"near-identical to {b} ({ratio:.0%} of the solution code)")
-        reports[b].flags.append(f"near-identical to {a} ({ratio:.0%} of the solution code)")
+        for one, other in ((a, b), (b, a)):
+            mine, theirs = tokens[one][1], tokens[other][1]
+            shared = [h for h in mine.hashes if h in theirs.hashes]
+            reports[one].flags.append(
+                f"near-identical to {other} ({ratio:.0%} of the solution code); matched "
+                f"lines: {matched_lines(mine, shared)}"
+            )
 
 
 def usable_cores() -> int:

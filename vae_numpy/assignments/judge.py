@@ -53,6 +53,7 @@ __all__ = [
     "Handle",
     "StudentError",
     "StudentValueError",
+    "NonFiniteValue",
     "StudentTimeout",
     "KernelGone",
 ]
@@ -77,6 +78,10 @@ class StudentValueError(StudentError, ValueError):
 
     def __init__(self, message: str) -> None:
         super().__init__("ValueError", message, "")
+
+
+class NonFiniteValue(StudentValueError):
+    """Student code returned NaN or infinity where finite numbers were expected."""
 
 
 class StudentTimeout(StudentError, TimeoutError):
@@ -201,7 +206,7 @@ class Remote:
     def _array(self, array: np.ndarray) -> np.ndarray:
         if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
             bad = "nan" if np.isnan(array).any() else "inf"
-            raise StudentValueError(
+            raise NonFiniteValue(
                 f"your code produced an array with non-finite values ({bad}) where finite "
                 "numbers were expected"
             )
@@ -244,7 +249,7 @@ class Remote:
             return out
         if "f" in wire:
             x = float_from_wire(wire["f"])
-            raise StudentValueError(f"your code returned {x}, where a finite number was expected")
+            raise NonFiniteValue(f"your code returned {x}, where a finite number was expected")
         if "dt" in wire:
             return dtype_from_wire(wire["dt"])
         raise WireError("a malformed value")
@@ -371,15 +376,36 @@ class Remote:
             reply = self._receive()
             if isinstance(reply, dict):
                 self._apply(reply.get("sync", []))
-        except (OSError, EOFError, WireError) as exc:
+        except Exception as exc:  # whatever the kernel sent, grading goes on to a report
             self.dead = f"the student's kernel stopped answering ({exc})"
 
-    def student_names(self, skip: set[str]) -> dict[str, Any]:
-        """The student's global names (those not in ``skip``) as handles or plain values."""
-        names = self.request("globals", skip=sorted(skip))
+    def student_names(self, wanted: set[str] | frozenset[str]) -> dict[str, Any]:
+        """The values of the student's global names in ``wanted`` that the kernel defines, as
+        handles or plain values. The judge alone chooses ``wanted``; a name the kernel adds to
+        its answer is dropped, never applied."""
+        names = self.request("globals", names=sorted(wanted))
         if not isinstance(names, dict):
             raise WireError("the list of names is not a dict")
-        return {name: _named(value, name) for name, value in names.items()}
+        return {name: _named(value, name) for name, value in names.items() if name in wanted}
+
+
+def _arguments(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    """A short description of a call's arguments, for a message: numbers as they are, arrays
+    by their shape and range."""
+
+    def one(value: Any) -> str:
+        if isinstance(value, np.ndarray):
+            if value.size == 0 or value.dtype.kind not in "biuf":
+                return f"array of shape {value.shape}"
+            if value.size <= 4:
+                return np.array2string(value, precision=4, separator=", ")
+            return f"array of shape {value.shape} in [{value.min():.4g}, {value.max():.4g}]"
+        if isinstance(value, (bool, int, float, np.number)):
+            return f"{value:.6g}" if isinstance(value, (float, np.floating)) else str(value)
+        return type(value).__name__
+
+    parts = [one(a) for a in args] + [f"{k}={one(v)}" for k, v in kwargs.items()]
+    return ", ".join(parts)[:300]
 
 
 def _named(value: Any, name: str) -> Any:
@@ -427,9 +453,13 @@ class Handle:
         # a class (capitalised name) takes over the arrays it is given; anything else gets copies
         share = self._name[:1].isupper()
         send = self._remote.send_value
-        return self._ask(
-            "call", args=send(list(args), share=share), kwargs=send(kwargs, share=share)
-        )
+        try:
+            return self._ask(
+                "call", args=send(list(args), share=share), kwargs=send(kwargs, share=share)
+            )
+        except NonFiniteValue as exc:  # say which call gave it, with what
+            call = f"{self._name or 'your function'}({_arguments(args, kwargs)})"
+            raise NonFiniteValue(f"{call}: {exc.message}") from None
 
     def __len__(self) -> int:
         n = self._ask("len")

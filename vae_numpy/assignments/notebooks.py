@@ -6,8 +6,17 @@ A source notebook is the full solution of an assignment, marked up the nbgrader 
 TESTS``, test cells that open with ``# Tests: N points``, and nbgrader cell metadata (schema
 version 3) on every code cell. This module reads notebooks (:func:`read_notebook`), tells their
 cells apart by that metadata, checks a source (:func:`check_source`), and finds the sources by
-name, short name or number (:func:`list_assignments`, :func:`find_assignment`) in
-:data:`SOURCE_DIR` or a folder given instead.
+name, short name or number (:func:`list_assignments`, :func:`find_assignment`) in the folder
+given (``--source DIR``) or else the one :func:`find_source_dir` finds in a checkout.
+
+The sources hold the solutions and the hidden tests, so they are not in the wheel that students
+install: they live in the repository and its sdist, in ``notebooks/assignments/source``.
+:func:`find_source_dir` looks for that folder above the current folder and above the package's
+own location (an editable install, a checkout, an unpacked sdist).
+
+Which assignment a submission is comes from ``--assignment`` or else its file name, never from
+what the notebook says about itself (:func:`detect_assignment`): a notebook whose metadata names
+another assignment is graded by its file name and flagged.
 
 References
 ----------
@@ -23,6 +32,7 @@ from typing import Any
 
 __all__ = [
     "SOURCE_DIR",
+    "SOURCE_HINT",
     "BEGIN_SOLUTION",
     "END_SOLUTION",
     "BEGIN_HIDDEN",
@@ -32,10 +42,23 @@ __all__ = [
     "check_source",
     "list_assignments",
     "find_assignment",
+    "find_source_dir",
+    "assignment_from_name",
+    "detect_assignment",
 ]
 
-SOURCE_DIR = Path(__file__).resolve().parents[2] / "notebooks" / "assignments" / "source"
-"""Where the source notebooks are: ``notebooks/assignments/source`` of the repository."""
+_SOURCE_PARTS = ("notebooks", "assignments", "source")
+SOURCE_DIR = Path(__file__).resolve().parents[2].joinpath(*_SOURCE_PARTS)
+"""Where the source notebooks are in a checkout (or an editable install):
+``notebooks/assignments/source`` beside the package. It does not exist beside an installed wheel,
+which holds no sources; :func:`find_source_dir` says so."""
+
+SOURCE_HINT = (
+    "pass --source DIR, the folder notebooks/assignments/source of a checkout of the vae_numpy"
+    " repository or of its sdist: it must hold the assignments' source notebooks"
+    " (NN_name.ipynb, with their solutions and hidden tests)"
+)
+"""What to do when the sources cannot be found: the end of every such message."""
 
 BEGIN_SOLUTION, END_SOLUTION = "### BEGIN SOLUTION", "### END SOLUTION"
 BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
@@ -227,20 +250,59 @@ def load_source(path: Path) -> Any:
 # --------------------------------------------------------------------------------------------
 
 
-def _source_dir(source_dir: str | os.PathLike[str] | None) -> Path:
-    if source_dir is None:  # the sources shipped in the package (wheel or checkout alike)
-        from ..resources import assignments_dir
+def _holds_sources(folder: Path) -> bool:
+    return folder.is_dir() and any(folder.glob("*.ipynb"))
 
-        try:
-            return assignments_dir("source")
-        except FileNotFoundError as exc:
-            raise GradingError(f"{exc}; or pass --source DIR") from exc
+
+def find_source_dir(start: str | os.PathLike[str] | None = None) -> Path:
+    """The assignment sources of a checkout: ``notebooks/assignments/source``.
+
+    Looks in ``start`` (default: the current folder) and every folder above it, then beside
+    the package and above it (a checkout, an unpacked sdist or an editable install); the first
+    folder ``notebooks/assignments/source`` that holds notebooks wins.
+
+    Parameters
+    ----------
+    start : path, optional
+        Where to start looking; the current folder by default.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder of the source notebooks.
+
+    Raises
+    ------
+    GradingError
+        No such folder was found (e.g. the package was installed from its wheel, which holds
+        no sources); the message says to pass ``--source DIR`` and what that folder holds.
+    """
+    here = Path.cwd() if start is None else Path(start)
+    roots = [here.resolve(), Path(__file__).resolve().parent]
+    tried: list[Path] = []
+    for root in roots:
+        for folder in (root, *root.parents):
+            candidate = folder.joinpath(*_SOURCE_PARTS)
+            if candidate in tried:
+                continue
+            tried.append(candidate)
+            if _holds_sources(candidate):
+                return candidate
+    raise GradingError(
+        f"no assignment sources found in {here} or the folders above it, nor beside the installed"
+        " package (the wheel does not ship them: they hold the solutions and hidden tests); "
+        + SOURCE_HINT
+    )
+
+
+def _source_dir(source_dir: str | os.PathLike[str] | None) -> Path:
+    if source_dir is None:
+        return find_source_dir()
     folder = Path(source_dir)
     if not folder.is_dir():
-        raise GradingError(
-            f"no assignment sources at {folder}; pass --source DIR (the folder "
-            "notebooks/assignments/source of the vae_numpy repository)"
-        )
+        raise GradingError(f"no assignment sources at {folder}: no such folder; " + SOURCE_HINT)
+    if not _holds_sources(folder):
+        raise GradingError(f"no assignment sources at {folder}: no .ipynb in it; " + SOURCE_HINT)
     return folder
 
 
@@ -276,29 +338,80 @@ def find_assignment(name: str, source_dir: str | os.PathLike[str] | None = None)
     )
 
 
-def detect_assignment(submission: Path, nb: Any, known: dict[str, Path]) -> Path:
-    """Which assignment a submission is: its metadata, else its file name, else its cells."""
-    declared = nb.metadata.get("vae_numpy", {})
-    if isinstance(declared, dict) and declared.get("assignment") in known:
-        return known[declared["assignment"]]
-    stem = submission.stem.lower()
+def assignment_from_name(submission: str | os.PathLike[str], known: dict[str, Path]) -> Path | None:
+    """The assignment a submission's file name tells, or None when it tells none or several.
+
+    A name that starts with an assignment's full name (``04_adam.ipynb`` as released,
+    ``04_adam-Copy1.ipynb``, ``04_adam_alice.ipynb``) is that assignment; otherwise a name that
+    holds the full or short name of exactly one assignment (``alice_adam.ipynb``).
+    """
+    stem = Path(submission).stem.lower()
+    prefixed = [path for name, path in known.items() if stem.startswith(name.lower())]
+    if len(prefixed) == 1:
+        return prefixed[0]
     by_name = [
         path
         for name, path in known.items()
         if any(alias in stem for alias in _aliases(name) if not alias.isdigit())
     ]
-    if len(by_name) == 1:
-        return by_name[0]
-    ids = {grade_id_of(c) for c in nb.cells} - {None}
-    overlap = {
-        name: len(ids & {grade_id_of(c) for c in read_notebook(path).cells})
-        for name, path in known.items()
-    }
-    best = max(overlap.values(), default=0)
-    winners = [name for name, n in overlap.items() if n == best]
-    if best > 0 and len(winners) == 1:
-        return known[winners[0]]
-    raise GradingError(
-        f"{submission}: cannot tell which assignment this is; pass --assignment NAME "
-        f"(one of {', '.join(known)})"
-    )
+    return by_name[0] if len(by_name) == 1 else None
+
+
+def _declared(nb: Any) -> str | None:
+    """The assignment a notebook's metadata names (released copies carry it), clipped."""
+    declared = nb.get("metadata", {}).get("vae_numpy", {})
+    name = declared.get("assignment") if isinstance(declared, dict) else None
+    if not isinstance(name, str) or not name.strip():
+        return None
+    name = "".join(ch if ch.isprintable() else "?" for ch in name.strip())
+    return name if len(name) <= 60 else name[:57] + "..."
+
+
+def detect_assignment(
+    submission: str | os.PathLike[str],
+    nb: Any,
+    known: dict[str, Path],
+    assignment: str | None = None,
+) -> tuple[Path, list[str]]:
+    """Which assignment a submission is graded as, and the flags that choice raises.
+
+    The assignment comes from ``assignment`` (``--assignment``) when given, else from the file
+    name (:func:`assignment_from_name`), never from the notebook's metadata, which the student
+    controls: a notebook whose metadata names another assignment is graded as the one its name
+    or ``--assignment`` says, and flagged.
+
+    Returns
+    -------
+    (pathlib.Path, list of str)
+        The source notebook, and ``["metadata says A, graded as B from its file name"]`` when
+        the metadata disagrees (else an empty list).
+
+    Raises
+    ------
+    GradingError
+        ``assignment`` is unknown, or neither it nor the file name tells the assignment.
+    """
+    declared = _declared(nb)
+    if assignment is not None:
+        wanted = assignment.strip().removesuffix(".ipynb").lower()
+        matches = [path for stem, path in known.items() if wanted in _aliases(stem)]
+        if not matches:
+            raise GradingError(
+                f"unknown assignment {assignment!r}; known assignments: "
+                f"{', '.join(known) or '(none)'}"
+            )
+        path, how = matches[0], "--assignment"
+    else:
+        found = assignment_from_name(submission, known)
+        if found is None:
+            said = f" (its metadata says {declared}, which is not trusted)" if declared else ""
+            raise GradingError(
+                f"{Path(submission).name}: cannot tell which assignment this is from its file"
+                f" name{said}; name it as released (e.g. {next(iter(known), 'NN_name')}.ipynb)"
+                f" or pass --assignment NAME (one of {', '.join(known) or '(none)'})"
+            )
+        path, how = found, "its file name"
+    flags = []
+    if declared is not None and declared.lower() not in _aliases(path.stem):
+        flags.append(f"metadata says {declared}, graded as {path.stem} from {how}")
+    return path, flags

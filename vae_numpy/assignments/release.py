@@ -67,8 +67,9 @@ def release_notebook(nb: Any, name: str) -> Any:
     nb : nbformat.NotebookNode
         A source notebook that passes :func:`check_source`.
     name : str
-        The assignment's name, recorded in the notebook metadata (``vae_numpy.assignment``)
-        so that the grader recognises a renamed submission.
+        The assignment's name, recorded in the notebook metadata (``vae_numpy.assignment``).
+        The grader goes by the file name (or ``--assignment``), never by this, and flags a
+        submission whose metadata names another assignment.
     """
     import nbformat
 

@@ -3,21 +3,79 @@
 :class:`GradedTest` holds the points a test cell earned and, when it failed, the message the
 test wrote for the student. :class:`GradeReport` gathers them for one submission, with the
 problems met on the way, and prints as text (:meth:`GradeReport.format`) or JSON
-(:meth:`GradeReport.to_dict`). ``grade-all`` writes one CSV row per submission.
+(:meth:`GradeReport.to_dict`). ``grade-all`` writes one CSV row per student and assignment
+(:func:`csv_bytes`) and a feedback file per submission for the student, as text and as JSON
+(:func:`write_feedback`).
+
+Everything a report holds may come from the student (an exception's message, a file name, a
+notebook's metadata), so every text leaves this module through :func:`clean_text`: terminal
+escape sequences and other control characters (all but newline and tab) are removed, so that
+no message can rewrite the grader's console. A CSV cell that a spreadsheet would read as a
+formula (starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return) gets a leading
+``'``, as OWASP recommends against CSV injection.
+
+References
+----------
+OWASP, "CSV Injection": https://owasp.org/www-community/attacks/CSV_Injection
+ECMA-48 (control functions, the escape sequences of terminals).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..serialization import atomic_write_bytes
 from .notebooks import GradingError
 
-__all__ = ["GradedTest", "GradeReport"]
+__all__ = [
+    "GradedTest",
+    "GradeReport",
+    "clean_text",
+    "csv_cell",
+    "csv_bytes",
+    "student_of",
+    "feedback_paths",
+    "write_feedback",
+]
+
+# ECMA-48: CSI (ESC [ or 0x9b) parameters, intermediates, a final byte; OSC, DCS, SOS, PM, APC
+# strings (ESC ] P X ^ _ or 0x9d 0x90 0x98 0x9e 0x9f) up to BEL or ST (ESC \ or 0x9c); any other
+# escape (ESC, intermediates, a final byte).
+_ESCAPES = re.compile(
+    r"(?:\x1b\[|\x9b)[\x30-\x3f]*[\x20-\x2f]*[\x40-\x7e]?"
+    r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
+    r"|\x1b[\x20-\x2f]*[\x30-\x7e]?"
+)
+# what is left: C0 but newline and tab, DEL, C1, and the bidirectional overrides and isolates
+# that make text display in another order than it runs (Trojan Source)
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def clean_text(text: object) -> str:
+    """``text`` as a string without escape sequences or control characters (newline and tab
+    stay); a carriage return before a newline is dropped, any other becomes a newline."""
+    text = str(text).replace("\r\n", "\n").replace("\r", "\n")
+    return _CONTROLS.sub("", _ESCAPES.sub("", text))
+
+
+def csv_cell(value: object) -> object:
+    """A value as a safe CSV cell: text cleaned, and a leading ``'`` when it would start a
+    formula in a spreadsheet (``=``, ``+``, ``-``, ``@``, tab, carriage return). Numbers
+    (never negative here) are kept as they are."""
+    if value is None:
+        return ""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value
+    text = clean_text(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
 
 
 @dataclass(frozen=True)
@@ -35,12 +93,12 @@ class GradedTest:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "grade_id": self.grade_id,
+            "grade_id": clean_text(self.grade_id),
             "points": self.points,
             "max_points": self.max_points,
             "passed": self.passed,
             "hidden": self.hidden,
-            "message": self.message,
+            "message": clean_text(self.message),
             "seconds": round(self.seconds, 3),
         }
 
@@ -75,19 +133,47 @@ class GradeReport:
         return sum(t.max_points for t in self.tests)
 
     def to_dict(self) -> dict[str, Any]:
-        """``{"assignment", "score", "max_score", "tests": [...], ...}`` for a JSON report."""
+        """``{"assignment", "score", "max_score", "tests": [...], ...}`` for a JSON report
+        (every text cleaned by :func:`clean_text`)."""
         return {
-            "assignment": self.assignment,
-            "submission": self.submission,
+            "assignment": clean_text(self.assignment),
+            "submission": clean_text(self.submission),
             "score": self.score,
             "max_score": self.max_score,
             "tests": [t.to_dict() for t in self.tests],
-            "problems": list(self.problems),
-            "flags": list(self.flags),
+            "problems": [clean_text(p) for p in self.problems],
+            "flags": [clean_text(f) for f in self.flags],
             "seed": self.seed,
-            "isolation": self.isolation,
+            "isolation": clean_text(self.isolation),
             "seconds": round(self.seconds, 3),
         }
+
+    def feedback_dict(self) -> dict[str, Any]:
+        """What the student gets back, as JSON: every test's points and message and the
+        problems met; not the integrity flags, the seed or the sandbox (the instructor's)."""
+        data = self.to_dict()
+        return {
+            key: data[key]
+            for key in ("assignment", "submission", "score", "max_score", "tests", "problems")
+        }
+
+    def feedback(self) -> str:
+        """What the student gets back, as text: every test with its points and its message
+        (a passing test's too), the problems met, the total; no integrity flags."""
+        data = self.feedback_dict()
+        lines = [f"{data['assignment']}: {data['submission']}", ""]
+        for t in data["tests"]:
+            tag = " (hidden test)" if t["hidden"] else ""
+            verdict = "passed" if t["passed"] else "failed"
+            lines.append(
+                f"{t['grade_id']}{tag}: {t['points']} / {t['max_points']} points, {verdict}"
+            )
+            lines.extend("    " + line for line in t["message"].splitlines())
+        if data["problems"]:
+            lines += ["", "Problems met while running your notebook:"]
+            lines.extend(f"  - {p}" for p in data["problems"])
+        lines += ["", f"Total: {data['score']} / {data['max_score']} points"]
+        return "\n".join(lines) + "\n"
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GradeReport:
@@ -116,7 +202,8 @@ class GradeReport:
         )
 
     def format(self) -> str:
-        """A plain-text report: one line per test, the failure messages, the total."""
+        """A plain-text report: one line per test, the failure messages, the total (every text
+        cleaned by :func:`clean_text`)."""
         width = max([len(t.grade_id) for t in self.tests] + [10])
         lines = [f"{self.assignment}: {self.submission}"]
         for t in self.tests:
@@ -135,29 +222,76 @@ class GradeReport:
         lines.append(f"total: {self.score} / {self.max_score}")
         lines.append(f"seed: {self.seed} (grade again with --seed {self.seed} to reproduce)")
         lines.append(f"isolation: {self.isolation}")
-        return "\n".join(lines)
+        return clean_text("\n".join(lines))
+
+
+def student_of(root: Path, path: Path) -> str:
+    """Whose submission ``path`` is: its folder relative to the class folder ``root``
+    (``alice`` for ``root/alice/04_adam.ipynb``), or, for a notebook directly in ``root``,
+    its file name without ``.ipynb``."""
+    folder = path.parent.relative_to(root).as_posix()
+    return path.stem if folder == "." else folder
 
 
 def csv_bytes(root: Path, results: Sequence[tuple[Path, GradeReport | GradingError]]) -> bytes:
-    """One row per submission: path, assignment, score, max_score, error, problems, flags,
-    seed, then the points of each test."""
+    """One row per submission graded (``grade-all`` grades one per student and assignment):
+    student, submission (relative to ``root``), assignment, score, max_score, error,
+    problems, flags, seed, then the points of each test. Every cell passes :func:`csv_cell`."""
     test_ids: list[str] = []
     for _, result in results:
         if isinstance(result, GradeReport):
             test_ids += [t.grade_id for t in result.tests if t.grade_id not in test_ids]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    header = ["submission", "assignment", "score", "max_score", "error", "problems", "flags"]
-    writer.writerow([*header, "seed", *test_ids])
+    header = ["student", "submission", "assignment", "score", "max_score", "error"]
+    writer.writerow([csv_cell(c) for c in [*header, "problems", "flags", "seed", *test_ids]])
     for path, result in results:
         name = path.relative_to(root).as_posix()
+        who = student_of(root, path)
         if isinstance(result, GradingError):
-            writer.writerow([name, "", "", "", str(result), "", "", "", *([""] * len(test_ids))])
-            continue
-        points = {t.grade_id: t.points for t in result.tests}
-        writer.writerow(
-            [name, result.assignment, result.score, result.max_score, ""]
-            + ["; ".join(result.problems), "; ".join(result.flags), result.seed]
-            + [points.get(gid, "") for gid in test_ids]
-        )
+            row: list[object] = [who, name, "", "", "", str(result), "", "", ""]
+            row += [""] * len(test_ids)
+        else:
+            points = {t.grade_id: t.points for t in result.tests}
+            row = [who, name, result.assignment, result.score, result.max_score, ""]
+            row += ["; ".join(result.problems), "; ".join(result.flags), result.seed]
+            row += [points.get(gid, "") for gid in test_ids]
+        writer.writerow([csv_cell(c) for c in row])
     return buffer.getvalue().encode("utf-8")
+
+
+def feedback_paths(folder: Path, root: Path, path: Path) -> tuple[Path, Path]:
+    """Where the feedback on ``path`` (a submission under ``root``) goes inside ``folder``:
+    ``folder/<submission's path without .ipynb>.txt`` and ``.json``, mirroring the class
+    folder (``feedback/alice/04_adam.txt``)."""
+    relative = path.relative_to(root).with_suffix("")
+    base = folder / relative
+    return base.with_name(base.name + ".txt"), base.with_name(base.name + ".json")
+
+
+def write_feedback(
+    folder: str | Path,
+    root: Path,
+    results: Sequence[tuple[Path, GradeReport | GradingError]],
+) -> list[Path]:
+    """Write a feedback file per submission into ``folder``, as text and as JSON.
+
+    Each report gives :meth:`GradeReport.feedback` and :meth:`GradeReport.feedback_dict`
+    (every test's message, the problems; no integrity flags); a submission that could not be
+    graded gets why. Files are written atomically; returns the paths written.
+    """
+    out = Path(folder)
+    written: list[Path] = []
+    for path, result in results:
+        text_path, json_path = feedback_paths(out, root, path)
+        name = clean_text(path.relative_to(root).as_posix())
+        if isinstance(result, GradeReport):
+            text, data = result.feedback(), result.feedback_dict()
+        else:
+            why = clean_text(result)
+            text = f"{name}: not graded\n\n{why}\n"
+            data = {"submission": name, "error": why}
+        atomic_write_bytes(text_path, text.encode("utf-8"))
+        atomic_write_bytes(json_path, (json.dumps(data, indent=2) + "\n").encode("utf-8"))
+        written += [text_path, json_path]
+    return written

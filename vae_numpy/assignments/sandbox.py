@@ -1,25 +1,40 @@
 """The student's kernel: started in a sandbox, with limits, and killed with all it started.
 
 :class:`Kernel` starts an IPython kernel of this interpreter for one submission and runs cells
-in it. Whatever the machine offers, the kernel gets:
+in it, in the strongest sandbox the machine offers (:attr:`Kernel.isolation` says which was in
+force; ``isolation="strict"`` refuses to start without the first):
 
-* its own session and process group (``setsid``) and resource limits: address space
-  (``--memory-limit``, default :data:`DEFAULT_MEMORY`), processes, no core files;
-* a copy of the ``vae_numpy`` package first on its path in which the assignment's reference
-  implementations are replaced by stubs that raise, so ``import``, ``importlib.reload``,
-  attribute access and subclassing all meet the stub (:func:`sanitized_package`).
+``bubblewrap``
+    ``bwrap`` (Debian's package ``bubblewrap``, Flatpak's sandbox): the kernel runs as uid
+    65534 with no capabilities in new user, PID, mount, IPC, UTS and network namespaces (so
+    its mounts are locked: it cannot unmount or remount anything), on a read-only view of the
+    system (``/usr``, ``/etc``, the Python installation and its site-packages), with a private
+    empty ``/tmp`` and home, no network, and a working folder holding only its own notebook.
+    It sees neither the grader's checkout nor its ``.git`` or ``build/``, the assignment
+    sources, other submissions, nor any path of the grader's environment it could write to;
+    the ``vae_numpy`` it imports is the sanitised copy (read-only). Only the folder of its
+    sockets is writable, and it holds nothing but them.
+``namespaces``
+    ``unshare`` (util-linux): new user, PID, mount and network namespaces, the package and the
+    sources covered by bind mounts. The kernel is root *inside* its namespace, with every
+    capability there, on a writable view of the host's files: it can undo the covering
+    mounts, read the checkout and write wherever the grader can. It cannot signal processes
+    outside its namespace nor reach the network.
+``rlimits``
+    Its own session and process group and resource limits only: the kernel has the grader's
+    permissions.
 
-When unprivileged user namespaces work (:func:`namespaces_available`; ``unshare`` from
-util-linux; ``VAE_NUMPY_NO_NAMESPACES=1`` turns them off), the kernel also runs in new user,
-PID, mount and network namespaces: it sees
-only its own processes (it cannot signal the grader or another submission), has no network,
-the real package directory is covered by the sanitised copy (so reading the reference's
-source file finds the stub too), and when the kernel exits every process it started dies
-with it. :attr:`Kernel.isolation` says which of the two was in force.
+Whatever the mode, the kernel gets resource limits (address space ``--memory-limit``, default
+:data:`DEFAULT_MEMORY`; processes; no core files) and a copy of the ``vae_numpy`` package first
+on its path in which the assignment's reference implementations are replaced by stubs that
+raise, so ``import``, ``importlib.reload``, attribute access and subclassing all meet the stub
+(:func:`sanitized_package`). ``VAE_NUMPY_NO_BUBBLEWRAP=1`` and ``VAE_NUMPY_NO_NAMESPACES=1``
+turn the first two off (for a machine where they misbehave, and for the tests of the
+fallbacks).
 
 ``python .../assignments/_launch.py [options] -- COMMAND`` is the small launcher (standard
-library only, run by path so that it starts fast) that sets the limits (and the bind mount)
-and then executes the kernel.
+library only, run by path so that it starts fast) that sets the limits (and the bind mounts of
+the namespaces mode) and then executes the kernel.
 """
 
 from __future__ import annotations
@@ -41,12 +56,28 @@ from typing import Any
 __all__ = [
     "DEFAULT_MEMORY",
     "DEFAULT_OUTPUT_LIMIT",
+    "ISOLATION_MODES",
+    "IsolationUnavailable",
     "Kernel",
     "CellResult",
+    "bubblewrap_available",
     "namespaces_available",
     "sanitized_package",
+    "scratch_folder",
     "unavailable_message",
 ]
+
+ISOLATION_MODES = ("auto", "strict", "bubblewrap", "namespaces", "rlimits")
+"""What ``isolation=`` accepts: ``auto`` takes the strongest sandbox the machine offers,
+``strict`` refuses to grade without bubblewrap, the others ask for one mode."""
+
+SANDBOX_UID = 65534
+"""The user (and group) the kernel runs as under bubblewrap: ``nobody``."""
+
+
+class IsolationUnavailable(RuntimeError):
+    """The sandbox asked for cannot be had on this machine."""
+
 
 DEFAULT_MEMORY = 4 * 1024**3
 """Bytes of address space the student's kernel may use (``--memory-limit``)."""
@@ -65,6 +96,124 @@ _UNSHARE = [
     "--mount",
     "--net",
 ]
+
+
+_BWRAP_BASE = [
+    "--unshare-all",  # user, PID, mount, IPC, UTS, cgroup and network namespaces
+    "--die-with-parent",
+    "--uid",
+    str(SANDBOX_UID),
+    "--gid",
+    str(SANDBOX_UID),
+    "--cap-drop",
+    "ALL",
+    "--hostname",
+    "sandbox",
+]
+
+
+@functools.cache
+def bubblewrap_available() -> bool:
+    """Does ``bwrap`` start a process as an unprivileged user without capabilities here?
+
+    Setting the environment variable ``VAE_NUMPY_NO_BUBBLEWRAP=1`` says no.
+    """
+    if os.environ.get("VAE_NUMPY_NO_BUBBLEWRAP", "") not in ("", "0"):
+        return False
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        return False
+    try:
+        done = subprocess.run(
+            [bwrap, *_BWRAP_BASE, "--ro-bind", "/", "/", "--", "true"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return done.returncode == 0
+
+
+def _choose_isolation(isolation: str) -> str:
+    """The mode to run in for ``isolation`` (one of :data:`ISOLATION_MODES`)."""
+    if isolation not in ISOLATION_MODES:
+        raise ValueError(
+            f"isolation must be one of {', '.join(ISOLATION_MODES)}, got {isolation!r}"
+        )
+    if isolation in ("strict", "bubblewrap"):
+        if not bubblewrap_available():
+            raise IsolationUnavailable(
+                "bubblewrap is not available here (install the Debian package 'bubblewrap', "
+                "and check that `bwrap --unshare-user --uid 65534 -- true` runs), so the "
+                f"student's code cannot be isolated as --isolation {isolation} requires"
+            )
+        return "bubblewrap"
+    if isolation == "namespaces":
+        if not namespaces_available():
+            raise IsolationUnavailable("user namespaces (unshare --user) are not available here")
+        return "namespaces"
+    if isolation == "rlimits":
+        return "rlimits"
+    if bubblewrap_available():
+        return "bubblewrap"
+    return "namespaces" if namespaces_available() else "rlimits"
+
+
+def _read_only_paths(package: Path) -> list[Path]:
+    """What the kernel must read besides the system: the Python installation, the virtual
+    environment and its site-packages -- never a folder that holds the real package (an
+    editable install's checkout), since the kernel imports the sanitised copy."""
+    checkout = package.parent
+    paths = [Path(sys.base_prefix), Path(sys.prefix)]
+    paths += [Path(p) for p in sys.path if p]
+    paths += [Path(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    out: list[Path] = []
+    for path in paths:
+        try:
+            path = path.resolve()
+        except OSError:
+            continue
+        if not path.is_dir() or path == Path("/"):
+            continue
+        if path == checkout or checkout.is_relative_to(path) and path != Path(sys.prefix).resolve():
+            continue  # the checkout itself, or a folder above it
+        out.append(path)
+    out = list(dict.fromkeys(out))
+    return [p for p in out if not any(p != q and p.is_relative_to(q) for q in out)]
+
+
+def _bubblewrap_argv(workdir: Path, site: Path, package: Path) -> list[str]:
+    """``bwrap`` options for the kernel: see the module docstring."""
+    argv = [shutil.which("bwrap") or "bwrap", *_BWRAP_BASE]
+    for name in ("usr", "etc", "opt"):
+        if Path("/", name).is_dir():
+            argv += ["--ro-bind", f"/{name}", f"/{name}"]
+    for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
+        path = Path("/", name)
+        if path.is_symlink():
+            argv += ["--symlink", os.readlink(path), f"/{name}"]
+        elif path.is_dir():
+            argv += ["--ro-bind", str(path), str(path)]
+    argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    argv += ["--tmpfs", "/home", "--dir", "/home/student", "--tmpfs", "/run", "--tmpfs", "/var"]
+    for path in _read_only_paths(package):
+        argv += ["--ro-bind", str(path), str(path)]
+    workdir = workdir.resolve()
+    argv += ["--ro-bind", str(site.resolve()), str(site.resolve())]
+    for name in ("run", "work"):
+        argv += ["--bind", str(workdir / name), str(workdir / name)]
+    argv += ["--chdir", str(workdir / "work")]
+    return argv
+
+
+def scratch_folder() -> str | None:
+    """Where a grading run's private folder goes: ``/var/tmp`` when it is writable, so that
+    under bubblewrap the kernel's sockets live outside its (private, empty) ``/tmp``; else the
+    default temporary folder (``None``)."""
+    return "/var/tmp" if os.path.isdir("/var/tmp") and os.access("/var/tmp", os.W_OK) else None
 
 
 @functools.cache
@@ -224,8 +373,8 @@ class Kernel:
     Parameters
     ----------
     workdir : Path
-        A private temporary folder: the kernel's working directory, its sockets, the
-        sanitised package.
+        A private temporary folder: it holds the kernel's working folder ``work/`` (with a copy
+        of ``notebook``), its sockets ``run/`` and the sanitised package ``site/``.
     references : sequence of str
         Dotted names withheld from the kernel (see :func:`sanitized_package`).
     memory_limit : int
@@ -233,10 +382,20 @@ class Kernel:
     output_limit : int
         Characters of output kept per cell.
     hide : sequence of Path
-        Folders the kernel must not read (the assignment sources, i.e. the solutions): with
-        namespaces an empty folder is mounted over each. The notebooks shipped in the package
-        (``vae_numpy._notebooks``) are always hidden, and never copied into the sanitised
-        package.
+        Folders the kernel must not read (the assignment sources, i.e. the solutions). Under
+        bubblewrap the kernel sees none of the host's folders but the system's and Python's;
+        with namespaces an empty folder is mounted over each. The notebooks shipped in the
+        package (``vae_numpy._notebooks``) are always hidden, and never copied into the
+        sanitised package.
+    isolation : str
+        One of :data:`ISOLATION_MODES` (default ``"auto"``).
+    notebook : Path, optional
+        The submission, copied into the kernel's working folder (the only file it finds there).
+
+    Raises
+    ------
+    IsolationUnavailable
+        ``isolation`` asks for a sandbox this machine cannot give.
     """
 
     def __init__(
@@ -247,40 +406,64 @@ class Kernel:
         memory_limit: int = DEFAULT_MEMORY,
         output_limit: int = DEFAULT_OUTPUT_LIMIT,
         hide: Sequence[Path] = (),
+        isolation: str = "auto",
+        notebook: Path | None = None,
     ) -> None:
         self.workdir = workdir
         self.output_limit = output_limit
-        self.isolation = "namespaces" if namespaces_available() else "session+rlimits"
+        mode = _choose_isolation(isolation)
+        for name in ("run", "work"):
+            (workdir / name).mkdir(exist_ok=True)
+        if notebook is not None:
+            shutil.copyfile(notebook, workdir / "work" / Path(notebook).name)
         site = sanitized_package(references, workdir / "site")
         real = _package_dir()
         launcher = [
-            sys.executable,
-            "-I",
-            str(Path(__file__).with_name("_launch.py")),
             "--memory",
             str(int(memory_limit)),
         ]
-        if self.isolation == "namespaces":
+        if mode == "namespaces":
             empty = workdir / "hidden"
             empty.mkdir(exist_ok=True)
             for folder in _folders_to_hide(hide, real, workdir):
                 launcher += ["--bind", str(empty), str(folder)]
             launcher += ["--bind", str(site / "vae_numpy"), str(real)]
-        argv = [
-            *launcher,
-            "--",
-            sys.executable,
-            "-m",
-            "ipykernel_launcher",
-            "-f",
-            "{connection_file}",
-        ]
-        if self.isolation == "namespaces":
+        # the launcher is run from the sanitised copy: under bubblewrap it is all the kernel sees
+        script = site / "vae_numpy" / "assignments" / "_launch.py"
+        kernel = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+        argv = [sys.executable, "-I", str(script), *launcher, "--", *kernel]
+        env: dict[str, str] | None = None
+        if mode == "namespaces":
             argv = [*_UNSHARE, *argv]
+        elif mode == "bubblewrap":
+            env = {
+                "HOME": "/home/student",
+                "PATH": os.pathsep.join([str(Path(sys.executable).parent), "/usr/bin", "/bin"]),
+                "LANG": "C.UTF-8",
+                "TMPDIR": "/tmp",
+            }
+            # SIGINT (the judge's interrupt, sent to the process group) is for the kernel:
+            # bwrap itself would die of it, so it starts with SIGINT ignored (inherited
+            # through exec) and the launcher restores it for the kernel
+            argv = [
+                "/bin/sh",
+                "-c",
+                'trap \'\' INT; exec "$0" "$@"',
+                *_bubblewrap_argv(workdir, site, real),
+                "--",
+                *argv,
+            ]
+        self.mode = mode
+        self.isolation = {
+            "bubblewrap": f"bubblewrap (uid {SANDBOX_UID}, no capabilities, read-only system, "
+            "no network)",
+            "namespaces": "namespaces (root inside its own user namespace, no network)",
+            "rlimits": "session+rlimits (the grader's own permissions)",
+        }[mode]
         self.isolation += f", memory limit {memory_limit / 1024**3:g} GiB"
-        self._start(argv, site)
+        self._start(argv, site, env)
 
-    def _start(self, argv: list[str], site: Path) -> None:
+    def _start(self, argv: list[str], site: Path, clean_env: dict[str, str] | None) -> None:
         from jupyter_client.kernelspec import KernelSpec
         from jupyter_client.manager import KernelManager
 
@@ -306,11 +489,15 @@ class Kernel:
         )
         paths = [str(site)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
         # the grader's own folders (PWD, OLDPWD) are not the kernel's business: they may hold
-        # another checkout with the published solutions
-        env = {k: v for k, v in os.environ.items() if k != "OLDPWD"}
+        # another checkout with the published solutions; under bubblewrap the kernel gets
+        # only the variables it needs
+        if clean_env is None:
+            env = {k: v for k, v in os.environ.items() if k != "OLDPWD"}
+        else:
+            env = dict(clean_env)
         env = dict(
             env,
-            PWD=str(self.workdir),
+            PWD=str(self.workdir / "work"),
             MPLBACKEND="Agg",
             PYTHONPATH=os.pathsep.join(paths),
             OPENBLAS_NUM_THREADS="1",
@@ -320,7 +507,7 @@ class Kernel:
         )
         self.km.start_kernel(
             env=env,
-            cwd=str(self.workdir),
+            cwd=str(self.workdir / "work"),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
