@@ -78,12 +78,12 @@ def graded_class(tmp_path_factory: pytest.TempPathFactory, token: str) -> dict[s
     child process (in its own session, so a grader that dies takes only that process)."""
     folder = tmp_path_factory.mktemp("class")
     written = write_corpus(folder / "hostile", Context(token))
-    before_files = _digests(folder)
     for name in ASSIGNMENTS:
         (folder / "empty").mkdir(exist_ok=True)
         (folder / "honest").mkdir(exist_ok=True)
         shutil.copy(RELEASE_DIR / f"{name}.ipynb", folder / "empty" / f"{name}.ipynb")
         shutil.copy(SOURCE_DIR / f"{name}.ipynb", folder / "honest" / f"{name}.ipynb")
+    before_files = _digests(folder)
     table = folder.parent / "grades.csv"
     command = [sys.executable, "-m", "vae_numpy.assignments", "grade-all", str(folder)]
     command += ["--csv", str(table), "--jobs", "2", "--timeout", f"{TIMEOUT:g}"]
