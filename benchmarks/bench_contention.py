@@ -102,6 +102,7 @@ def numpy_setting(case: Case, threads: int | str, label: str) -> Setting:
                 for lo in range(0, len(case.x), case.batch):
                     with policy.step():
                         batch = (case.x[order[lo : lo + case.batch]],)
+                        model.zero_grad()  # the backward pass adds into the gradients
                         model.loss_and_gradients_for_batch(batch, rng=gen)
                         opt.step(model.gradients())
                     done += len(batch[0])

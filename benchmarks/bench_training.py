@@ -60,6 +60,7 @@ def numpy_epoch(
     with ThreadPolicy(threads) as policy:
         for lo in range(0, len(x), batch):
             with policy.step():
+                model.zero_grad()  # the backward pass adds into the gradients
                 model.loss_and_gradients_for_batch((x[order[lo : lo + batch]],), rng=rng)
                 opt.step(model.gradients())
     return time.perf_counter() - t, policy.most_used()

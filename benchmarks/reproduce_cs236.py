@@ -184,7 +184,7 @@ def run_gmvae(x: np.ndarray, x_test: np.ndarray, args: argparse.Namespace) -> di
         "gmvae_rec": terms["reconstruction"],
     }
     m = max(args.iwae)
-    bound = model.iwae_log_likelihood(x_test[: args.iwae_images], k=m, rng=args.seed)
+    bound = iwae_log_likelihood(model, x_test[: args.iwae_images], k=m, rng=args.seed)
     out[f"gmvae_iwae_{m}"] = float(-bound.mean())
     out["gmvae_eval_seconds"] = time.perf_counter() - t
     return out
@@ -214,6 +214,7 @@ def run_m2(
         # mean cost of the unlabelled rows plus mean cost of the labelled ones
         w = np.concatenate([np.full(m, 1 / m), np.full(len(lab), 1 / len(lab))]).astype(np.float32)
         noise = gen.standard_normal((len(rows), 10, 64), dtype=np.float32)
+        model.zero_grad()  # backward adds into the gradients
         terms = model.forward(binarize(x[rows], gen), yb, noise)
         model.backward(w)
         opt.step(model.gradients())
@@ -248,6 +249,7 @@ def run_classifier_alone(
     target = one_hot(y[lab], 10)
     t = time.perf_counter()
     for _ in range(args.alone_iterations):
+        net.zero_grad()  # backward adds into the gradients
         logits = net.forward(binarize(x[lab], gen))
         net.backward_params((softmax(logits, axis=1) - target) / len(lab))  # cross-entropy
         opt.step(net.grads)

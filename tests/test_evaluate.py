@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import Any
 
 import numpy as np
 import pytest
 from scipy import integrate, stats
 
 from vae_numpy.autoencoder import Autoencoder
+from vae_numpy.cvae import ConditionalVAE
 from vae_numpy.data import load_dataset
 from vae_numpy.distributions import log_normal_pdf
 from vae_numpy.evaluate import (
@@ -19,7 +21,9 @@ from vae_numpy.evaluate import (
     exact_posterior,
     iwae_log_likelihood,
 )
+from vae_numpy.gmvae import GaussianMixtureVAE
 from vae_numpy.kl import kl_standard_normal
+from vae_numpy.ssvae import SemiSupervisedVAE
 from vae_numpy.vae import VAE
 
 
@@ -276,7 +280,7 @@ def test_estimators_reject_bad_input(trained, digits):
         iwae_log_likelihood(trained, x[:, :10], k=5)
     autoencoder = Autoencoder(64, (32,), 2, rng=0)
     for estimate in (elbo, iwae_log_likelihood, exact_log_likelihood):
-        with pytest.raises(TypeError, match="defined for a VAE"):
+        with pytest.raises(TypeError, match="defined for a model of the VAE family"):
             estimate(autoencoder, x)
 
 
@@ -292,3 +296,117 @@ def test_estimators_emit_no_warnings(trained, digits):
         ]
     assert all(np.all(np.isfinite(v)) for v in values)
     assert np.all(values[0] <= values[2] + 0.5) and np.all(values[1] <= values[2] + 0.5)
+
+
+# --- every model of the family, with its own prior and conditioning ----------------------------
+
+
+def _family_model(name: str) -> Any:
+    """A small float64 model of the family with a 2-D latent space, briefly trained on digits."""
+    x, y, _ = load_dataset("digits")
+    x, y = x[:400], y[:400]
+    if name == "vae":
+        model = VAE(64, (16,), 2, dtype=np.float64, rng=0)
+        return model.fit(x, epochs=3, batch_size=50, rng=0, progress=False)
+    if name == "cvae":
+        model = ConditionalVAE(64, 10, (16,), 2, dtype=np.float64, rng=0)
+        return model.fit(x, y, epochs=3, batch_size=50, rng=0, progress=False)
+    if name == "gmvae":
+        model = GaussianMixtureVAE(64, (16,), 2, n_components=5, dtype=np.float64, rng=0)
+        return model.fit(x, epochs=3, batch_size=50, rng=0, progress=False)
+    model = SemiSupervisedVAE(64, 10, (16,), 2, dtype=np.float64, rng=0)
+    return model.fit(x, np.where(np.arange(400) < 100, y, -1), epochs=2, batch_size=50, rng=0)
+
+
+FAMILY = ("vae", "cvae", "gmvae", "ssvae")
+
+
+@pytest.fixture(scope="module")
+def family() -> dict[str, Any]:
+    """Each model of the family, trained a little (about a second in all)."""
+    return {name: _family_model(name) for name in FAMILY}
+
+
+def _test_data(model: Any) -> tuple[np.ndarray, ...]:
+    """Test rows, with their labels for a model of p(x|y)."""
+    x, y, _ = load_dataset("digits", "test")
+    return (x[:60], y[:60]) if model.conditional else (x[:60],)
+
+
+@pytest.mark.parametrize("name", FAMILY)
+def test_elbo_of_every_model_is_its_score_with_the_same_noise(family, name):
+    """elbo(model, X[, y]) with one draw averages to model.score (beta = 1, same seed)."""
+    model = family[name]
+    data = _test_data(model)
+    values = elbo(model, *data, rng=0)
+    assert values.shape == (60,) and values.dtype == np.float64
+    assert values.mean() == pytest.approx(model.score(*data, rng=0), rel=1e-12)
+
+
+@pytest.mark.parametrize("name", FAMILY)
+def test_iwae_of_every_model_has_the_elbo_as_expectation_at_k_one_and_rises_with_k(family, name):
+    """E[IWAE_1] = ELBO (within 4 standard errors) and the mean of IWAE_k rises for k = 1, 10, 100."""
+    model = family[name]
+    data = tuple(np.tile(a, 5) if a.ndim == 1 else np.tile(a, (5, 1)) for a in _test_data(model))
+    d = iwae_log_likelihood(model, *data, k=1, rng=1) - elbo(model, *data, rng=2)
+    assert abs(d.mean()) < 4 * d.std(ddof=1) / math.sqrt(len(d)), d.mean()
+    means = [iwae_log_likelihood(model, *data, k=k, rng=3).mean() for k in (1, 10, 100)]
+    assert np.all(np.diff(means) > 0), means
+
+
+@pytest.mark.parametrize("name", FAMILY)
+def test_iwae_of_every_model_does_not_depend_on_chunk_size(family, name):
+    """Same rng, any chunk_size: the same estimate (the draws are read sample-major)."""
+    model = family[name]
+    data = _test_data(model)
+    results = [
+        iwae_log_likelihood(model, *data, k=24, chunk_size=c, batch_size=16, rng=4)
+        for c in (1, 5, 24)
+    ]
+    for r in results[1:]:
+        np.testing.assert_allclose(r, results[0], rtol=0, atol=1e-10)
+
+
+def test_gmvae_bounds_use_its_mixture_prior_and_meet_the_exact_log_likelihood(family):
+    """For the GMVAE: ELBO < IWAE_2000 <= exact ln p(x) (quadrature under the mixture), close."""
+    model = family["gmvae"]
+    (x,) = _test_data(model)
+    x = x[:10]
+    exact = exact_log_likelihood(model, x, grid=300)
+    iwae = iwae_log_likelihood(model, x, k=2000, rng=5)
+    lower = elbo(model, x, n_samples=500, rng=6)
+    assert lower.mean() < iwae.mean() <= exact.mean() + 0.01
+    np.testing.assert_allclose(iwae, exact, atol=0.1)
+    # the N(0, I) prior would give a different number: the mixture is really used
+    plain = VAE(64, (16,), 2, dtype=np.float64)
+    for k, p in plain.parameters().items():
+        p[...] = model.parameters()[k]
+    assert abs(exact_log_likelihood(plain, x, grid=300).mean() - exact.mean()) > 0.1
+
+
+def test_cvae_bounds_need_the_labels_and_depend_on_them(family):
+    """A conditional VAE's bounds are on ln p(x|y): no y is a TypeError; the true y scores best."""
+    model = family["cvae"]
+    x, y = _test_data(model)
+    with pytest.raises(TypeError, match="pass the labels"):
+        elbo(model, x)
+    with pytest.raises(TypeError, match="pass the labels"):
+        iwae_log_likelihood(model, x, k=5)
+    with pytest.raises(TypeError, match="integrates"):
+        exact_log_likelihood(model, x)
+    right = iwae_log_likelihood(model, x, y, k=50, rng=0)
+    wrong = iwae_log_likelihood(model, x, (y + 5) % 10, k=50, rng=0)
+    assert right.mean() > wrong.mean()
+
+
+def test_m2_bound_sums_out_the_label_and_a_labelled_row_bounds_the_joint(family):
+    """M2 on X alone bounds ln p(x); with its label a row bounds ln p(x, y) <= ln p(x)."""
+    model = family["ssvae"]
+    x, y, _ = load_dataset("digits", "test")
+    x, y = x[:40], y[:40]
+    marginal = iwae_log_likelihood(model, x, k=200, rng=0)
+    unlabelled = iwae_log_likelihood(model, x, np.full(40, -1), k=200, rng=0)
+    np.testing.assert_array_equal(marginal, unlabelled)
+    joint = iwae_log_likelihood(model, x, y, k=200, rng=0)
+    assert joint.mean() < marginal.mean()  # p(x, y) = p(y|x) p(x) <= p(x)
+    np.testing.assert_allclose(elbo(model, x, rng=1), -model.unlabelled_bound(x, rng=1), rtol=1e-12)

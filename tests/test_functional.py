@@ -144,3 +144,48 @@ def test_losses_sum_over_the_last_axis_only(shape):
     expected = -np.sum(stats.norm(a, 1.0).logpdf(x), axis=-1)
     np.testing.assert_allclose(F.gaussian_nll(a, np.zeros(shape), x), expected, rtol=1e-12)
     assert F.squared_error(a, x).shape == shape[:-1]
+
+
+@given(seeds, st.integers(1, 7), st.sampled_from([0.0, 800.0, -800.0]))
+def test_importance_weighted_bound_is_the_log_mean_of_the_weights(seed, k, shift):
+    """importance_weighted_bound(a) = ln mean_j exp(a_j) along axis 0 (scipy), even where exp overflows."""
+    a = np.random.default_rng(seed).standard_normal((k, 4)) * 5 + shift
+    expected = special.logsumexp(a, axis=0) - math.log(k)
+    np.testing.assert_allclose(F.importance_weighted_bound(a), expected, rtol=1e-13, atol=1e-12)
+    np.testing.assert_allclose(F.importance_weighted_bound(a.T, axis=1), expected, rtol=1e-13)
+    if k == 1:  # one sample: the bound is its log-weight, the ELBO's single-sample estimate
+        np.testing.assert_array_equal(F.importance_weighted_bound(a), a[0])
+
+
+def test_importance_weighted_bound_lies_between_the_mean_and_the_largest_log_weight():
+    """Jensen: mean_j a_j <= ln mean_j exp(a_j) <= max_j a_j, with equality when all a_j agree."""
+    a = np.random.default_rng(0).standard_normal((50, 30))
+    bound = F.importance_weighted_bound(a)
+    assert np.all(a.mean(axis=0) < bound) and np.all(bound < a.max(axis=0))
+    np.testing.assert_allclose(F.importance_weighted_bound(np.full((6, 2), 3.0)), 3.0, rtol=1e-15)
+
+
+@given(seeds)
+def test_log_softmax_is_the_log_of_softmax_and_its_exp_sums_to_one(seed):
+    """log_softmax(a) = ln softmax(a) = a - logsumexp(a), rows of exp summing to 1, for large |a| too."""
+    a = 300 * np.random.default_rng(seed).standard_normal((5, 4))
+    out = F.log_softmax(a, axis=1)
+    np.testing.assert_allclose(out, a - special.logsumexp(a, axis=1, keepdims=True), atol=1e-10)
+    np.testing.assert_allclose(np.exp(out).sum(axis=1), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(np.exp(out), F.softmax(a, axis=1), atol=1e-15)
+
+
+@given(seeds)
+def test_log_prior_ratio_is_the_difference_of_the_two_gaussian_log_densities(seed):
+    """log_prior_ratio(z, eps, log_var) = ln N(z; 0, I) - ln N(z; mu, exp(log_var)) at z = mu + std eps."""
+    gen = np.random.default_rng(seed)
+    mu, log_var, eps = (
+        gen.standard_normal((3, 4)),
+        gen.standard_normal((3, 4)),
+        gen.standard_normal((3, 4)),
+    )
+    z = F.reparameterize(mu, log_var, eps)
+    direct = np.sum(stats.norm.logpdf(z), axis=-1) - np.sum(
+        stats.norm.logpdf(z, loc=mu, scale=np.exp(0.5 * log_var)), axis=-1
+    )
+    np.testing.assert_allclose(F.log_prior_ratio(z, eps, log_var), direct, rtol=1e-10, atol=1e-12)

@@ -10,6 +10,7 @@ from scipy.stats import multivariate_normal, norm
 
 from tests.strategies import seeds
 from vae_numpy.data import load_dataset
+from vae_numpy.evaluate import iwae_log_likelihood
 from vae_numpy.gmvae import GaussianMixtureVAE, mixture_log_density, mixture_log_density_grad
 from vae_numpy.gradcheck import check_model, numerical_gradient
 from vae_numpy.kl import kl_standard_normal
@@ -97,8 +98,8 @@ def test_iwae_bound_rises_with_the_number_of_samples():
         x[:500], epochs=3, batch_size=50, rng=0, progress=False
     )
     test = x[1000:1200]
-    k1 = model.iwae_log_likelihood(test, k=1, rng=1)
-    k50 = model.iwae_log_likelihood(test, k=50, rng=2)
+    k1 = iwae_log_likelihood(model, test, k=1, rng=1)
+    k50 = iwae_log_likelihood(model, test, k=50, rng=2)
     elbo = -model.forward(
         model.check_x(test), np.random.default_rng(3).standard_normal((200, 3), dtype=np.float32)
     )["loss"]

@@ -13,6 +13,7 @@ from vae_numpy.kl import (
     kl_by_quadrature,
     kl_monte_carlo,
     kl_normal,
+    kl_normal_lecture,
     kl_standard_normal,
     kl_standard_normal_grad,
 )
@@ -300,3 +301,46 @@ def test_quadrature_fallback_is_accurate_to_its_tolerances():
         assert abs(kl_by_quadrature(*params) - kl_normal(*params)) < 1e-10 * max(
             1.0, kl_normal(*params)
         )
+
+
+# --- the lecture's form as written, and the rearrangement that runs --------------------------------
+
+
+@settings(max_examples=500)
+@given(normal_params)
+def test_lecture_form_equals_the_stable_rearrangement(params):
+    """kl_normal_lecture (the formula as written) = kl_normal (rearranged) up to the rounding of its terms."""
+    mu, sigma, m, s = params
+    literal, stable = kl_normal_lecture(mu, sigma, m, s), kl_normal(mu, sigma, m, s)
+    # the literal form adds terms of this size with opposite signs: its rounding error scales with them
+    size = abs(np.log(s**2 / sigma**2)) + 1 + (sigma**2 + (mu - m) ** 2) / s**2
+    assert abs(literal - stable) <= 8 * np.finfo(np.float64).eps * size, (literal, stable)
+
+
+def test_lecture_form_is_the_formula_on_known_values_and_broadcasts_like_kl_normal():
+    """KL(N(1, 2^2) || N(0, 1)) = (4 + 1 - 1 - ln 4) / 2 by the literal form; arrays broadcast."""
+    assert kl_normal_lecture(1.0, 2.0) == pytest.approx(0.5 * (4 - np.log(4)), rel=1e-15)
+    assert kl_normal_lecture(0.0, 1.0) == 0.0
+    mu, sigma = np.zeros((3, 1), np.float32), np.full(4, 2.0, np.float32)
+    out = kl_normal_lecture(mu, sigma, 0.0, 1.0)
+    assert out.shape == (3, 4) and out.dtype == np.float32
+    np.testing.assert_allclose(out, kl_normal(mu, sigma), rtol=1e-6)
+
+
+def test_only_the_rearrangement_keeps_nearly_equal_normals_accurate():
+    """For sigma = s (1 + d), KL = d^2 to second order: kl_normal gets it, the literal form cancels."""
+    for d in (1e-5, 1e-7, 1e-9):
+        series = d**2 - d**3 + 7 * d**4 / 6  # r - 1 - ln r over 2, r = (1 + d)^2
+        assert kl_normal(0.0, 1.0 + d) == pytest.approx(series, rel=1e-6)
+        # the literal form is right only to the rounding of its O(1) terms (about 1e-16)
+        assert abs(kl_normal_lecture(0.0, 1.0 + d) - series) < 1e-15
+    lost = kl_normal_lecture(0.0, 1.0 + 1e-9)  # the cancellation leaves none of the 1e-18
+    assert abs(lost - 1e-18) > 0.5e-18 and kl_normal(0.0, 1.0 + 1e-9) > 0.0
+
+
+def test_kl_normal_lecture_rejects_bad_input_like_kl_normal():
+    """A non-positive standard deviation is refused by name, as by kl_normal."""
+    with pytest.raises(ValueError, match="sigma must be a standard deviation > 0"):
+        kl_normal_lecture(0.0, 0.0)
+    with pytest.raises(ValueError, match="s must be a standard deviation > 0"):
+        kl_normal_lecture(0.0, 1.0, 0.0, -1.0)

@@ -90,8 +90,8 @@ def test_params_and_grads_share_keys_and_shapes():
 
 
 @pytest.mark.parametrize("stack", [False, True])
-def test_backward_fills_grads_whatever_they_held_before(stack):
-    """Dense and Sequential backward overwrite grads (the fill policy); zero_grad resets them."""
+def test_backward_adds_into_grads_and_zero_grad_resets_them(stack):
+    """Dense and Sequential backward add into grads (+=): twice without zero_grad gives twice."""
     rng = np.random.default_rng(0)
     layer = Dense(3, 2, rng=rng, dtype=np.float64)
     net = Sequential(layer, ReLU(), Dense(2, 2, rng=1, dtype=np.float64)) if stack else layer
@@ -99,19 +99,35 @@ def test_backward_fills_grads_whatever_they_held_before(stack):
     g = rng.standard_normal((4, 2))
     net.forward(x)
     net.backward(g)
-    fresh = {k: v.copy() for k, v in net.grads.items()}
-    for v in net.grads.values():
-        v.fill(7.0)  # stale values from an earlier step must not leak in
+    once = {k: v.copy() for k, v in net.grads.items()}
+    assert all(v.any() for v in once.values())
     net.forward(x)
     net.backward(g)
-    for k in fresh:
-        np.testing.assert_array_equal(net.grads[k], fresh[k])
-    assert all(v.any() for v in net.grads.values())
+    for k in once:
+        np.testing.assert_allclose(net.grads[k], 2 * once[k], rtol=1e-15, err_msg=k)
     net.zero_grad()
     assert all(not v.any() for v in net.grads.values())
+    net.forward(x)
+    net.backward(g)
+    for k in once:  # after zero_grad, one backward gives one batch's gradient again
+        np.testing.assert_array_equal(net.grads[k], once[k])
 
 
-def test_backward_params_fills_the_same_grads_as_backward():
+def test_a_layer_used_twice_receives_the_sum_of_both_gradients():
+    """One Dense applied to two inputs: its grads after both backwards are the sum (chain rule)."""
+    rng = np.random.default_rng(3)
+    layer = Dense(3, 2, rng=0, dtype=np.float64)
+    x1, x2 = rng.standard_normal((4, 3)), rng.standard_normal((5, 3))
+    g1, g2 = rng.standard_normal((4, 2)), rng.standard_normal((5, 2))
+    layer.forward(x1)
+    layer.backward(g1)
+    layer.forward(x2)
+    layer.backward(g2)
+    np.testing.assert_allclose(layer.grads["W"], x1.T @ g1 + x2.T @ g2, rtol=1e-14)
+    np.testing.assert_allclose(layer.grads["b"], g1.sum(0) + g2.sum(0), rtol=1e-14)
+
+
+def test_backward_params_adds_the_same_grads_as_backward():
     """backward_params gives the parameter gradients of backward and returns no input gradient."""
     rng = np.random.default_rng(1)
     net = Sequential(

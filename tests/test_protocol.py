@@ -4,8 +4,11 @@ import numpy as np
 import pytest
 
 from vae_numpy.autoencoder import Autoencoder
+from vae_numpy.cvae import ConditionalVAE
+from vae_numpy.gmvae import GaussianMixtureVAE
 from vae_numpy.models import load_model
-from vae_numpy.protocol import GenerativeModel, LatentModel, Model
+from vae_numpy.protocol import GenerativeModel, LatentModel, Model, VariationalModel
+from vae_numpy.ssvae import SemiSupervisedVAE
 from vae_numpy.vae import VAE
 
 
@@ -23,8 +26,8 @@ def test_only_the_vae_is_generative():
     assert not ae.generative
 
 
-def test_a_training_step_fills_the_gradients_of_every_parameter():
-    """loss_and_gradients_for_batch returns the mean loss and leaves d loss/d theta in gradients()."""
+def test_a_training_step_adds_the_gradients_of_every_parameter():
+    """loss_and_gradients_for_batch returns the mean loss and adds d loss/d theta into gradients()."""
     model = VAE(6, (5,), 2, dtype=np.float64, rng=0)
     batch = model.check_data(np.random.default_rng(1).random((4, 6)))
     loss, parts = model.loss_and_gradients_for_batch(batch, rng=np.random.default_rng(2))
@@ -55,3 +58,96 @@ def test_load_model_refuses_a_file_without_a_model(tmp_path):
     path = save_npz(tmp_path / "x.npz", {"a": np.zeros(2)}, {"kind": "checkpoint"})
     with pytest.raises(ValueError, match="checkpoint"):
         load_model(path)
+
+
+# --- gradients add: every model's backward pass accumulates, zero_grad resets -------------------
+
+MODEL_FACTORIES = {
+    "vae": lambda: VAE(6, (5,), 2, dtype=np.float64, rng=0),
+    "vae-gaussian": lambda: VAE(6, (5,), 2, likelihood="gaussian", dtype=np.float64, rng=0),
+    "vae-k3": lambda: VAE(6, (5,), 2, k=3, dtype=np.float64, rng=0),
+    "vae-k3-gaussian": lambda: VAE(6, (5,), 2, k=3, likelihood="gaussian", dtype=np.float64, rng=0),
+    "ae-bce": lambda: Autoencoder(6, (5,), 2, dtype=np.float64, rng=0),
+    "ae-mse": lambda: Autoencoder(6, (5,), 2, loss="mse", dtype=np.float64, rng=0),
+    "cvae": lambda: ConditionalVAE(6, 3, (5,), 2, dtype=np.float64, rng=0),
+    "gmvae": lambda: GaussianMixtureVAE(6, (5,), 2, n_components=4, dtype=np.float64, rng=0),
+    "ssvae": lambda: SemiSupervisedVAE(6, 3, (5,), 2, dtype=np.float64, rng=0),
+}
+
+
+def _data(model):
+    """A small batch for ``model``: (x,) or (x, y) (with an unlabelled row for M2)."""
+    gen = np.random.default_rng(1)
+    x = gen.random((5, 6))
+    if getattr(model, "labelled", False):
+        y = np.array([0, 1, 2, 1, -1 if isinstance(model, SemiSupervisedVAE) else 0])
+        return (x, y)
+    return (x,)
+
+
+def _grads(model):
+    return {k: g.copy() for k, g in model.gradients().items()}
+
+
+@pytest.mark.parametrize("name", sorted(MODEL_FACTORIES))
+def test_a_training_step_twice_without_zero_grad_gives_twice_the_gradient(name):
+    """Every model's backward adds into gradients(): two identical steps leave twice one step."""
+    model = MODEL_FACTORIES[name]()
+    batch = model.check_data(*_data(model))
+    model.zero_grad()
+    model.loss_and_gradients_for_batch(batch, rng=np.random.default_rng(7))
+    once = _grads(model)
+    assert all(np.any(g != 0) for g in once.values()), "every parameter gets a gradient"
+    model.loss_and_gradients_for_batch(batch, rng=np.random.default_rng(7))  # same noise
+    for k, g in model.gradients().items():
+        np.testing.assert_allclose(g, 2 * once[k], rtol=1e-12, atol=1e-300, err_msg=k)
+    model.zero_grad()
+    assert all(not g.any() for g in model.gradients().values())
+
+
+@pytest.mark.parametrize("name", sorted(MODEL_FACTORIES))
+def test_loss_and_gradients_twice_gives_the_same_gradients(name):
+    """loss_and_gradients zeroes the gradients first: a second call does not add to the first."""
+    model = MODEL_FACTORIES[name]()
+    data = _data(model)
+    noise = {"rng": 3} if model.generative else {}  # the autoencoder draws no noise
+    loss1, grads1 = model.loss_and_gradients(*data, **noise)
+    grads1 = {k: g.copy() for k, g in grads1.items()}
+    loss2, grads2 = model.loss_and_gradients(*data, **noise)
+    assert loss1 == loss2
+    for k, g in grads2.items():
+        np.testing.assert_array_equal(g, grads1[k], err_msg=k)
+
+
+@pytest.mark.parametrize("name", ["cvae", "gmvae", "ssvae"])
+def test_backward_twice_after_one_forward_gives_twice_the_gradient(name):
+    """The models with a separate backward(weights) add into gradients() on every call."""
+    model = MODEL_FACTORIES[name]()
+    batch = model.check_data(*_data(model))
+    model.batch_terms(batch, rng=5)
+    weights = np.full(len(batch[0]), 1 / len(batch[0]))
+    model.zero_grad()
+    model.backward(weights)
+    once = _grads(model)
+    model.backward(weights)
+    for k, g in model.gradients().items():
+        np.testing.assert_allclose(g, 2 * once[k], rtol=1e-12, atol=1e-300, err_msg=k)
+
+
+@pytest.mark.parametrize("name", sorted(MODEL_FACTORIES))
+def test_load_model_round_trips_every_model_of_the_family(tmp_path, name):
+    """Every model (and variant) saved and read by models.load_model: same class, config, arrays."""
+    model = MODEL_FACTORIES[name]()
+    loaded = load_model(model.save(tmp_path / f"{name}.npz"))
+    assert type(loaded) is type(model) and loaded.get_config() == model.get_config()
+    for k, p in model.parameters().items():
+        np.testing.assert_array_equal(loaded.parameters()[k], p, err_msg=k)
+
+
+@pytest.mark.parametrize("name", ["vae", "vae-k3", "cvae", "gmvae", "ssvae"])
+def test_every_variational_model_follows_the_evaluation_protocol(name):
+    """The models of the VAE family are VariationalModels; the autoencoder is not."""
+    model = MODEL_FACTORIES[name]()
+    assert isinstance(model, VariationalModel)
+    assert model.conditional == (name == "cvae")
+    assert not isinstance(MODEL_FACTORIES["ae-bce"](), VariationalModel)

@@ -246,6 +246,9 @@ class _LabelledMean:
     def gradients(self):
         return {"theta": self.grad}
 
+    def zero_grad(self):
+        self.grad[...] = 0
+
     def check_data(self, *arrays, name="X"):
         x, y = arrays
         return np.asarray(x, np.float64), np.asarray(y)
@@ -258,7 +261,6 @@ class _LabelledMean:
     def loss_and_gradients_for_batch(self, batch, *, rng=None, beta=None):
         x, y = batch
         self.betas_seen.append(beta)
-        self.grad[...] = 0
         np.add.at(self.grad, y, 2 * (self.theta[y] - x) / len(x))
         loss = float(np.mean(np.sum((self.theta[y] - x) ** 2, axis=1)))
         return loss, {"reconstruction": loss}
@@ -315,6 +317,7 @@ def test_train_epoch_is_one_pass_of_sgd_over_shuffled_minibatches():
     total = 0.0
     for lo in range(0, 20, 6):
         rows = order[lo : lo + 6]
+        b.zero_grad()
         loss, _ = b.loss_and_gradients_for_batch((x[rows], y[rows]))
         b.theta -= 0.2 * b.grad
         total += loss * len(rows)

@@ -208,6 +208,7 @@ def test_beta_override_of_a_training_step_is_used_for_loss_and_gradients(likelih
     batch, eps = _batch(a)
     for b in (0.0, 0.25, 3.0):
         ref = VAE(5, (4,), 2, likelihood=likelihood, beta=b, dtype=np.float64, rng=0)
+        a.zero_grad()
         loss_a, parts_a = a.loss_and_gradients_for_batch(batch, eps=eps, beta=b)
         grads_a = {k: g.copy() for k, g in a.gradients().items()}
         loss_r, _ = ref.loss_and_gradients_for_batch(batch, eps=eps)

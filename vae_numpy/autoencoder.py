@@ -118,13 +118,15 @@ class Autoencoder(BaseModel):
 
     def loss_and_gradients(self, x: Any) -> tuple[float, dict[str, np.ndarray]]:
         """Mean reconstruction loss and its gradient for every parameter (keys of :meth:`parameters`)."""
-        loss, _ = self.loss_and_gradients_for_batch(self.check_data(x, name="x"))
+        batch = self.check_data(x, name="x")
+        self.zero_grad()  # backward adds into the gradients
+        loss, _ = self.loss_and_gradients_for_batch(batch)
         return loss, self.gradients()
 
     def loss_and_gradients_for_batch(
         self, batch: tuple[np.ndarray, ...], *, rng: Any = None, beta: float | None = None
     ) -> tuple[float, dict[str, float]]:
-        """Forward and backward on a checked batch ``(x,)``; fills :meth:`gradients`.
+        """Forward and backward on a checked batch ``(x,)``; adds into :meth:`gradients`.
 
         ``rng`` and ``beta`` are part of the model protocol; a deterministic model without a
         KL term has no use for them.

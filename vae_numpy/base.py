@@ -60,6 +60,10 @@ class BaseModel:
     generative = False
     #: KL weight that warm-up ramps; None for a model without a KL term.
     beta: float | None = None
+    #: True for a model of p(x|y): its data and its bounds need the labels y.
+    conditional = False
+    #: True for models trained on ``(X, y)``.
+    labelled = False
 
     def __init__(
         self,
@@ -106,6 +110,7 @@ class BaseModel:
         return grads
 
     def zero_grad(self) -> None:
+        """Set every gradient to zero; backward passes add into them (call before each step)."""
         self.encoder.zero_grad()
         self.decoder.zero_grad()
         for g in self._extra_grads.values():
@@ -148,7 +153,7 @@ class BaseModel:
     def loss_and_gradients_for_batch(
         self, batch: tuple[np.ndarray, ...], *, rng: Any = None, beta: float | None = None
     ) -> tuple[float, dict[str, float]]:  # pragma: no cover - subclasses
-        """One training step on a checked batch: mean loss and terms; fills :meth:`gradients`."""
+        """One training step on a checked batch: mean loss and terms; adds into the gradients."""
         raise NotImplementedError
 
     # --- training and scoring -------------------------------------------------------------

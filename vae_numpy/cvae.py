@@ -48,8 +48,10 @@ from ._validation import (
 from .base import BaseModel, hidden_tuple
 from .functional import (
     bernoulli_nll,
+    bernoulli_nll_grad,
     kl_standard_normal,
     kl_standard_normal_grad,
+    log_prior_ratio,
     reparameterize,
     reparameterize_backward,
     sigmoid,
@@ -114,6 +116,8 @@ class NetworkModel(BaseModel):
     generative = True
     #: True for models trained on ``(X, y)``; their ``check_labels`` validates ``y``.
     labelled = False
+    #: True for a model of p(x|y): evaluating it needs y as well (see :mod:`vae_numpy.protocol`).
+    conditional = False
 
     def __init__(self, input_dim: int, latent_dim: int, activation: str, dtype: Any) -> None:
         self.input_dim = check_positive_int(input_dim, "input_dim")
@@ -144,6 +148,7 @@ class NetworkModel(BaseModel):
         return grads
 
     def zero_grad(self) -> None:
+        """Set every gradient to zero; :meth:`backward` adds into them (call before each step)."""
         for net in self.networks.values():
             net.zero_grad()
         for g in self._extra_grads.values():
@@ -191,7 +196,7 @@ class NetworkModel(BaseModel):
         raise NotImplementedError
 
     def backward(self, weights: np.ndarray) -> None:  # pragma: no cover - subclasses
-        """Gradient of ``sum_i weights_i * loss_i`` of the last forward pass into ``gradients()``."""
+        """Add d(sum_i weights_i * loss_i)/dparams of the last forward pass into ``gradients()``."""
         raise NotImplementedError
 
     def loss_terms_for_batch(
@@ -208,7 +213,7 @@ class NetworkModel(BaseModel):
         beta: float | None = None,
         eps: Any = None,
     ) -> tuple[float, dict[str, float]]:
-        """One step on a checked batch: the mean loss and terms; fills :meth:`gradients`."""
+        """One step on a checked batch: the mean loss and terms; adds into :meth:`gradients`."""
         terms = self.batch_terms(batch, eps=eps, rng=rng, beta=beta)
         n = len(batch[0])
         self.backward(np.full(n, 1.0 / n, dtype=self.dtype))  # d(mean)/d(loss_i) = 1/n
@@ -234,8 +239,12 @@ class NetworkModel(BaseModel):
     def loss_and_gradients(
         self, *data: Any, eps: Any = None, rng: Any = None
     ) -> tuple[float, dict[str, np.ndarray]]:
-        """Mean loss over the batch and its gradient for every parameter (the live buffers)."""
+        """Mean loss over the batch and its gradient for every parameter (the live buffers).
+
+        The buffers are zeroed (``zero_grad``) first, so the result is this batch's gradient.
+        """
         batch = self.check_data(*data, name="x")
+        self.zero_grad()
         loss, _ = self.loss_and_gradients_for_batch(batch, eps=eps, rng=rng)
         return loss, self.gradients()
 
@@ -282,6 +291,7 @@ class ConditionalVAE(NetworkModel):
 
     kind = "ConditionalVAE"
     labelled = True
+    conditional = True
 
     def __init__(
         self,
@@ -451,7 +461,7 @@ class ConditionalVAE(NetworkModel):
         return {"loss": reconstruction + beta * kl, "reconstruction": reconstruction, "kl": kl}
 
     def backward(self, weights: np.ndarray) -> None:
-        """Gradient of ``sum_i weights_i * loss_i`` (the last :meth:`forward`) into ``gradients()``.
+        """Add d(sum_i weights_i * loss_i)/dparams (the last :meth:`forward`) into ``gradients()``.
 
         Parameters
         ----------
@@ -464,7 +474,7 @@ class ConditionalVAE(NetworkModel):
         c = self._cache
         w = weights.astype(self.dtype, copy=False)[:, None]  # (rows, 1)
         # reconstruction: d(-ln p(x|z, y))/dlogits = sigmoid(logits) - x
-        d_logits = (sigmoid(c["logits"]) - c["x"]) * w
+        d_logits = bernoulli_nll_grad(c["logits"], c["x"]) * w
         d_zy = self.decoder.backward(d_logits)  # (rows, latent + C)
         d_z = d_zy[:, : self.latent_dim]
         # reparameterisation z = mu + exp(log_var / 2) eps
@@ -492,3 +502,59 @@ class ConditionalVAE(NetworkModel):
         x, labels = batch
         eps = self.noise(eps, (len(x), self.latent_dim), rng)
         return self.forward(x, one_hot(labels, self.n_classes, self.dtype), eps, beta)
+
+    # --- bounds on ln p(x|y), for vae_numpy.evaluate ----------------------------------------
+
+    def log_weights(self, x: np.ndarray, y1: np.ndarray, eps: np.ndarray) -> np.ndarray:
+        """ln p(x|z_j, y) + ln N(z_j; 0, I) - ln q(z_j|x, y) for k draws per row; trusted inputs.
+
+        Parameters
+        ----------
+        x : ndarray of shape (n, input_dim)
+        y1 : ndarray of shape (n, n_classes)
+            One-hot labels.
+        eps : ndarray of shape (k, n, latent_dim)
+            The noise of z_j = mu + exp(log_var / 2) eps_j.
+
+        Returns
+        -------
+        ndarray of shape (k, n), the model's dtype
+            Log importance weights of the bound on ln p(x|y).
+        """
+        k, n = eps.shape[:2]
+        mu, log_var, _ = self._encode(x, y1)  # (n, latent)
+        z = reparameterize(mu, log_var, eps)  # (k, n, latent)
+        zy = np.concatenate([z.reshape(k * n, self.latent_dim), np.tile(y1, (k, 1))], axis=1)
+        log_px_z = -bernoulli_nll(self.decoder.forward(zy), np.tile(x, (k, 1))).reshape(k, n)
+        return log_px_z + log_prior_ratio(z, eps, log_var)
+
+    def elbo_for_batch(
+        self, batch: tuple[np.ndarray, ...], *, n_samples: int = 1, rng: Any = None
+    ) -> np.ndarray:
+        """Per-example ELBO(x|y) of a checked batch ``(x, y)`` with beta = 1, float64 (batch,).
+
+        E_q[ln p(x|z, y)] averaged over ``n_samples`` draws (sample-major noise from ``rng``);
+        KL(q(z|x, y) || N(0, I)) in closed form. A lower bound on ln p(x|y).
+        """
+        x, labels = batch
+        n, y1 = len(x), one_hot(labels, self.n_classes, self.dtype)
+        eps = self.noise(None, (n_samples, n, self.latent_dim), rng)
+        mu, log_var, _ = self._encode(x, y1)
+        z = reparameterize(mu, log_var, eps).reshape(n_samples * n, self.latent_dim)
+        logits = self.decoder.forward(np.concatenate([z, np.tile(y1, (n_samples, 1))], axis=1))
+        log_px_z = -bernoulli_nll(logits, np.tile(x, (n_samples, 1))).reshape(n_samples, n)
+        rec = np.sum(log_px_z, axis=0, dtype=np.float64) / n_samples
+        return rec - kl_standard_normal(mu, log_var).astype(np.float64)
+
+    def log_importance_weights(
+        self, batch: tuple[np.ndarray, ...], k: int, *, rng: Any = None
+    ) -> np.ndarray:
+        """Log importance weights of ``k`` draws z_j ~ q(z|x, y) per row of ``(x, y)``: (k, batch).
+
+        Float64; their log-mean-exp bounds ln p(x|y). Noise drawn sample-major from ``rng``.
+        """
+        x, labels = batch
+        eps = self.noise(None, (k, len(x), self.latent_dim), rng)
+        return self.log_weights(x, one_hot(labels, self.n_classes, self.dtype), eps).astype(
+            np.float64
+        )

@@ -27,6 +27,13 @@ bound lies, with three quantities, all in nats per example (higher is better):
 So, for every x, ``ELBO <= E[IWAE_k] <= ln p(x)``; the tests check each inequality and that
 IWAE_5000 meets the quadrature within 0.1 nat on a trained 2-D model.
 
+Every model of the VAE family is measured the same way, with its own prior and conditioning,
+through the model protocol (:class:`vae_numpy.protocol.VariationalModel`: each model gives its
+ELBO and its log importance weights): the VAE with its N(0, I) prior; the conditional VAE
+given y (``elbo(model, X, y)``: bounds on ln p(x|y)); the mixture-prior VAE with its learned
+mixture (and its 2-D quadrature); M2 with the label summed out under q(y|x) (``elbo(model,
+X)``, or ``y`` with -1 for unlabelled rows). The evaluation never asks which class a model is.
+
 Precision. The networks run in the model's dtype (float32 by default), as in training; the
 sums over samples and the log-sum-exp over importance weights and over grid cells are
 accumulated in float64 (a deliberate upcast, outside the training path: adding up thousands of
@@ -44,15 +51,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
-from scipy.special import logsumexp
 
 from ._validation import as_array, check_positive_float, check_positive_int
-from .distributions import log_normal_pdf, reparameterize
-from .functional import LOG_2PI, kl_standard_normal, softplus
-from .protocol import VariationalModel
+from .functional import LOG_2PI, importance_weighted_bound, log_sum_exp, softplus
+from .protocol import DecoderModel, VariationalModel
 from .threads import ThreadPolicy
 
 __all__ = [
@@ -72,46 +77,56 @@ DEFAULT_LIMIT = 8.0
 _GRID_CHUNK = 4096
 
 
-def _require_vae(model: Any, what: str) -> VariationalModel:
-    if not getattr(model, "generative", False):  # a capability, not a class
+def _require_variational(model: Any, what: str) -> VariationalModel:
+    if not isinstance(model, VariationalModel):  # a capability, not a class
         raise TypeError(
-            f"{what} is defined for a VAE (a model with a recognition distribution q(z|x) and a"
-            f" likelihood p(x|z)), got {type(model).__name__}; an Autoencoder has a deterministic"
-            " code and no likelihood - compare autoencoders by reconstruction error instead"
+            f"{what} is defined for a model of the VAE family (one with a recognition"
+            f" distribution q(z|x) and a likelihood p(x|z)), got {type(model).__name__}; an"
+            " Autoencoder has a deterministic code and no likelihood - compare autoencoders by"
+            " reconstruction error instead"
         )
     return model
+
+
+def _checked_data(model: VariationalModel, X: Any, y: Any) -> tuple[np.ndarray, ...]:
+    """``model.check_data(X)`` or ``(X, y)``; a conditional model without ``y`` is refused."""
+    if y is None and model.conditional:
+        raise TypeError(
+            f"{type(model).__name__} is a model of p(x|y): pass the labels as well,"
+            " e.g. elbo(model, X, y); its bounds are on ln p(x|y)"
+        )
+    return model.check_data(X) if y is None else model.check_data(X, y)
 
 
 #: Decoder rows per step of :func:`elbo` (samples x examples): bounds its memory.
 _ROWS = 4096
 
 
-def _draw(mu: np.ndarray, log_var: np.ndarray, c: int, gen: np.random.Generator) -> np.ndarray:
-    """``c`` reparameterised draws from q(z|x) for every row, shape (c, batch, latent).
-
-    Sample-major: the noise of draw j for all rows follows that of draw j - 1, so that drawing
-    the samples in chunks of any size reads the same stream as drawing them one by one.
-    """
-    shape = (c, *mu.shape)
-    z, _eps = reparameterize(np.broadcast_to(mu, shape), np.broadcast_to(log_var, shape), gen)
-    return z
-
-
 # --- the evidence lower bound ---------------------------------------------------------------
 
 
 def elbo(
-    model: VariationalModel, X: Any, *, n_samples: int = 1, rng: Any = None, batch_size: int = 1024
+    model: VariationalModel,
+    X: Any,
+    y: Any = None,
+    *,
+    n_samples: int = 1,
+    rng: Any = None,
+    batch_size: int = 1024,
 ) -> np.ndarray:
     """Per-example evidence lower bound, E_q[ln p(x|z)] - KL(q(z|x) || p(z)).
 
     Parameters
     ----------
-    model : VAE
-        A trained VAE (an Autoencoder raises TypeError: it has no q(z|x)).
+    model : VAE, ConditionalVAE, GaussianMixtureVAE or SemiSupervisedVAE
+        A trained model of the VAE family (an Autoencoder raises TypeError: it has no q(z|x)).
     X : ndarray of shape (n, input_dim)
+    y : ndarray of shape (n,) of int, optional
+        Labels: required by a conditional VAE (the bound is then on ln p(x|y)); for M2,
+        ``-1`` marks an unlabelled row (y summed out), a label gives the bound on ln p(x, y);
+        without ``y`` every M2 row is unlabelled.
     n_samples : int
-        Reparameterised draws z ~ q(z|x) per example over which ln p(x|z) is averaged.
+        Reparameterised draws z ~ q(z|x) per example over which the bound is averaged.
     rng : numpy.random.Generator, int or None
         Draws the noise.
     batch_size : int
@@ -124,34 +139,36 @@ def elbo(
 
     Notes
     -----
-    The KL term is exact (:func:`vae_numpy.kl.kl_standard_normal`); only the reconstruction
-    term is estimated. The networks run in the model's dtype, on up to 4096 (sample, example)
-    pairs at a time; the average over samples is accumulated in float64.
+    Each model computes its own bound (``model.elbo_for_batch``, the model protocol's
+    :class:`~vae_numpy.protocol.VariationalModel`) with its own prior: the KL term is exact for
+    the N(0, I) prior of the VAE and the conditional VAE (:func:`vae_numpy.kl.kl_standard_normal`,
+    only the reconstruction term is estimated), and a Monte Carlo estimate ln q(z|x) - ln p(z)
+    for the mixture prior of the GMVAE; M2 sums the label out under q(y|x). The networks run
+    in the model's dtype, on up to 4096 (sample, example) pairs at a time; the average over
+    samples is accumulated in float64.
 
     ``beta`` is *not* applied: the bound on ln p(x) has beta = 1 whatever weight the model was
     trained with. With ``n_samples=1`` and the same ``rng`` and
     ``batch_size``, the mean of the result is ``model.score(X)`` of a beta = 1 model.
     """
-    model = _require_vae(model, "the ELBO")
-    (X,) = model.check_data(X)
+    model = _require_variational(model, "the ELBO")
+    data = _checked_data(model, X, y)
     n_samples = check_positive_int(n_samples, "n_samples")
     batch_size = check_positive_int(batch_size, "batch_size")
     gen = np.random.default_rng(rng)
-    out = np.empty(len(X), dtype=np.float64)
+    n = len(data[0])
+    out = np.empty(n, dtype=np.float64)
     with ThreadPolicy() as policy:  # BLAS threads chosen by timing the chunks
-        for start in range(0, len(X), batch_size):
-            xb = X[start : start + batch_size]  # (b, input_dim)
-            b = len(xb)
-            mu, log_var = model.encode(xb)  # (b, latent) each
-            rec = np.zeros(b, dtype=np.float64)  # sum over samples of ln p(x|z)
+        for start in range(0, n, batch_size):
+            batch = tuple(a[start : start + batch_size] for a in data)
+            b = len(batch[0])
+            total = np.zeros(b, dtype=np.float64)  # sum over chunks of c * (mean bound)
             per_chunk = max(1, _ROWS // b)
             for done in range(0, n_samples, per_chunk):
                 c = min(per_chunk, n_samples - done)
                 with policy.step():
-                    z = _draw(mu, log_var, c, gen)  # (c, b, latent)
-                    log_px_z = model.log_likelihood(np.tile(xb, (c, 1)), z.reshape(c * b, -1))
-                rec += log_px_z.reshape(c, b).sum(axis=0, dtype=np.float64)
-            out[start : start + b] = rec / n_samples - kl_standard_normal(mu, log_var)
+                    total += c * model.elbo_for_batch(batch, n_samples=c, rng=gen)
+            out[start : start + b] = total / n_samples
     return out
 
 
@@ -161,6 +178,7 @@ def elbo(
 def iwae_log_likelihood(
     model: VariationalModel,
     X: Any,
+    y: Any = None,
     *,
     k: int = 5000,
     batch_size: int = 32,
@@ -171,8 +189,12 @@ def iwae_log_likelihood(
 
     Parameters
     ----------
-    model : VAE
+    model : VAE, ConditionalVAE, GaussianMixtureVAE or SemiSupervisedVAE
     X : ndarray of shape (n, input_dim)
+    y : ndarray of shape (n,) of int, optional
+        Labels, as for :func:`elbo`: required by a conditional VAE (a bound on ln p(x|y)); for
+        M2 optional (``-1`` or absent: the label is drawn from q(y|x) with each z, a bound on
+        ln p(x)).
     k : int
         Importance samples z_j ~ q(z|x) per example; the bound tightens as k grows.
     batch_size : int
@@ -191,40 +213,30 @@ def iwae_log_likelihood(
 
     Notes
     -----
-    The log-weights ``ln w_j = ln p(x|z_j) + ln N(z_j; 0, I) - ln N(z_j; mu, diag exp(log_var))``
-    are computed in the model's dtype, ``chunk_size`` samples at a time. Each chunk is reduced
-    with ``scipy.special.logsumexp`` in float64 and combined with the running total by
-    ``np.logaddexp``: ``ln sum_j w_j`` without overflow and without ever holding all k samples.
-    The estimate is biased low for finite k (by Jensen's inequality), its expectation increasing
-    in k towards ln p(x).
+    Each model gives its log-weights ``ln w_j = ln p(x, z_j) - ln q(z_j|x)`` with its own prior
+    and conditioning (``model.log_importance_weights``), ``chunk_size`` samples at a time, in
+    float64. The k log-weights of a batch (k x batch_size numbers, small) are then reduced by
+    :func:`vae_numpy.functional.importance_weighted_bound`, the log-mean-exp that ``VAE(k)``
+    trains on: ``ln (1/k) sum_j w_j`` without overflow. The estimate is biased low for finite
+    k (by Jensen's inequality), its expectation increasing in k towards ln p(x).
     """
-    model = _require_vae(model, "the importance-weighted bound")
-    (X,) = model.check_data(X)
+    model = _require_variational(model, "the importance-weighted bound")
+    data = _checked_data(model, X, y)
     k = check_positive_int(k, "k")
     batch_size = check_positive_int(batch_size, "batch_size")
     chunk_size = min(check_positive_int(chunk_size, "chunk_size"), k)
     gen = np.random.default_rng(rng)
-    zero = np.zeros((), dtype=model.dtype)  # prior N(0, I): mean 0, log-variance 0
-    result = np.empty(len(X), dtype=np.float64)
+    n = len(data[0])
+    result = np.empty(n, dtype=np.float64)
     with ThreadPolicy() as policy:  # BLAS threads chosen by timing the chunks
-        for start in range(0, len(X), batch_size):
-            xb = X[start : start + batch_size]  # (b, input_dim)
-            b = len(xb)
-            mu, log_var = model.encode(xb)  # (b, latent)
-            total = np.full(b, -np.inf)  # running ln sum_j w_j, float64
+        for start in range(0, n, batch_size):
+            batch = tuple(a[start : start + batch_size] for a in data)
+            log_w = np.empty((k, len(batch[0])), dtype=np.float64)  # (k, b)
             for done in range(0, k, chunk_size):
                 c = min(chunk_size, k - done)
                 with policy.step():
-                    z = _draw(mu, log_var, c, gen)  # (c, b, latent)
-                    log_px_z = model.log_likelihood(np.tile(xb, (c, 1)), z.reshape(c * b, -1))
-                log_w = (
-                    log_px_z.reshape(c, b)
-                    + log_normal_pdf(z, zero, zero)
-                    - log_normal_pdf(z, mu, log_var)
-                )  # (c, b), model dtype
-                chunk_total = logsumexp(log_w.astype(np.float64), axis=0)  # (b,)
-                total = np.logaddexp(total, chunk_total)
-            result[start : start + b] = total - math.log(k)
+                    log_w[done : done + c] = model.log_importance_weights(batch, c, rng=gen)
+            result[start : start + len(batch[0])] = importance_weighted_bound(log_w)
     return result
 
 
@@ -237,7 +249,7 @@ def _grid_axis(grid: int, limit: float) -> tuple[np.ndarray, float]:
     return -limit + h * (np.arange(grid) + 0.5), h
 
 
-def _pairwise_log_likelihood(model: VariationalModel, X: np.ndarray, out: np.ndarray) -> np.ndarray:
+def _pairwise_log_likelihood(model: DecoderModel, X: np.ndarray, out: np.ndarray) -> np.ndarray:
     """ln p(x_i | z_g) for every pair of rows, float64 of shape (len(X), len(out)).
 
     ``out`` is the decoder output (logits or Gaussian means) at the grid points z_g. The sum over
@@ -254,7 +266,8 @@ def _pairwise_log_likelihood(model: VariationalModel, X: np.ndarray, out: np.nda
     o = out.astype(np.float64)  # (g, input_dim)
     if model.likelihood == "bernoulli":
         return x @ o.T - np.sum(softplus(o), axis=1)  # (b, g)
-    v = np.asarray(model.decoder_log_var, dtype=np.float64)  # (input_dim,)
+    # a Gaussian decoder's log-variance (a property that Bernoulli decoders lack)
+    v = np.asarray(cast(Any, model).decoder_log_var, dtype=np.float64)  # (input_dim,)
     w = np.exp(-v)
     per_x = np.sum(LOG_2PI + v + w * x * x, axis=1)  # (b,)
     per_z = (o * o) @ w  # (g,)
@@ -262,7 +275,7 @@ def _pairwise_log_likelihood(model: VariationalModel, X: np.ndarray, out: np.nda
 
 
 def _log_joint_blocks(
-    model: VariationalModel, X: np.ndarray, grid: int, limit: float, batch_size: int
+    model: DecoderModel, X: np.ndarray, grid: int, limit: float, batch_size: int
 ) -> Iterator[tuple[slice, slice, np.ndarray]]:
     """Yield (grid slice, example slice, ln p(x_i|z_g) + ln p(z_g)) blocks over the whole grid.
 
@@ -273,7 +286,7 @@ def _log_joint_blocks(
     axis, _ = _grid_axis(grid, limit)
     z1, z2 = np.meshgrid(axis, axis)  # (grid, grid), rows: z2
     z = np.stack([z1.ravel(), z2.ravel()], axis=1)  # (grid^2, 2) float64
-    log_prior = log_normal_pdf(z, 0.0, 0.0)  # (grid^2,) ln N(z; 0, I)
+    log_prior = model.prior_log_density(z).astype(np.float64)  # (grid^2,) ln p(z)
     for g0 in range(0, len(z), _GRID_CHUNK):
         gs = slice(g0, min(g0 + _GRID_CHUNK, len(z)))
         out = model.decoder_output(z[gs].astype(model.dtype))  # (g, input_dim)
@@ -282,8 +295,14 @@ def _log_joint_blocks(
             yield gs, xs, _pairwise_log_likelihood(model, X[xs], out) + log_prior[gs]
 
 
-def _check_grid_model(model: Any, what: str) -> VariationalModel:
-    model = _require_vae(model, what)
+def _check_grid_model(model: Any, what: str) -> DecoderModel:
+    model = _require_variational(model, what)
+    if model.conditional or not isinstance(model, DecoderModel):
+        raise TypeError(
+            f"{what} integrates p(x|z) p(z) for a model of x alone with a decoder and a prior"
+            f" (VAE, GaussianMixtureVAE); {type(model).__name__} is not one: use"
+            " iwae_log_likelihood(model, X, ...) instead"
+        )
     if model.latent_dim != 2:
         raise ValueError(
             f"{what} integrates over a 2-D grid, but this model has latent_dim="
@@ -293,7 +312,7 @@ def _check_grid_model(model: Any, what: str) -> VariationalModel:
 
 
 def exact_log_likelihood(
-    model: VariationalModel,
+    model: DecoderModel,
     X: Any,
     *,
     grid: int = DEFAULT_GRID,
@@ -364,13 +383,13 @@ def exact_log_likelihood(
         blocks = _log_joint_blocks(model, X, grid, limit, batch_size)
         policy.start_laps()
         for _, xs, log_joint in blocks:
-            total[xs] = np.logaddexp(total[xs], logsumexp(log_joint, axis=1))
+            total[xs] = np.logaddexp(total[xs], log_sum_exp(log_joint, axis=1))
             policy.lap()
     return total + 2.0 * math.log(h)
 
 
 def exact_posterior(
-    model: VariationalModel, x: Any, *, grid: int = 200, limit: float = 4.0
+    model: DecoderModel, x: Any, *, grid: int = 200, limit: float = 4.0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The true posterior p(z|x) = p(x|z) p(z) / p(x) of one example on a 2-D grid.
 
@@ -416,6 +435,6 @@ def exact_posterior(
     log_joint = np.empty(grid * grid)
     for gs, _, block in _log_joint_blocks(model, arr, grid, limit, 1):
         log_joint[gs] = block[0]
-    density = np.exp(log_joint - logsumexp(log_joint)) / h**2
+    density = np.exp(log_joint - log_sum_exp(log_joint, axis=0)) / h**2
     z1, z2 = np.meshgrid(axis, axis)
     return z1, z2, density.reshape(grid, grid)

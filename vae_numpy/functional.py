@@ -36,11 +36,14 @@ __all__ = [
     "squared_error_grad",
     "reparameterize",
     "reparameterize_backward",
+    "log_prior_ratio",
     "kl_standard_normal_per_dim",
     "kl_standard_normal",
     "kl_standard_normal_grad",
     "log_sum_exp",
     "softmax",
+    "log_softmax",
+    "importance_weighted_bound",
 ]
 
 #: ln(2 pi), the constant of every Gaussian log-density.
@@ -98,12 +101,21 @@ def bernoulli_nll(logits: np.ndarray, x: np.ndarray) -> np.ndarray:
 
     The binary cross-entropy written with logits: -[x ln s + (1 - x) ln(1 - s)] with
     s = sigmoid(l) equals softplus(l) - x l, which never takes the log of 0.
+
+    The training step of the VAE and the autoencoder runs its fast twin
+    :func:`vae_numpy.kernels.bernoulli_nll_and_grad` (this loss and :func:`bernoulli_nll_grad`
+    sharing one tanh); ``tests/test_kernels.py`` checks the two equal to rounding. Evaluation,
+    the conditional, mixture and semi-supervised models run this one.
     """
     return np.sum(softplus(logits) - x * logits, axis=-1)
 
 
 def bernoulli_nll_grad(logits: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """d/dlogits of ``bernoulli_nll(logits, x).sum()``: ``sigmoid(logits) - x``."""
+    """d/dlogits of ``bernoulli_nll(logits, x).sum()``: ``sigmoid(logits) - x``.
+
+    The VAE's and the autoencoder's training step computes it with the loss in the fast twin
+    :func:`vae_numpy.kernels.bernoulli_nll_and_grad`, tested equal in ``tests/test_kernels.py``.
+    """
     return sigmoid(logits) - x
 
 
@@ -136,6 +148,17 @@ def reparameterize_backward(
     """
     std = np.exp(0.5 * log_var)
     return d_z, d_z * eps * std / 2
+
+
+def log_prior_ratio(z: np.ndarray, eps: np.ndarray, log_var: np.ndarray) -> np.ndarray:
+    """ln N(z; 0, I) - ln q(z|x) at a reparameterised draw, summed over the last (latent) axis.
+
+    With z = mu + exp(log_var / 2) eps, (z - mu)^2 / exp(log_var) = eps^2, so the two
+    Gaussian log-densities differ by ``1/2 sum_d [log_var + eps^2 - z^2]`` (the ln 2 pi terms
+    cancel). Its average over draws is -KL(q(z|x) || N(0, I)); the importance weights of the
+    IWAE bound are ``ln p(x|z) + log_prior_ratio``.
+    """
+    return 0.5 * np.sum(log_var + eps * eps - z * z, axis=-1)
 
 
 # --- the KL term: KL(N(mu, diag sigma^2) || N(0, I)) -----------------------------------------
@@ -184,3 +207,20 @@ def softmax(a: np.ndarray, axis: int = -1) -> np.ndarray:
     """
     e = np.exp(a - np.max(a, axis=axis, keepdims=True))
     return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def log_softmax(a: np.ndarray, axis: int = -1) -> np.ndarray:
+    """ln softmax(a) = a_i - ln sum_j exp(a_j) along ``axis``: log-probabilities, e.g. ln q(y|x)."""
+    return a - log_sum_exp(a, axis=axis, keepdims=True)
+
+
+def importance_weighted_bound(log_w: np.ndarray, axis: int = 0) -> np.ndarray:
+    """The importance-weighted bound ln (1/k) sum_j w_j from k log-weights along ``axis``.
+
+    With ``log_w[j] = ln p(x, z_j) - ln q(z_j|x)`` for k draws z_j ~ q(z|x), this is IWAE_k of
+    Burda et al. (2015): a lower bound on ln p(x) whose expectation rises with k (k = 1 is
+    the ELBO). A log-mean-exp, ``log_sum_exp(log_w) - ln k``, so no weight overflows. Its
+    gradient with respect to ``log_w`` is the normalised weights ``softmax(log_w, axis)``.
+    The VAE's training bound (``VAE(..., k)``) and :mod:`vae_numpy.evaluate` both use it.
+    """
+    return log_sum_exp(log_w, axis=axis) - math.log(log_w.shape[axis])

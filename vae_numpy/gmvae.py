@@ -42,6 +42,7 @@ from .cvae import NetworkModel
 from .functional import (
     LOG_2PI,
     bernoulli_nll,
+    bernoulli_nll_grad,
     log_sum_exp,
     reparameterize,
     reparameterize_backward,
@@ -187,6 +188,8 @@ class GaussianMixtureVAE(NetworkModel):
 
     #: The model protocol's flag: a prior to sample from and a bound on ln p(x).
     generative = True
+    #: The decoder's distribution, as the VAE names it: Bernoulli logits.
+    likelihood = "bernoulli"
 
     def get_config(self) -> dict[str, Any]:
         return {
@@ -221,10 +224,14 @@ class GaussianMixtureVAE(NetworkModel):
         mu, log_var, _ = self._encode(self.check_x(x))
         return mu.copy(), log_var
 
+    def decoder_output(self, z: Any) -> np.ndarray:
+        """The decoder's logits for codes ``z``, shape (batch, input_dim)."""
+        z_a = as_batch(z, "z", features=self.latent_dim).astype(self.dtype, copy=False)
+        return self.decoder.forward(z_a)
+
     def decode(self, z: Any) -> np.ndarray:
         """Mean of p(x|z) (pixel probabilities), shape (batch, input_dim)."""
-        z_a = as_batch(z, "z", features=self.latent_dim).astype(self.dtype, copy=False)
-        return sigmoid(self.decoder.forward(z_a))
+        return sigmoid(self.decoder_output(z))
 
     def reconstruct(self, x: Any) -> np.ndarray:
         """``decode(mu(x))``, shape (batch, input_dim)."""
@@ -290,21 +297,21 @@ class GaussianMixtureVAE(NetworkModel):
         return {"loss": reconstruction + beta * kl, "reconstruction": reconstruction, "kl": kl}
 
     def backward(self, weights: np.ndarray) -> None:
-        """Gradient of ``sum_i weights_i * loss_i`` (the last :meth:`forward`) into ``gradients()``."""
+        """Add d(sum_i weights_i * loss_i)/dparams (the last :meth:`forward`) into gradients()."""
         if self._cache is None:
             raise RuntimeError("backward called before forward")
         c = self._cache
         w = weights.astype(self.dtype, copy=False)
         w_kl = self._beta * w  # the KL estimate's weight per row
-        d_logits = (sigmoid(c["logits"]) - c["x"]) * w[:, None]  # d(-ln p(x|z))/dlogits
+        d_logits = bernoulli_nll_grad(c["logits"], c["x"]) * w[:, None]  # d(-ln p(x|z))/dlogits
         d_z = self.decoder.backward(d_logits)  # (rows, latent) from the reconstruction
         # -ln p(z): the mixture's gradient, for z and for the prior's parameters
         lp_z, lp_means, lp_log_vars = mixture_log_density_grad(
             c["z"], self._extra_params["prior.mean"], self._extra_params["prior.log_var"], w_kl
         )
         d_z = d_z - lp_z
-        self._extra_grads["prior.mean"][...] = -lp_means
-        self._extra_grads["prior.log_var"][...] = -lp_log_vars
+        self._extra_grads["prior.mean"] -= lp_means
+        self._extra_grads["prior.log_var"] -= lp_log_vars
         d_mu, d_log_var = reparameterize_backward(d_z, c["eps"], c["log_var"])
         # +ln q(z|x) = -1/2 sum (ln 2π + log_var + eps^2): d/dlog_var = -1/2 at fixed eps
         d_log_var = d_log_var - 0.5 * w_kl[:, None]
@@ -327,40 +334,32 @@ class GaussianMixtureVAE(NetworkModel):
         (x,) = batch
         return self.forward(x, self.noise(eps, (len(x), self.latent_dim), rng), beta)
 
-    def iwae_log_likelihood(
-        self, X: Any, *, k: int = 1000, batch_size: int = 32, chunk_size: int = 128, rng: Any = None
+    # --- bounds on ln p(x), for vae_numpy.evaluate ----------------------------------------
+
+    def log_importance_weights(
+        self, batch: tuple[np.ndarray, ...], k: int, *, rng: Any = None
     ) -> np.ndarray:
-        """Importance-weighted estimate of ln p(x) with ``k`` samples (Burda et al. 2015).
+        """ln w_j = ln p(x|z_j) + ln p(z_j) - ln q(z_j|x) (mixture prior), k draws per row of x.
 
-        ``ln (1/k) sum_j p(x|z_j) p(z_j) / q(z_j|x)``, z_j ~ q(z|x), with the mixture prior;
-        log-sum-exp accumulated in float64 over chunks of ``chunk_size`` samples.
-
-        Returns
-        -------
-        ndarray of shape (n,), float64
-            Nats per example; its expectation rises with k toward ln p(x).
+        The negative of :meth:`forward`'s per-row loss at beta = 1 (its ``kl`` is the same
+        single-draw ln q - ln p), for k draws z_j ~ q(z|x) whose noise is drawn sample-major
+        from ``rng``. Returns float64 of shape (k, batch); its log-mean-exp
+        (:func:`vae_numpy.functional.importance_weighted_bound`) bounds ln p(x).
         """
-        X = self.check_x(X, "X")
-        k = check_positive_int(k, "k")
-        batch_size = check_positive_int(batch_size, "batch_size")
-        chunk_size = min(check_positive_int(chunk_size, "chunk_size"), k)
-        gen = np.random.default_rng(rng)
-        out = np.empty(len(X))
-        for lo in range(0, len(X), batch_size):
-            xb = X[lo : lo + batch_size]
-            b = len(xb)
-            mu, log_var, _ = self._encode(xb)  # (b, latent)
-            std = np.exp(0.5 * log_var)
-            x_tiled = np.tile(xb, (chunk_size, 1))
-            total = np.full(b, -np.inf)  # running ln sum_j w_j, float64
-            for done in range(0, k, chunk_size):
-                c = min(chunk_size, k - done)
-                eps = gen.standard_normal((c, b, self.latent_dim), dtype=self.dtype)
-                z = (mu + std * eps).reshape(c * b, -1)  # (c * b, latent), sample-major
-                log_px_z = -bernoulli_nll(self.decoder.forward(z), x_tiled[: c * b])
-                log_q = -0.5 * np.sum(LOG_2PI + log_var + eps * eps, axis=2)  # (c, b)
-                log_p = self.prior_log_density(z).reshape(c, b)
-                log_w = log_px_z.reshape(c, b) + log_p - log_q  # (c, b)
-                total = np.logaddexp(total, log_sum_exp(log_w.astype(np.float64), axis=0))
-            out[lo : lo + b] = total - math.log(k)
-        return out
+        (x,) = batch
+        n = len(x)
+        eps = self.noise(None, (k, n, self.latent_dim), rng)
+        x_k = np.tile(x, (k, 1))  # row j * n + i is x_i, as eps.reshape orders the draws
+        loss = self.forward(x_k, eps.reshape(k * n, self.latent_dim), beta=1.0)["loss"]
+        return -loss.reshape(k, n).astype(np.float64)
+
+    def elbo_for_batch(
+        self, batch: tuple[np.ndarray, ...], *, n_samples: int = 1, rng: Any = None
+    ) -> np.ndarray:
+        """Per-example ELBO of ``(x,)`` with beta = 1: the mean of ``n_samples`` log-weights.
+
+        KL(q(z|x) || p(z)) has no closed form for the mixture prior, so the ELBO is the Monte
+        Carlo average of ln p(x|z) + ln p(z) - ln q(z|x) (the training loss's estimate; with
+        ``n_samples=1`` it draws a training step's noise). Float64 of shape (batch,).
+        """
+        return np.mean(self.log_importance_weights(batch, n_samples, rng=rng), axis=0)

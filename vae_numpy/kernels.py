@@ -6,7 +6,6 @@ numbers (``tests/test_kernels.py`` checks each against its textbook twin with hy
 rounding), computed with fewer passes over memory. Like minitorch's ``fast_ops`` beside
 ``tensor_ops``, the tricks stay here and nowhere else:
 
-* :func:`sigmoid` - tanh identity, in place (one transcendental pass, no overflow);
 * :func:`bernoulli_nll_and_grad` - the Bernoulli loss and its gradient sharing one tanh;
 * :func:`adam_update` - Adam's update in cache-sized blocks, in place, in the paper's
   equivalent order (section 2 of Kingma & Ba);
@@ -27,7 +26,6 @@ from collections.abc import Iterable
 import numpy as np
 
 __all__ = [
-    "sigmoid",
     "bernoulli_nll_and_grad",
     "adam_update",
     "flush_subnormals",
@@ -42,27 +40,13 @@ ADAM_BLOCK = 1 << 16
 FLUSH_EVERY = 64
 
 
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    """``functional.sigmoid`` through sigmoid(x) = (1 + tanh(x / 2)) / 2, in four in-place passes.
-
-    tanh saturates at +-1 instead of overflowing, so no warning is possible, and it is one fast
-    ufunc pass. The absolute error is below the dtype's machine epsilon; values in the far
-    negative tail smaller than that (sigmoid(-50) = 2e-22) round to 0.
-    """
-    y = np.multiply(x, 0.5)
-    np.tanh(y, out=y)
-    y *= 0.5
-    y += 0.5
-    return y
-
-
 def bernoulli_nll_and_grad(logits: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``functional.bernoulli_nll`` and ``functional.bernoulli_nll_grad`` sharing one tanh.
 
     With t = tanh(l / 2): sigmoid(l) = (1 + t) / 2 gives the gradient sigmoid(l) - x, and
-    softplus(l) - x l = max(l, 0) - x l - ln sigmoid(|l|) with sigmoid(|l|) = (1 + |t|) / 2 in
+    softplus(l) - x l = max(l, 0) - x l - ln sigmoid(``|l|``) with sigmoid(``|l|``) = (1 + ``|t|``) / 2 in
     [1/2, 1], whose logarithm never overflows nor loses precision. One buffer serves t, then
-    ln sigmoid(|l|).
+    ln sigmoid(``|l|``).
 
     Returns
     -------

@@ -5,8 +5,11 @@ Part 4 of the lecture derives, for two univariate normals p = N(mu, sigma^2) and
     KL(p || q) = 1/2 [ ln(s^2 / sigma^2) - 1 + (sigma^2 + (mu - m)^2) / s^2 ]      (nats)
 
 and the VAE uses the special case q = N(0, 1) with sigma^2 = exp(log_var), summed over the
-latent dimensions of a diagonal Gaussian. This module gives the closed form
-(:func:`kl_normal`, :func:`kl_standard_normal` and its gradient) and two independent routes
+latent dimensions of a diagonal Gaussian. This module gives the closed form twice: as the
+lecture writes it (:func:`kl_normal_lecture`, the line to read first) and rearranged so that
+rounding can never make it negative (:func:`kl_normal`, which the package runs; the two are
+tested equal in ``tests/test_kl.py``), then the VAE's special case
+(:func:`kl_standard_normal` and its gradient), and two independent routes
 to the same number: numerical integration of the definition with ``scipy.integrate.quad``
 (:func:`kl_by_quadrature`) and a Monte Carlo average of ln p(x) - ln q(x) for x ~ p
 (:func:`kl_monte_carlo`). The tests compare them.
@@ -38,6 +41,7 @@ from ._validation import (
 )
 
 __all__ = [
+    "kl_normal_lecture",
     "kl_normal",
     "kl_standard_normal",
     "kl_standard_normal_grad",
@@ -76,8 +80,23 @@ def _normal_params(mu: Any, sigma: Any, m: Any, s: Any) -> tuple[np.ndarray, ...
     return mu_a, sigma_a, m_a, s_a
 
 
+def kl_normal_lecture(mu: Any, sigma: Any, m: Any = 0.0, s: Any = 1.0) -> Any:
+    """KL(N(mu, sigma^2) || N(m, s^2)) in nats, literally as the lecture writes it.
+
+        KL = 1/2 [ln(s^2 / sigma^2) - 1 + (sigma^2 + (mu - m)^2) / s^2]
+
+    Parameters and result as :func:`kl_normal`, which computes the same number rearranged
+    (``tests/test_kl.py`` checks the two equal with hypothesis) and is what the package runs:
+    here ``ln(s^2/sigma^2) - 1 + sigma^2/s^2`` adds terms of opposite sign, so for nearly equal
+    distributions rounding can leave a tiny negative number instead of a tiny positive one.
+    """
+    mu_a, sigma_a, m_a, s_a = _normal_params(mu, sigma, m, s)
+    out = 0.5 * (np.log(s_a**2 / sigma_a**2) - 1 + (sigma_a**2 + (mu_a - m_a) ** 2) / s_a**2)
+    return float(out) if out.ndim == 0 else out
+
+
 def kl_normal(mu: Any, sigma: Any, m: Any = 0.0, s: Any = 1.0) -> Any:
-    """Elementwise KL(N(mu, sigma^2) || N(m, s^2)) in nats.
+    """Elementwise KL(N(mu, sigma^2) || N(m, s^2)) in nats: :func:`kl_normal_lecture`, stable.
 
     Parameters
     ----------
@@ -94,7 +113,8 @@ def kl_normal(mu: Any, sigma: Any, m: Any = 0.0, s: Any = 1.0) -> Any:
 
     Notes
     -----
-    The lecture's closed form is ``1/2 [ln(s^2/sigma^2) - 1 + (sigma^2 + (mu - m)^2) / s^2]``.
+    The lecture's closed form is ``1/2 [ln(s^2/sigma^2) - 1 + (sigma^2 + (mu - m)^2) / s^2]``
+    (:func:`kl_normal_lecture`, tested equal to this one in ``tests/test_kl.py``).
     With ``r = sigma^2 / s^2`` it reads ``1/2 [(r - 1 - ln r) + (mu - m)^2 / s^2]``, which is how it
     is evaluated: each bracket is >= 0 term by term, so rounding can never make the result
     negative, and both terms are exactly 0 when the distributions are equal. Near ``r = 1`` the

@@ -4,15 +4,17 @@ A layer is a small object with two methods:
 
 * ``forward(x)`` computes the output for one batch and caches exactly what the backward pass
   needs (the input for :class:`Dense`, the output or a mask for the activations);
-* ``backward(grad_y)`` reads that cache, **fills** ``grads`` with the parameter gradients of
-  this batch (overwriting what was there) and returns the gradient with respect to the input.
+* ``backward(grad_y)`` reads that cache, **adds** the parameter gradients of this batch into
+  ``grads`` (``+=``) and returns the gradient with respect to the input.
 
-Gradient policy: fill, never accumulate. One call of ``backward`` after one ``forward`` leaves
-``grads`` holding dL/dparams for that batch, whatever ``grads`` held before, so a training step
-needs no ``zero_grad``; to add up the gradients of several batches, add copies of ``grads``
-yourself. :class:`Sequential` follows the same policy.
+Gradient policy: accumulate, as micrograd and PyTorch do (and as assignment 01 teaches). A
+parameter used twice receives the sum of both contributions, and the gradients of several
+batches add up by themselves; a training step therefore starts with ``zero_grad()``, which
+sets every gradient to zero. :class:`Sequential` and every model of the package follow the same
+policy (the training loop of :mod:`vae_numpy.train` calls ``model.zero_grad()`` before each
+step).
 
-``backward_params(grad_y)`` fills ``grads`` like ``backward`` but does not compute the input
+``backward_params(grad_y)`` adds into ``grads`` like ``backward`` but does not compute the input
 gradient: the first layer of an encoder, whose input is data, skips the product that would
 compute dL/dx (a third of that layer's backward cost).
 
@@ -71,7 +73,7 @@ class Layer:
         raise NotImplementedError
 
     def backward_params(self, grad_y: np.ndarray) -> None:
-        """Fill ``grads`` as :meth:`backward` does, without returning the input gradient.
+        """Add into ``grads`` as :meth:`backward` does, without returning the input gradient.
 
         The default runs :meth:`backward`; :class:`Dense` skips the product that computes dL/dx.
         """
@@ -81,7 +83,7 @@ class Layer:
         return self.forward(x)
 
     def zero_grad(self) -> None:
-        """Set every gradient to zero (``backward`` overwrites them anyway; for a clean start)."""
+        """Set every gradient to zero: call it before each step, since ``backward`` adds."""
         for g in self.grads.values():
             g.fill(0)
 
@@ -172,7 +174,7 @@ class Dense(Layer):
         return y
 
     def backward(self, grad_y: np.ndarray) -> np.ndarray:
-        """Fill ``grads`` with dL/dW = x^T G and dL/db = sum_batch G; return dL/dx = G W^T.
+        """Add dL/dW = x^T G and dL/db = sum_batch G into ``grads``; return dL/dx = G W^T.
 
         Parameters
         ----------
@@ -188,10 +190,10 @@ class Dense(Layer):
         return grad_y @ self.params["W"].T  # (batch, out) @ (out, in) -> (batch, in)
 
     def backward_params(self, grad_y: np.ndarray) -> None:
-        """Fill ``grads`` with dL/dW = x^T G and dL/db = sum_batch G (no dL/dx)."""
+        """Add dL/dW = x^T G and dL/db = sum_batch G into ``grads`` (no dL/dx)."""
         x = self._need_cache(self._x)
-        np.matmul(x.T, grad_y, out=self.grads["W"])  # (in, batch) @ (batch, out) -> (in, out)
-        np.sum(grad_y, axis=0, out=self.grads["b"])  # (out,)
+        self.grads["W"] += x.T @ grad_y  # (in, batch) @ (batch, out) -> (in, out)
+        self.grads["b"] += grad_y.sum(axis=0)  # (out,)
 
     def __repr__(self) -> str:
         return f"Dense({self.in_features}, {self.out_features}, init={self.init!r}, dtype={self.dtype})"
@@ -248,7 +250,7 @@ class Tanh(Layer):
 
 
 class Sigmoid(Layer):
-    """Logistic sigmoid (stable for large |x|); dy/dx = y (1 - y)."""
+    """Logistic sigmoid (stable for large ``|x|``); dy/dx = y (1 - y)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -337,7 +339,7 @@ class Sequential(Layer):
         return x
 
     def backward(self, grad_y: np.ndarray) -> np.ndarray:
-        """Backpropagate through the layers in reverse; fills every layer's ``grads``."""
+        """Backpropagate through the layers in reverse; adds into every layer's ``grads``."""
         for layer in reversed(self.layers):
             grad_y = layer.backward(grad_y)
         return grad_y

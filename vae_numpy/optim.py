@@ -190,8 +190,9 @@ class Adam(Optimizer):
         Added to sqrt(v_hat) in the denominator (> 0).
     fast : bool
         True (default): the same update through :func:`vae_numpy.kernels.adam_update`, in
-        place and cache-blocked (about 1.5x faster, equal to rounding). False: the lines of
-        :meth:`_update` as written, with temporary arrays.
+        place and cache-blocked (about 1.5x faster, equal to rounding: ``tests/test_kernels.py``
+        checks the two with hypothesis). False: the lines of :meth:`_update` as written, with
+        temporary arrays.
     """
 
     _buffers = ("m", "v")

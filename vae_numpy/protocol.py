@@ -28,8 +28,9 @@ Contract of one training step
 * ``loss`` is the mean loss over the batch's rows (nats per example), a float;
 * ``parts`` maps the name of each term (``"reconstruction"``, ``"kl"``, ...) to its mean over
   the batch, floats; the training loop averages them into ``history_``;
-* afterwards ``model.gradients()`` holds d loss / d parameter for every key of
-  ``model.parameters()`` (the gradient arrays are filled, not added to);
+* the step's backward pass **adds** d loss / d parameter into ``model.gradients()`` for every
+  key of ``model.parameters()``, as micrograd and PyTorch do: the caller zeroes them first
+  with ``model.zero_grad()`` (the training loop does, before every step);
 * ``rng`` (a ``numpy.random.Generator``) drives every random draw of the step (the VAE's
   reparameterisation noise); the same generator state gives the same numbers;
 * ``beta`` overrides the model's KL weight for this step (KL warm-up); ``None`` means the
@@ -53,7 +54,14 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["Batch", "Model", "LatentModel", "GenerativeModel", "VariationalModel"]
+__all__ = [
+    "Batch",
+    "Model",
+    "LatentModel",
+    "GenerativeModel",
+    "VariationalModel",
+    "DecoderModel",
+]
 
 #: One minibatch: ``(x,)`` or ``(x, y)``, arrays sharing their first axis.
 Batch = tuple[np.ndarray, ...]
@@ -99,6 +107,10 @@ class Model(Protocol):
         """The live gradient arrays, with the keys and shapes of :meth:`parameters`."""
         ...
 
+    def zero_grad(self) -> None:
+        """Set every gradient array to zero (backward passes add into them)."""
+        ...
+
     def check_data(self, *arrays: Any, name: str = "X") -> Batch:
         """Validate training or evaluation data at the public boundary; return the batch tuple.
 
@@ -110,7 +122,7 @@ class Model(Protocol):
     def loss_and_gradients_for_batch(
         self, batch: Batch, *, rng: np.random.Generator, beta: float | None = None
     ) -> tuple[float, dict[str, float]]:
-        """One step's forward and backward pass on a checked batch; fills :meth:`gradients`.
+        """One step's forward and backward pass on a checked batch; adds into :meth:`gradients`.
 
         Returns the mean loss (nats per example) and the mean of each of its terms.
         """
@@ -173,29 +185,65 @@ class GenerativeModel(LatentModel, Protocol):
 
 
 @runtime_checkable
-class VariationalModel(GenerativeModel, Protocol):
-    """A VAE: Gaussian q(z|x), prior N(0, I), likelihood p(x|z). What :mod:`vae_numpy.evaluate` needs.
+class VariationalModel(Model, Protocol):
+    """A latent-variable model with a recognition model q: what :mod:`vae_numpy.evaluate` needs.
+
+    Every model of the VAE family follows it with its own prior and conditioning: the VAE
+    (prior N(0, I)), the conditional VAE (a bound on ln p(x|y), given y), the mixture-prior
+    VAE (its learned mixture), M2 (y summed out, or ln p(x, y) for labelled rows).
+
+    Attributes
+    ----------
+    generative : bool
+        True.
+    latent_dim : int
+    conditional : bool
+        True for a model of p(x|y): ``check_data(X, y)`` needs the labels, and the bounds are
+        on ln p(x|y). False: ``check_data(X)`` (M2 also takes ``(X, y)`` with -1 for
+        unlabelled rows).
+    """
+
+    generative: bool
+    latent_dim: int
+    conditional: bool
+
+    def elbo_for_batch(self, batch: Batch, *, n_samples: int = 1, rng: Any = None) -> np.ndarray:
+        """Per-example ELBO (beta = 1) of a checked batch, averaged over ``n_samples`` draws.
+
+        Float64 of shape (batch,), nats. With ``n_samples=1`` it draws the noise of a training
+        step from ``rng``, so that its mean is ``score`` of a beta = 1 model.
+        """
+        ...
+
+    def log_importance_weights(self, batch: Batch, k: int, *, rng: Any = None) -> np.ndarray:
+        """ln p(x, z_j) - ln q(z_j|x) for ``k`` draws z_j ~ q per row: float64 of shape (k, batch).
+
+        The draws are sample-major: successive calls with k1 and k2 read ``rng``'s stream as
+        one call with k1 + k2. Their log-mean-exp is the importance-weighted bound.
+        """
+        ...
+
+
+@runtime_checkable
+class DecoderModel(VariationalModel, Protocol):
+    """An unconditional model whose ln p(x) can be integrated over a 2-D latent grid.
+
+    What :func:`vae_numpy.evaluate.exact_log_likelihood` needs: the prior's log-density, the
+    decoder's raw output and the distribution it parameterises.
 
     Attributes
     ----------
     likelihood : {"bernoulli", "gaussian"}
-        The decoder's distribution: Bernoulli logits, or a Gaussian mean with the per-feature
-        log-variance ``decoder_log_var`` of shape (input_dim,).
+        The decoder's distribution: Bernoulli logits, or a Gaussian mean whose per-feature
+        log-variance is the property ``decoder_log_var`` of shape (input_dim,) (a Bernoulli
+        decoder has none: the property raises AttributeError, which is why it is not listed as
+        a member that ``isinstance`` checks).
     """
 
     likelihood: str
 
-    @property
-    def decoder_log_var(self) -> np.ndarray:
-        """The Gaussian decoder's log-variance, shape (input_dim,) (AttributeError for Bernoulli)."""
-        ...
-
-    def encode(self, x: Any) -> tuple[np.ndarray, np.ndarray]:
-        """``(mu, log_var)`` of q(z|x), each of shape (batch, latent_dim)."""
-        ...
-
-    def log_likelihood(self, x: Any, z: Any) -> np.ndarray:
-        """ln p(x|z) for paired rows, summed over features: shape (batch,), nats."""
+    def prior_log_density(self, z: Any) -> np.ndarray:
+        """ln p(z) summed over latent dimensions, shape (batch,), nats."""
         ...
 
     def decoder_output(self, z: Any) -> np.ndarray:

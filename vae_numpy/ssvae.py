@@ -43,7 +43,7 @@ from ._validation import check_positive_float, check_positive_int
 from .base import hidden_tuple
 from .cvae import ConditionalVAE, NetworkModel, check_labels, one_hot
 from .data import binarize as binarize_batch
-from .functional import log_sum_exp
+from .functional import log_softmax, softmax
 from .optim import make_optimizer
 from .threads import ThreadPolicy
 
@@ -134,8 +134,7 @@ class SemiSupervisedVAE(NetworkModel):
 
     def predict_proba(self, x: Any) -> np.ndarray:
         """q(y|x) for every class, shape (batch, n_classes); rows sum to 1."""
-        logits = self.classifier.forward(self.check_x(x))
-        return np.exp(logits - log_sum_exp(logits, axis=1, keepdims=True))
+        return softmax(self.classifier.forward(self.check_x(x)), axis=1)
 
     def predict(self, x: Any) -> np.ndarray:
         """The most probable class under q(y|x), shape (batch,) of int."""
@@ -160,6 +159,17 @@ class SemiSupervisedVAE(NetworkModel):
     def check_labels(self, y: Any, n: int) -> np.ndarray:
         """Labels 0 .. C-1, or -1 for an unlabelled row; shape (n,), int64."""
         return check_labels(y, n, self.n_classes, allow_unlabelled=True)
+
+    def check_data(self, *arrays: Any, name: str = "X") -> tuple[np.ndarray, ...]:
+        """``(X, y)`` checked (``y = -1`` for unlabelled rows); ``X`` alone: every row unlabelled.
+
+        With ``X`` alone the model's bounds are on ln p(x), the label summed out (how
+        :mod:`vae_numpy.evaluate` scores M2 on unlabelled data).
+        """
+        if len(arrays) == 1:
+            x = self.check_x(arrays[0], name)
+            return x, np.full(len(x), UNLABELLED, dtype=np.int64)
+        return super().check_data(*arrays, name=name)
 
     def forward(self, x: np.ndarray, y: np.ndarray, eps: np.ndarray) -> dict[str, np.ndarray]:
         """Per-row cost (labelled: L + alpha CE; unlabelled: U) with fixed noise; cached.
@@ -186,7 +196,7 @@ class SemiSupervisedVAE(NetworkModel):
         labelled = y >= 0
         li, ui = np.flatnonzero(labelled), np.flatnonzero(~labelled)
         logits = self.classifier.forward(x)  # (batch, C)
-        log_q = logits - log_sum_exp(logits, axis=1, keepdims=True)  # ln q(y|x)
+        log_q = log_softmax(logits, axis=1)  # ln q(y|x)
         q = np.exp(log_q)
         # rows through the conditional VAE: labelled (x_i, y_i), then unlabelled (x_i, c) for all c
         rows_x = np.concatenate([x[li], np.repeat(x[ui], C, axis=0)])
@@ -205,7 +215,7 @@ class SemiSupervisedVAE(NetworkModel):
         return {"loss": bound + self.alpha * ce, "bound": bound, "classification": ce}
 
     def backward(self, weights: np.ndarray) -> None:
-        """Gradient of ``sum_i weights_i * loss_i`` (the last :meth:`forward`) into ``gradients()``.
+        """Add d(sum_i weights_i * loss_i)/dparams (the last :meth:`forward`) into ``gradients()``.
 
         Parameters
         ----------
@@ -244,6 +254,57 @@ class SemiSupervisedVAE(NetworkModel):
         return self.forward(
             x, labels, self.noise(eps, (len(x), self.n_classes, self.latent_dim), rng)
         )
+
+    # --- bounds on ln p(x) (or ln p(x, y) for labelled rows), for vae_numpy.evaluate ----------
+
+    def elbo_for_batch(
+        self, batch: tuple[np.ndarray, ...], *, n_samples: int = 1, rng: Any = None
+    ) -> np.ndarray:
+        """Per-row bound of a checked ``(x, y)``: -U(x) (y summed out) or -L(x, y) if labelled.
+
+        Each of ``n_samples`` draws takes the noise of one training step, shape (batch,
+        n_classes, latent_dim), from ``rng``; the bounds are averaged. Float64 of shape (batch,).
+        The classification term (``alpha``) is not part of a bound and is left out.
+        """
+        gen = np.random.default_rng(rng)
+        x, labels = batch
+        total = np.zeros(len(x), dtype=np.float64)
+        for _ in range(n_samples):
+            total -= self.batch_terms(batch, rng=gen)["bound"]
+        return total / n_samples
+
+    def log_importance_weights(
+        self, batch: tuple[np.ndarray, ...], k: int, *, rng: Any = None
+    ) -> np.ndarray:
+        """Log importance weights of ``k`` joint draws (y_j, z_j) per row of ``(x, y)``: (k, batch).
+
+        An unlabelled row draws y_j ~ q(y|x) and z_j ~ q(z|x, y_j), and
+
+            ln w_j = ln p(x|y_j, z_j) + ln N(z_j; 0, I) + ln p(y_j)
+                     - ln q(z_j|x, y_j) - ln q(y_j|x),
+
+        whose log-mean-exp bounds ln p(x) (its expectation at k = 1 is -U(x)); a labelled row
+        keeps its y (no ln q(y|x) term) and bounds ln p(x, y). Sample-major draws from ``rng``
+        (for each j: a uniform per row for y_j, then the row's noise), so successive calls read
+        the stream as one call with their total k. Float64.
+        """
+        gen = np.random.default_rng(rng)
+        x, labels = batch
+        n, C, d = len(x), self.n_classes, self.latent_dim
+        log_q = log_softmax(self.classifier.forward(x), axis=1)  # (n, C): ln q(y|x)
+        cdf = np.cumsum(np.exp(log_q.astype(np.float64)), axis=1)  # (n, C)
+        unlabelled = labels < 0
+        y = np.empty((k, n), dtype=np.int64)
+        eps = np.empty((k, n, d), dtype=self.dtype)
+        for j in range(k):  # y_j ~ q(y|x) by inverting the CDF, then the noise of z_j
+            drawn = np.sum(gen.random((n, 1)) * cdf[:, -1:] > cdf, axis=1)
+            y[j] = np.where(unlabelled, np.minimum(drawn, C - 1), labels)
+            eps[j] = gen.standard_normal((n, d), dtype=self.dtype)
+        rows_y1 = one_hot(y.ravel(), C, self.dtype)  # (k * n, C), sample-major
+        log_w = self.cvae.log_weights(np.tile(x, (k, 1)), rows_y1, eps.reshape(1, k * n, d))
+        log_w = log_w.reshape(k, n).astype(np.float64) - math.log(C)  # + ln p(y) = -ln C
+        log_q_drawn = np.take_along_axis(log_q.astype(np.float64), y.T, axis=1).T  # (k, n)
+        return log_w - np.where(unlabelled, log_q_drawn, 0.0)
 
     def unlabelled_bound(self, x: Any, *, eps: Any = None, rng: Any = None) -> np.ndarray:
         """U(x) per row: the negative bound on ln p(x) with the label summed out, nats."""
@@ -315,6 +376,7 @@ class SemiSupervisedVAE(NetworkModel):
                     ).astype(self.dtype)
                     xb = binarize_batch(X[rows], gen) if binarize else X[rows]
                     with policy.step():
+                        self.zero_grad()  # backward adds into the gradients
                         terms = self.batch_terms((xb, labels[rows]), rng=gen)
                         self.backward(weights)
                         opt.step(self.gradients())

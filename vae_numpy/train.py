@@ -4,6 +4,7 @@ Read :func:`train_epoch` first. One epoch is: shuffle the rows, cut them into mi
 for each minibatch compute the loss and its gradients, then let the optimiser take a step::
 
     for batch in minibatches(data, batch_size, rng):
+        model.zero_grad()  # backward adds into the gradients
         loss, parts = model.loss_and_gradients_for_batch(batch, rng=rng, beta=...)
         optimizer.step(model.gradients())
 
@@ -96,7 +97,7 @@ def train_epoch(
     transform: Callable[[Batch, np.random.Generator], Batch] | None = None,
     after_step: Callable[[int], None] | None = None,
 ) -> dict[str, float]:
-    """One pass over ``data``: shuffle, minibatch, loss and gradients, optimiser step.
+    """One pass over ``data``: shuffle, minibatch, zero the gradients, loss and gradients, step.
 
     Parameters
     ----------
@@ -132,6 +133,7 @@ def train_epoch(
     for b, batch in enumerate(minibatches(data, batch_size, rng)):
         if transform is not None:
             batch = transform(batch, rng)
+        model.zero_grad()  # the backward pass adds into the gradients (micrograd, PyTorch)
         loss, parts = model.loss_and_gradients_for_batch(batch, rng=rng, beta=beta(b))
         if not np.isfinite(loss):
             raise NonFiniteLoss(loss, b + 1)

@@ -48,18 +48,22 @@ from typing import Any
 import numpy as np
 
 from . import kernels
-from ._validation import check_choice, check_positive_float, check_positive_int
+from ._validation import as_batch, check_choice, check_positive_float, check_positive_int
 from .base import BaseModel
 from .functional import (
+    LOG_2PI,
     bernoulli_nll,
     gaussian_nll,
     gaussian_nll_grad,
+    importance_weighted_bound,
     kl_standard_normal,
     kl_standard_normal_grad,
     kl_standard_normal_per_dim,
+    log_prior_ratio,
     reparameterize,
     reparameterize_backward,
     sigmoid,
+    softmax,
 )
 
 __all__ = [
@@ -332,6 +336,45 @@ class VAE(BaseModel):
             return bernoulli_nll(out, x)
         return gaussian_nll(out, self.decoder_log_var, x)
 
+    def prior_log_density(self, z: Any) -> np.ndarray:
+        """ln p(z) = ln N(z; 0, I), summed over latent dimensions: shape (batch,), float64, nats."""
+        z_a = as_batch(z, "z", features=self.latent_dim).astype(np.float64)
+        return -0.5 * np.sum(LOG_2PI + z_a * z_a, axis=1)
+
+    # --- bounds on ln p(x), for vae_numpy.evaluate (the model protocol's VariationalModel) ------
+
+    def elbo_for_batch(
+        self, batch: tuple[np.ndarray, ...], *, n_samples: int = 1, rng: Any = None
+    ) -> np.ndarray:
+        """Per-example ELBO of a checked batch ``(x,)`` with beta = 1, float64 of shape (batch,).
+
+        E_q[ln p(x|z)] is averaged over ``n_samples`` draws z ~ q(z|x) (noise drawn sample-major
+        from ``rng``, shape (n_samples, batch, latent_dim)); the KL term is in closed form. With
+        ``n_samples=1`` it draws the noise of a training step: minus the mean is ``score``.
+        """
+        x = batch[0]
+        n = len(x)
+        mu, log_var, _ = self._encode(x)  # (n, latent)
+        eps = np.random.default_rng(rng).standard_normal(
+            (n_samples, n, self.latent_dim), dtype=self.dtype
+        )
+        z = reparameterize(mu, log_var, eps).reshape(n_samples * n, self.latent_dim)
+        log_px_z = -self._nll(self.decoder.forward(z), np.tile(x, (n_samples, 1)))
+        rec = np.sum(log_px_z.reshape(n_samples, n), axis=0, dtype=np.float64) / n_samples
+        return rec - kl_standard_normal(mu, log_var).astype(np.float64)
+
+    def log_importance_weights(
+        self, batch: tuple[np.ndarray, ...], k: int, *, rng: Any = None
+    ) -> np.ndarray:
+        """ln w_j = ln p(x|z_j) + ln N(z_j; 0, I) - ln q(z_j|x) for ``k`` draws z_j ~ q(z|x).
+
+        ``batch`` is a checked ``(x,)``; the noise is drawn sample-major from ``rng`` (shape
+        (k, batch, latent_dim)), so successive calls read the stream as one call with their
+        total k. Returns float64 of shape (k, batch); beta is not applied (the bound on ln p(x)).
+        """
+        f = self._importance_samples(batch[0], self._iwae_noise(len(batch[0]), None, rng, k))
+        return (f[-1] - f[-2]).astype(np.float64)
+
     # --- the loss and its gradient ----------------------------------------------------------
 
     def _noise(self, batch: int, eps: Any, rng: Any) -> np.ndarray:
@@ -424,10 +467,12 @@ class VAE(BaseModel):
         loss : float
             Nats per example.
         grads : dict of str to ndarray
-            Keys of :meth:`parameters`; the model's live gradient buffers, overwritten by the
-            next call (copy them to keep them).
+            Keys of :meth:`parameters`; the model's live gradient buffers, which this call
+            zeroes (``zero_grad``) before its backward pass adds into them: the next call
+            replaces them (copy them to keep them).
         """
         batch = self.check_data(x, name="x")
+        self.zero_grad()
         loss, _ = self.loss_and_gradients_for_batch(batch, eps=eps, rng=rng)
         return loss, self.gradients()
 
@@ -439,7 +484,7 @@ class VAE(BaseModel):
         beta: float | None = None,
         eps: Any = None,
     ) -> tuple[float, dict[str, float]]:
-        """Forward and backward for a checked batch ``(x,)``; fills :meth:`gradients`.
+        """Forward and backward for a checked batch ``(x,)``; adds into :meth:`gradients`.
 
         ``beta`` overrides the model's KL weight for this call (KL warm-up). Returns the mean
         loss and its mean ``reconstruction`` and ``kl`` terms.
@@ -468,7 +513,7 @@ class VAE(BaseModel):
             d_mean, d_dec_log_var = gaussian_nll_grad(f.out, self.decoder_log_var, x)
             d_out = d_mean / n
             above_floor = self._extra_params["decoder.log_var"] > DECODER_LOG_VAR_MIN
-            self._extra_grads["decoder.log_var"][...] = d_dec_log_var.sum(axis=0) / n * above_floor
+            self._extra_grads["decoder.log_var"] += d_dec_log_var.sum(axis=0) / n * above_floor
         d_z = self.decoder.backward(d_out)  # (batch, latent)
         d_mu_rec, d_log_var_rec = reparameterize_backward(d_z, f.eps, f.log_var)
         d_mu_kl, d_log_var_kl = kl_standard_normal_grad(f.mu, f.log_var)
@@ -481,8 +526,8 @@ class VAE(BaseModel):
 
     # --- the importance-weighted bound (k > 1; Burda et al. 2015) -----------------------------
 
-    def _iwae_noise(self, n: int, eps: Any, rng: Any) -> np.ndarray:
-        shape = (self.k, n, self.latent_dim)
+    def _iwae_noise(self, n: int, eps: Any, rng: Any, k: int | None = None) -> np.ndarray:
+        shape = (self.k if k is None else k, n, self.latent_dim)
         if eps is None:
             return np.random.default_rng(rng).standard_normal(shape, dtype=self.dtype)
         eps_a = np.asarray(eps)
@@ -512,26 +557,37 @@ class VAE(BaseModel):
 
             ln N(z_j; 0, I) - ln q(z_j|x) = 1/2 sum_d [log_var + eps_j^2 - z_j^2]
 
-        (the ln 2π terms cancel). The bound is a log-mean-exp, computed stably by subtracting
-        the largest log-weight m of each row: ln (1/k) sum_j w_j = m + ln (1/k) sum_j e^(ln w_j - m).
+        (the ln 2π terms cancel). The bound is the log-mean-exp
+        :func:`vae_numpy.functional.importance_weighted_bound` (the one written for training
+        and :mod:`vae_numpy.evaluate` alike), and the normalised weights are its gradient,
+        ``softmax(log_w, axis=0)``.
         """
         beta = self.beta if beta is None else beta
-        n = len(x)
-        mu, log_var, raw_log_var = self._encode(x)  # (n, latent)
-        eps = self._iwae_noise(n, eps, rng)  # (k, n, latent)
-        z = reparameterize(mu, log_var, eps)  # broadcast over the k samples
-        out = self.decoder.forward(z.reshape(self.k * n, self.latent_dim))  # sample-major rows
-        x_k = np.tile(x, (self.k, 1))  # row j * n + i is x_i
-        reconstruction = self._nll(out, x_k).reshape(self.k, n)  # -ln p(x_i|z_ij)
-        log_prior_ratio = 0.5 * np.sum(log_var + eps * eps - z * z, axis=2)  # (k, n)
-        log_w = -reconstruction + beta * log_prior_ratio
-        m = np.max(log_w, axis=0)  # (n,): the largest log-weight of each row
-        w = np.exp(log_w - m)  # in (0, 1]: no overflow
-        total = np.sum(w, axis=0)
+        eps = self._iwae_noise(len(x), eps, rng)  # (k, n, latent)
+        mu, log_var, raw_log_var, z, out, x_k, reconstruction, log_prior_ratio = (
+            self._importance_samples(x, eps)
+        )
+        log_w = -reconstruction + beta * log_prior_ratio  # (k, n)
         return ImportanceWeightedPass(
             mu, log_var, raw_log_var, eps, z, out, x_k, reconstruction, log_prior_ratio,
-            log_w, w / total, m + np.log(total / self.k),
+            log_w, softmax(log_w, axis=0), importance_weighted_bound(log_w),
         )  # fmt: skip
+
+    def _importance_samples(self, x: np.ndarray, eps: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Encode ``x`` (n rows), decode z_j = mu + std eps_j for eps of shape (k, n, latent).
+
+        Returns mu, log_var, raw_log_var, z, the decoder output and x repeated (``(k * n, ...)``,
+        sample-major), ``-ln p(x|z_j)`` and ``ln N(z_j; 0, I) - ln q(z_j|x)``, each (k, n).
+        (:func:`vae_numpy.functional.log_prior_ratio`).
+        """
+        k, n = eps.shape[:2]
+        mu, log_var, raw_log_var = self._encode(x)  # (n, latent)
+        z = reparameterize(mu, log_var, eps)  # broadcast over the k samples
+        out = self.decoder.forward(z.reshape(k * n, self.latent_dim))  # sample-major rows
+        x_k = np.tile(x, (k, 1))  # row j * n + i is x_i
+        reconstruction = self._nll(out, x_k).reshape(k, n)  # -ln p(x_i|z_ij)
+        ratio = log_prior_ratio(z, eps, log_var)  # (k, n): ln N(z_j; 0, I) - ln q(z_j|x)
+        return mu, log_var, raw_log_var, z, out, x_k, reconstruction, ratio
 
     def _iwae_terms(self, f: ImportanceWeightedPass) -> dict[str, np.ndarray]:
         """``loss`` = -IWAE_k per example; ``reconstruction`` and ``kl``: sample averages of
@@ -546,7 +602,7 @@ class VAE(BaseModel):
     def _iwae_loss_and_gradients(
         self, x: np.ndarray, *, eps: Any, rng: Any, beta: float
     ) -> tuple[float, dict[str, float]]:
-        """Forward and backward of the mean -IWAE_k over a checked batch; fills the gradients.
+        """Forward and backward of the mean -IWAE_k over a checked batch; adds into the gradients.
 
         Notes
         -----
@@ -567,7 +623,7 @@ class VAE(BaseModel):
             d_mean, d_dec_log_var = gaussian_nll_grad(f.out, self.decoder_log_var, f.x_k)
             d_out = d_mean * row_weight
             floor_inactive = self._extra_params["decoder.log_var"] > DECODER_LOG_VAR_MIN
-            self._extra_grads["decoder.log_var"][...] = (
+            self._extra_grads["decoder.log_var"] += (
                 np.sum(d_dec_log_var * row_weight, axis=0) * floor_inactive
             )
         d_z = self.decoder.backward(d_out).reshape(k, n, self.latent_dim)
