@@ -570,3 +570,98 @@ def test_grade_all_prints_and_writes_no_escape_codes_from_a_file_name(tmp_path, 
     for text in [printed.out + printed.err, *(p.read_text(encoding="utf-8") for p in written)]:
         assert "\x1b" not in text and "not a readable" in text
     assert "mallory,mallory/04_adam.ipynb," in table.read_text(encoding="utf-8")
+
+
+# --- every model of the family: train, sample, evaluate ------------------------------------------
+
+
+def _train(out, *options):
+    """Train a small model on the digits for one epoch (a second or two)."""
+    argv = ["train", "--epochs", "1", "--hidden", "16", "--out", str(out), "--no-progress"]
+    return main([*argv, *options])
+
+
+@pytest.mark.parametrize(
+    ("options", "figures"),
+    [
+        (["--model", "cvae"], ["samples.png", "analogies.png", "reconstructions.png"]),
+        (["--model", "gmvae", "--components", "4"], ["samples.png", "components.png"]),
+        (["--model", "ssvae", "--labels", "50"], ["samples.png"]),
+        (["--importance-samples", "3", "--activation", "elu"], ["samples.png", "manifold.png"]),
+    ],
+    ids=["cvae", "gmvae", "ssvae", "vae-k3-elu"],
+)
+def test_train_sample_and_evaluate_every_model(tmp_path, capsys, options, figures):
+    """Each --model trains with its options, then sample and evaluate read its file."""
+    from vae_numpy.models import load_model
+
+    assert _train(tmp_path, *options) == 0
+    for name in figures:
+        assert (tmp_path / name).read_bytes()[:8] == PNG_SIGNATURE, name
+    model = load_model(tmp_path / "model.npz")
+    config = model.get_config()
+    if "--components" in options:
+        assert config["n_components"] == 4
+    if "--importance-samples" in options:
+        assert config["k"] == 3 and config["activation"] == "elu"
+    png, model_file = tmp_path / "s.png", str(tmp_path / "model.npz")
+    assert main(["sample", "--model", model_file, "-n", "6", "--out", str(png)]) == 0
+    assert png.read_bytes()[:8] == PNG_SIGNATURE
+    capsys.readouterr()
+    assert main(["evaluate", "--model", model_file, "--iwae-k", "20", "--max-examples", "30"]) == 0
+    text = capsys.readouterr().out
+    elbo = float(re.search(r"ELBO\s+(-?\d+\.\d+)", text).group(1))
+    iwae = float(re.search(r"IWAE \(k=20\)\s+(-?\d+\.\d+)", text).group(1))
+    assert elbo < iwae + 0.5  # the one-sample ELBO lies below the bound, up to noise
+    bound_on = "ln p(x|y)" if model.conditional else "ln p(x)"
+    assert f"bounds {bound_on}" in text
+
+
+def test_train_ssvae_keeps_the_number_of_labels_asked_for(tmp_path, capsys):
+    """--labels N: the run says N labelled examples and prints the classifier's accuracy."""
+    assert _train(tmp_path, "--model", "ssvae", "--labels", "30") == 0
+    out = capsys.readouterr().out
+    assert "; 30 labelled" in out
+    assert re.search(r"test accuracy of q\(y\|x\): \d\.\d{4}", out)
+
+
+def test_labelled_subset_takes_the_classes_in_turn():
+    """labelled_subset(y, n) picks n distinct rows, n // C of each class (balanced)."""
+    from vae_numpy.cli import labelled_subset
+
+    y = np.repeat(np.arange(4), [50, 10, 30, 20])
+    rows = labelled_subset(y, 20, seed=0)
+    assert len(set(rows.tolist())) == 20
+    np.testing.assert_array_equal(np.bincount(y[rows], minlength=4), [5, 5, 5, 5])
+
+
+def test_sample_names_the_labels_it_drew_and_takes_a_chosen_label(tmp_path, capsys):
+    """sample on a CVAE prints the label of every image; --label L draws only class L."""
+    assert _train(tmp_path, "--model", "cvae") == 0
+    model_file, png = str(tmp_path / "model.npz"), str(tmp_path / "s.png")
+    capsys.readouterr()
+    assert main(["sample", "--model", model_file, "-n", "9", "--seed", "4", "--out", png]) == 0
+    text = capsys.readouterr().out
+    rows = text.split("row by row as in the grid:\n")[1].split("\nwrote")[0].splitlines()
+    drawn = [int(v) for row in rows for v in row.split()]
+    assert len(drawn) == 9 and len(rows) == 3 and all(0 <= v < 10 for v in drawn)
+    assert len(set(drawn)) > 1  # drawn uniformly, not one class
+    assert main(["sample", "--model", model_file, "-n", "4", "--label", "7", "--out", png]) == 0
+    text = capsys.readouterr().out
+    assert text.split("grid:\n")[1].split("\nwrote")[0].split() == ["7"] * 4
+
+
+def test_options_of_one_model_are_refused_for_another(tmp_path, capsys):
+    """--components on a VAE, --label on a VAE file, --label out of range: one-line errors."""
+    assert _train(tmp_path / "vae") == 0
+    assert _train(tmp_path / "x", "--components", "3") == 2
+    assert "--components applies to --model gmvae only" in capsys.readouterr().err
+    assert _train(tmp_path / "x", "--model", "ae", "--beta", "2") == 2
+    assert "--model ae has none to weight" in capsys.readouterr().err
+    vae_file, png = str(tmp_path / "vae" / "model.npz"), str(tmp_path / "s.png")
+    assert main(["sample", "--model", vae_file, "--label", "3", "--out", png]) == 2
+    assert "takes no label" in capsys.readouterr().err
+    assert _train(tmp_path / "cvae", "--model", "cvae") == 0
+    cvae_file = str(tmp_path / "cvae" / "model.npz")
+    assert main(["sample", "--model", cvae_file, "--label", "10", "--out", png]) == 2
+    assert "classes are 0 .. 9" in capsys.readouterr().err

@@ -14,21 +14,21 @@ interpolation), :mod:`~vae_numpy.plots.latent` (latent codes, posteriors) and
 :mod:`~vae_numpy.plots.kl` (KL pictures); :mod:`~vae_numpy.plots.figure` holds what they share
 (the figure class and :func:`save_figure`). Every public name is importable from here.
 
-=================================  ==============================================  ====
-function                           picture                                         part
-=================================  ==============================================  ====
-:func:`plot_history`               training curves of one run                      3
-:func:`plot_histories`             one curve per run (optimisers, beta values)     3
-:func:`plot_reconstructions`       originals over reconstructions                  2
-:func:`plot_image_grid`            a grid of images (e.g. samples from the prior)  5
-:func:`plot_latent_scatter`        codes coloured by label (PCA above 2-D)         1
-:func:`plot_latent_comparison`     autoencoder and VAE codes side by side          1
-:func:`plot_manifold`              the decoded 2-D latent plane                    5
-:func:`plot_interpolation`         decoding along a line between two codes         5
-:func:`plot_kl_per_dimension`      KL of each latent unit, active units            3
-:func:`plot_kl_surface`            KL(N(mu, sigma^2) || N(0, 1)), its asymmetry   4
-:func:`plot_posterior_comparison`  true posterior vs the recognition model         3
-=================================  ==============================================  ====
+=================================  ================================================  ====
+function                           picture                                           part
+=================================  ================================================  ====
+:func:`plot_history`               training curves of one run                        3
+:func:`plot_histories`             one curve per run (optimisers, beta values)       3
+:func:`plot_reconstructions`       originals over reconstructions                    2
+:func:`plot_image_grid`            a grid of images (e.g. samples from the prior)    5
+:func:`plot_latent_scatter`        codes coloured by label (PCA above 2-D)           1
+:func:`plot_latent_comparison`     autoencoder and VAE codes side by side            1
+:func:`plot_manifold`              the decoded 2-D latent plane                      5
+:func:`plot_interpolation`         decoding along a line between two codes           5
+:func:`plot_kl_per_dimension`      KL of each latent unit, active units              3
+:func:`plot_kl_surface`            KL(N(mu, sigma^2) || N(0, 1)), its asymmetry      4
+:func:`plot_posterior_comparison`  true posterior vs the recognition model           3
+=================================  ================================================  ====
 
 The last column is the part of the lecture the picture belongs to (1 common vs variational
 autoencoders, 2 low-dimensional representation, 3 the latent distribution, 4 KL divergence for
@@ -46,6 +46,15 @@ Burda, Y., Grosse, R. & Salakhutdinov, R. (2016). Importance Weighted Autoencode
 (Active units: a latent dimension counts as active above a 0.01 threshold.)
 """
 
+from .explorer import (
+    EXPLORER_MAX_POINTS,
+    DecoderSpec,
+    LatentPlane,
+    decoder_spec,
+    explorer_html,
+    latent_plane,
+    write_explorer,
+)
 from .figure import SAVE_DPI, save_figure
 from .images import (
     manifold_grid,
@@ -82,4 +91,11 @@ __all__ = [
     "plot_kl_per_dimension",
     "plot_kl_surface",
     "plot_posterior_comparison",
+    "write_explorer",
+    "explorer_html",
+    "decoder_spec",
+    "latent_plane",
+    "DecoderSpec",
+    "LatentPlane",
+    "EXPLORER_MAX_POINTS",
 ]
