@@ -39,7 +39,7 @@ TIMEOUT = 5.0  # seconds per cell; the slowest honest test cell needs about 2.5 
 NOTEBOOK_TIMEOUT = 40.0  # seconds per notebook: caps the endless loops and endless output
 ASSIGNMENTS = sorted({e.assignment for e in exploits()})
 REFERENCE_FLAG = "reference implementation used"
-COPY_FLAG = "near-copy of the published solution"
+COPY_FLAG = "near-copy of"  # the published solution, or the library's code of a reference
 KEPT_LIMIT = 5_000_000  # characters: a tenth of one 50 MB message of huge_error_kl
 KILLERS = [e.name for e in exploits() if e.killer]
 
@@ -95,6 +95,7 @@ def graded_class(tmp_path_factory: pytest.TempPathFactory, token: str) -> dict[s
     leftovers, new_children = _settle(token, before)
     rows = list(csv.DictReader(table.open(encoding="utf-8"))) if table.is_file() else []
     return {
+        "feedback": folder.parent / "grades-feedback",
         "changed_files": sorted(
             name for name, digest in _digests(folder).items() if before_files.get(name) != digest
         ),
@@ -204,6 +205,29 @@ def test_hostile_submission_earns_no_more_than_the_empty_copy_or_is_flagged(grad
 
 
 @_marks(grading)
+def test_a_notebook_is_graded_as_its_name_says_and_other_metadata_is_flagged(graded_class):
+    """The published 01 solution handed in as 04_adam.ipynb is graded as 04 (earning nothing)
+    and flagged: its metadata, which the student controls, decides nothing."""
+    row = _row(graded_class, "hostile/dense_as_adam/04_adam.ipynb")
+    assert row["assignment"] == "04_adam" and row["score"] == "0", _describe(row)
+    assert "metadata says 01_dense_layer, graded as 04_adam" in row["flags"], _describe(row)
+
+
+@_marks(grading)
+def test_the_csv_holds_no_escape_codes_and_no_spreadsheet_formulas(graded_class, tmp_path):
+    """Messages with terminal escape codes and cells that would start a formula (=, +, -, @)
+    reach neither the CSV nor the feedback files as escape codes or formulas; the text itself
+    is kept, harmless, for the student to read."""
+    _row(graded_class, "hostile/escape_codes_kl/03_kl_divergence.ipynb")
+    cells = [v or "" for r in graded_class["rows"].values() for v in r.values()]
+    assert not any("\x1b" in c or "\x07" in c for c in cells)
+    assert not any(c[:1] in ("=", "+", "@") for c in cells), [c for c in cells if c[:1] == "="]
+    feedback = graded_class["feedback"] / "hostile" / "escape_codes_kl" / "03_kl_divergence.txt"
+    text = feedback.read_text(encoding="utf-8")
+    assert "HYPERLINK" in text and "\x1b" not in text and "\x07" not in text
+
+
+@_marks(grading)
 def test_grading_changes_no_submission_and_plants_nothing(graded_class):
     """After grade-all over the corpus (one submission rewrites every notebook it can reach,
     another writes .pth files and markers wherever it can), every submission in the class
@@ -310,6 +334,9 @@ def test_corpus_covers_the_categories_of_the_issues():
         "sabotage",
         "planted .pth",
         "judge limits",
+        "library paste",
+        "wrong metadata",
+        "console and spreadsheet",
     }
 
 

@@ -1428,6 +1428,81 @@ def huge_shape_object_dense(context: Context) -> Any:
     return submission(DENSE, {"dense_layer": dense})
 
 
+# Copies that are edited, and text meant for the teacher's console and spreadsheet --------------
+
+_CORPUS = Path(__file__).resolve().parents[1] / "copy_corpus"
+
+
+def _corpus_cells(assignment: str, name: str) -> dict[str, str]:
+    """The cells of a file of tests/copy_corpus (``# %% grade_id`` starts each)."""
+    cells: dict[str, str] = {}
+    current = None
+    for line in (_CORPUS / assignment / name).read_text(encoding="utf-8").split("\n"):
+        if line.startswith("# %% "):
+            current = line.removeprefix("# %% ").strip()
+            cells[current] = ""
+        elif current is not None:
+            cells[current] += line + "\n"
+    return cells
+
+
+@_exploit(
+    DENSE,
+    "library paste",
+    "vae_numpy's own Dense (the withheld reference) pasted with its names changed",
+    expect="copy",
+)
+def library_dense_renamed(context: Context) -> Any:
+    return submission(DENSE, _corpus_cells(DENSE, "paraphrase_library_1_dense.txt"))
+
+
+@_exploit(
+    KL,
+    "pasted solution",
+    "the published solution with two independent lines swapped",
+    expect="copy",
+)
+def swapped_lines_kl(context: Context) -> Any:
+    cells = {gid: solution_text(KL, gid) for gid in solution_ids(KL)}
+    code = cells["kl_standard_normal_grad"]
+    swapped = code.replace(
+        "    d_mu = mu\n    d_log_var = 0.5 * (np.exp(log_var) - 1)",
+        "    d_log_var = 0.5 * (np.exp(log_var) - 1)\n    d_mu = mu",
+    )
+    if swapped == code:
+        raise RuntimeError("the published kl_standard_normal_grad changed: update this exploit")
+    cells["kl_standard_normal_grad"] = swapped
+    return submission(KL, cells)
+
+
+@_exploit(
+    ADAM,
+    "wrong metadata",
+    "the published 01 solution handed in as 04_adam.ipynb (its metadata names 01)",
+)
+def dense_as_adam(context: Context) -> Any:
+    nb = submission(DENSE, {gid: solution_text(DENSE, gid) for gid in solution_ids(DENSE)})
+    nb.metadata.setdefault("vae_numpy", {})["assignment"] = DENSE
+    return nb
+
+
+@_exploit(
+    KL,
+    "console and spreadsheet",
+    "error messages that rewrite the terminal (escape codes) and start spreadsheet formulas",
+)
+def escape_codes_kl(context: Context) -> Any:
+    code = """
+    def kl_normal(mu, sigma, m=0.0, s=1.0):
+        raise ValueError("\\x1b[2K\\x1b[1A\\r=HYPERLINK(\\"http://127.0.0.1/\\", \\"14/14\\")")
+
+
+    def kl_standard_normal(mu, log_var):
+        raise ValueError("=1+1\\x07\\x1b]0;graded\\x07")
+    """
+    return submission(KL, {"kl_closed_form": code})
+
+
 def _iter_names(values: list[str]) -> Iterator[Exploit]:
     for name in values:
         if name not in EXPLOITS:
