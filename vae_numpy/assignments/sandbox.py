@@ -123,9 +123,14 @@ def bubblewrap_available() -> bool:
     bwrap = shutil.which("bwrap")
     if bwrap is None:
         return False
+    return _runs([bwrap, *_BWRAP_BASE, "--ro-bind", "/", "/", "--", "true"])
+
+
+def _runs(argv: list[str]) -> bool:
+    """Does ``argv`` run to exit status 0 within 10 s (its output discarded)?"""
     try:
         done = subprocess.run(
-            [bwrap, *_BWRAP_BASE, "--ro-bind", "/", "/", "--", "true"],
+            argv,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -227,18 +232,7 @@ def namespaces_available() -> bool:
         return False
     if shutil.which("unshare") is None or shutil.which("mount") is None:
         return False
-    try:
-        done = subprocess.run(
-            [*_UNSHARE, "sh", "-c", "mount --bind / /mnt 2>/dev/null || true; exit 0"],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return done.returncode == 0
+    return _runs([*_UNSHARE, "sh", "-c", "mount --bind / /mnt 2>/dev/null || true; exit 0"])
 
 
 def unavailable_message(dotted: str) -> str:
