@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# The project's own code. Notebooks copied out (`vae-numpy notebooks DIR`), runs and other
+# files a user writes into the clone are not linted.
+OWN_FILES = ("vae_numpy", "tests", "benchmarks", "docs", "conftest.py")
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -23,10 +26,11 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
     reason="ruff is not installed (pip install -e '.[dev]')",
 )
 def test_ruff_finds_no_lint_or_format_problems():
-    """`ruff check .` and `ruff format --check .` pass."""
-    check = _run("ruff", "check", ".")
+    """`ruff check` and `ruff format --check` pass on the project's own folders."""
+    paths = [p for p in OWN_FILES if (ROOT / p).exists()]
+    check = _run("ruff", "check", *paths)
     assert check.returncode == 0, check.stdout + check.stderr
-    fmt = _run("ruff", "format", "--check", ".")
+    fmt = _run("ruff", "format", "--check", *paths)
     assert fmt.returncode == 0, fmt.stdout + fmt.stderr
 
 

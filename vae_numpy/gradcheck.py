@@ -94,7 +94,7 @@ def numerical_gradient(
 def relative_error(
     analytic: np.ndarray, numeric: np.ndarray, floor: float = 0.0
 ) -> tuple[float, tuple[int, ...]]:
-    """Largest |analytic - numeric| relative to the largest entry of either; and where it is.
+    """Largest ``|analytic - numeric|`` relative to the largest entry of either; and where it is.
 
     Parameters
     ----------

@@ -5,7 +5,7 @@ input under the decoder's output distribution; its negative is the reconstructio
 
 * Bernoulli decoder (binary or grey-level images in [0, 1]): the decoder outputs logits l and
   ``-ln p(x|z) = sum_j [softplus(l_j) - x_j l_j]``, the binary cross-entropy computed from
-  logits (never through probabilities, so it is exact for |l| up to 1e4 and beyond).
+  logits (never through probabilities, so it is exact for ``|l|`` up to 1e4 and beyond).
 * Gaussian decoder (continuous data): mean and log-variance per feature,
   ``-ln p(x|z) = 1/2 sum_j [ln 2π + log_var_j + (x_j - mean_j)^2 / exp(log_var_j)]``.
 * Squared error, for the plain autoencoder's ``loss="mse"``.
