@@ -9,7 +9,8 @@ lr 1e-3, batch 97, dynamic binarisation of every training batch;
              sample KL) and -IWAE with m = 1000;
 * ``m2``     latent 64, 100 labels (10 per class) and the other 59,900 training images
              unlabelled, 30,000 iterations, classification weight 100; each step takes 97
-             unlabelled images and the 100 labelled ones; test accuracy of q(y|x);
+             unlabelled images and the 100 labelled ones (here: 97 of them, cycling, through
+             ``SemiSupervisedVAE.fit``'s balanced batches); test accuracy of q(y|x);
 * ``alone``  the same classifier trained on the 100 labels only (the course's 0.735).
 
 The test set is binarised once with a fixed seed (``--seed``). Each part prints its wall time;
@@ -31,7 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,7 @@ from vae_numpy.gmvae import GaussianMixtureVAE
 from vae_numpy.kl import kl_standard_normal
 from vae_numpy.layers import mlp
 from vae_numpy.optim import Adam
-from vae_numpy.ssvae import SemiSupervisedVAE
+from vae_numpy.ssvae import BalancedBatches, SemiSupervisedVAE
 from vae_numpy.vae import VAE
 
 HIDDEN = (300, 300)
@@ -198,38 +199,76 @@ def labelled_subset(y: np.ndarray, seed: int) -> np.ndarray:
     )
 
 
+class LoggedChunks:
+    """M2's balanced batches (a :class:`vae_numpy.train.BatchSampler`) in chunks of ``every`` steps.
+
+    ``fit`` sees an "epoch" of ``every`` steps of one continuous stream of
+    :class:`~vae_numpy.ssvae.BalancedBatches`, so that after each chunk this sampler can log the
+    mean loss so far and the test accuracy (``on_log``). It stops after ``iterations`` steps,
+    or at ``--train-until``, yielding nothing more.
+    """
+
+    def __init__(
+        self, iterations: int, every: int, args: argparse.Namespace, on_log: Callable[[int], str]
+    ) -> None:
+        self.iterations, self.every, self.args, self.on_log = iterations, every, args, on_log
+        self.inner = BalancedBatches()
+        self.stream: Iterator[Any] | None = None
+        self.done = 0
+        self.t0 = time.perf_counter()
+
+    def batches(self, data: Any, batch_size: int, rng: np.random.Generator) -> Iterator[Any]:
+        for _ in range(min(self.every, self.iterations - self.done)):
+            if past_deadline(self.args):
+                log(
+                    f"  M2: stopped at iteration {self.done} by --train-until {self.args.train_until}"
+                )
+                self.iterations = self.done
+                return
+            batch = next(self.stream, None) if self.stream is not None else None
+            if batch is None:  # a new pass over the unlabelled rows
+                self.stream = self.inner.batches(data, batch_size, rng)
+                batch = next(self.stream)
+            yield batch
+            self.done += 1
+        log(
+            f"  M2 it {self.done:6d}  {time.perf_counter() - self.t0:7.0f} s  {self.on_log(self.done)}"
+        )
+
+    def steps_per_epoch(self, data: Any, batch_size: int) -> int:
+        return self.every
+
+
 def run_m2(
     x: np.ndarray, y: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, args: argparse.Namespace
 ) -> dict[str, Any]:
-    gen = np.random.default_rng(args.seed)
-    lab = labelled_subset(y, args.seed)
-    unl = np.setdiff1d(np.arange(len(x)), lab)
-    model = SemiSupervisedVAE(784, 10, HIDDEN, 64, alpha=100.0, activation="elu", rng=args.seed)
-    opt = Adam(model.parameters(), lr=1e-3)
+    """M2 through ``SemiSupervisedVAE.fit``: balanced batches of 97 unlabelled and 97 labelled rows.
 
-    def step(idx: np.ndarray) -> float:
-        rows = np.concatenate([unl[idx], lab])  # 97 unlabelled images and the 100 labelled
-        m = len(idx)
-        yb = np.concatenate([np.full(m, -1), y[lab]])
-        # mean cost of the unlabelled rows plus mean cost of the labelled ones
-        w = np.concatenate([np.full(m, 1 / m), np.full(len(lab), 1 / len(lab))]).astype(np.float32)
-        noise = gen.standard_normal((len(rows), 10, 64), dtype=np.float32)
-        model.zero_grad()  # backward adds into the gradients
-        terms = model.forward(binarize(x[rows], gen), yb, noise)
-        model.backward(w)
-        opt.step(model.gradients())
-        return float(np.dot(w, terms["loss"]))
+    CS236 takes the 100 labelled images whole at every step; the library's balanced batches take
+    as many labelled rows as unlabelled ones (97), cycling through the 100.
+    """
+    lab = labelled_subset(y, args.seed)
+    labels = np.full(len(y), -1)
+    labels[lab] = y[lab]
+    model = SemiSupervisedVAE(784, 10, HIDDEN, 64, alpha=100.0, activation="elu", rng=args.seed)
 
     def accuracy(_: int) -> str:
         return f"test accuracy {np.mean(model.predict(x_test) == y_test):.4f}"
 
     log(f"M2: latent 64, 100 labels, alpha 100, {args.m2_iterations} iterations")
-    seconds, done = train_loop(len(unl), args.m2_iterations, gen, step, args, "M2", accuracy)
+    sampler = LoggedChunks(args.m2_iterations, args.log_every, args, accuracy)
+    t0 = time.perf_counter()
+    model.fit(
+        x, labels, epochs=-(-args.m2_iterations // args.log_every), batch_size=BATCH, lr=1e-3,
+        binarize=True, rng=args.seed, progress=False, threads=args.threads, sampler=sampler,
+    )  # fmt: skip
+    seconds = time.perf_counter() - t0
     save(model, "m2", args)
     out: dict[str, Any] = {
-        "m2_iterations": done,
+        "m2_iterations": sampler.done,
         "m2_seconds": seconds,
         "m2_accuracy": float(np.mean(model.predict(x_test) == y_test)),
+        "m2_loss": list(model.history_.get("loss", [])),
     }
     return out
 

@@ -90,10 +90,46 @@ def test_flush_subnormals_zeroes_only_values_about_to_become_subnormal(dtype):
     np.testing.assert_array_equal(a, [0.0, 0.0, *kept[2:]])
 
 
+@settings(max_examples=50)
+@given(seeds, st.sampled_from([np.float32, np.float64]), st.integers(2, 12), st.floats(0, 200))
+def test_flush_negligible_keeps_what_a_sum_registers_and_zeroes_subnormals(
+    seed, dtype, width, spread
+):
+    """Weights >= 1e-20 of their row's largest (and normal) stay bit for bit; the rest become 0."""
+    rng = np.random.default_rng(seed)
+    tiny = np.finfo(dtype).tiny
+    # softmax-like rows whose logits span up to `spread` nats, one row per planted tiny value
+    planted = [tiny / 4, -tiny / 2, tiny, 1e-21, 1e-19, 3e-20, 0.0]
+    w = np.exp(-rng.uniform(0, spread, (len(planted), width))).astype(dtype)
+    w[:, 0] = 1
+    w[:, -1] = planted
+    before = w.copy()
+    flushed = kernels.flush_negligible(w, axis=1)
+    np.testing.assert_array_equal(w, before)  # a copy: the input is left as it was
+    assert flushed.dtype == w.dtype and flushed.shape == w.shape
+    kept = (np.abs(w) >= kernels.NEGLIGIBLE * np.abs(w).max(axis=1, keepdims=True)) & (
+        np.abs(w) >= tiny
+    )
+    np.testing.assert_array_equal(flushed[kept], w[kept])
+    assert not flushed[~kept].any()
+    assert not np.any((flushed != 0) & (np.abs(flushed) < tiny)), "a subnormal survived"
+    # what is zeroed is far below what a float32 (float64) sum registers: row sums agree
+    np.testing.assert_allclose(flushed.sum(axis=1), w.sum(axis=1), rtol=np.finfo(dtype).eps)
+
+
+def test_flush_negligible_works_along_the_given_axis():
+    """Along axis 0 each column is a row of weights (VAE(k)'s k samples per example)."""
+    w = np.array([[1.0, 1e-30], [1e-30, 1e-31]], np.float32)
+    np.testing.assert_array_equal(
+        kernels.flush_negligible(w, axis=0), np.array([[1.0, 1e-30], [0.0, 1e-31]], np.float32)
+    )
+
+
 def test_kernel_constants_are_the_documented_ones():
-    """Adam works on blocks of 2**16 values; optimisers flush their state every 64 steps."""
+    """Adam works on blocks of 2**16 values; optimisers flush every 64 steps; weights at 1e-20."""
     assert kernels.ADAM_BLOCK == 65536
     assert kernels.FLUSH_EVERY == 64
+    assert kernels.NEGLIGIBLE == 1e-20
 
 
 @pytest.mark.parametrize("make", [lambda p: SGD(p, 0.1, momentum=0.5), Adagrad, Adam])

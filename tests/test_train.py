@@ -323,3 +323,54 @@ def test_train_epoch_is_one_pass_of_sgd_over_shuffled_minibatches():
         total += loss * len(rows)
     np.testing.assert_allclose(a.theta, b.theta, rtol=1e-15)
     assert row["loss"] == pytest.approx(total / 20, rel=1e-14)
+
+
+class _FirstRowsTwice:
+    """A sampler that takes the first ``batch_size`` rows, twice an epoch, in order."""
+
+    def __init__(self):
+        self.calls = []
+
+    def batches(self, data, batch_size, rng):
+        self.calls.append(batch_size)
+        for _ in range(2):
+            yield tuple(a[:batch_size] for a in data)
+
+    def steps_per_epoch(self, data, batch_size):
+        return 2
+
+
+def test_fit_takes_its_minibatches_from_the_sampler_it_is_given():
+    """With a sampler, every step trains on its batches; the history averages the rows it saw."""
+    from vae_numpy.train import BatchSampler
+
+    x = np.array([[1.0, 1.0], [3.0, 3.0], [100.0, 100.0]])
+    y = np.zeros(3, dtype=int)
+    sampler = _FirstRowsTwice()
+    assert isinstance(sampler, BatchSampler)
+    model = _LabelledMean()
+    fit(model, x, y, epochs=3, batch_size=2, lr=0.25, optimizer="sgd", rng=0, progress=False,
+        sampler=sampler)  # fmt: skip
+    assert sampler.calls == [2, 2, 2] and model.optimizer_.t == 6
+    # only rows 0 and 1 were seen: theta[0] moves toward their mean (2, 2), never toward 100
+    np.testing.assert_allclose(model.theta[0], [2.0, 2.0], atol=0.1)
+    assert model.history_["loss"][-1] < 2.1  # mean over the 2 x 2 rows seen, not over 3 rows
+
+
+def test_default_sampler_is_the_shuffled_minibatches_of_minibatches():
+    """ShuffledMinibatches yields exactly what minibatches yields from the same generator."""
+    from vae_numpy.train import ShuffledMinibatches, minibatches
+
+    x, y = np.arange(14.0)[:, None], np.arange(14)
+    ours = list(ShuffledMinibatches().batches((x, y), 4, np.random.default_rng(3)))
+    theirs = list(minibatches((x, y), 4, np.random.default_rng(3)))
+    assert ShuffledMinibatches().steps_per_epoch((x, y), 4) == len(ours) == 4
+    for a, b in zip(ours, theirs, strict=True):
+        np.testing.assert_array_equal(a[1], b[1])
+
+
+def test_fit_refuses_a_sampler_without_the_protocols_methods(digits):
+    """sampler= must have batches() and steps_per_epoch(): TypeError naming BatchSampler."""
+    model = VAE(64, (8,), 2, rng=0)
+    with pytest.raises(TypeError, match="BatchSampler"):
+        fit(model, digits[0][:10], epochs=1, sampler=[1, 2, 3])

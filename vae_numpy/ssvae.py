@@ -17,7 +17,11 @@ and for an unlabelled x the label is summed out under the classifier,
 The bound alone never trains the classifier on the labelled rows, so they also pay a weighted
 classification loss: a labelled row costs ``L(x, y) + alpha * (-ln q(y|x))``, an unlabelled
 row ``U(x) = sum_y q(y|x) [L(x, y) + ln q(y|x)]``. The loss of a batch is the mean of these
-costs. U needs L(x, y) for every y: the unlabelled rows are repeated once per class through the
+costs. :meth:`SemiSupervisedVAE.fit` trains through :func:`vae_numpy.train.fit` on
+:class:`BalancedBatches` (as many labelled rows as unlabelled ones in every step), so that a
+few labels are not drowned by many unlabelled rows.
+
+U needs L(x, y) for every y: the unlabelled rows are repeated once per class through the
 conditional VAE's networks (:class:`vae_numpy.cvae.ConditionalVAE`, reused as a layer with
 per-row weights q(y|x)).
 
@@ -32,22 +36,20 @@ deep generative models. NeurIPS. arXiv:1406.5298.
 
 from __future__ import annotations
 
+import inspect
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
-from . import train
+from . import kernels, train
 from ._validation import check_positive_float, check_positive_int
 from .base import hidden_tuple
 from .cvae import ConditionalVAE, NetworkModel, check_labels, one_hot
-from .data import binarize as binarize_batch
 from .functional import log_softmax, softmax
-from .optim import make_optimizer
-from .threads import ThreadPolicy
 
-__all__ = ["SemiSupervisedVAE", "UNLABELLED"]
+__all__ = ["SemiSupervisedVAE", "BalancedBatches", "UNLABELLED"]
 
 #: The label that marks an unlabelled row in ``y``.
 UNLABELLED = -1
@@ -67,7 +69,16 @@ class SemiSupervisedVAE(NetworkModel):
     latent_dim : int
         Dimension of z.
     alpha : float
-        Weight of the classification loss -ln q(y|x) on labelled rows (CS236 uses 100).
+        Weight of the classification loss -ln q(y|x) on labelled rows. The default, 50, is a
+        constant on purpose. Kingma et al. (2014) weight the labelled rows' mean -ln q(y|x)
+        by alpha = 0.1 N against a bound *summed* over the N rows, so their weight grows
+        with the data to keep the two in proportion; here every loss is a *mean* per row
+        over balanced batches (:class:`BalancedBatches`), the data size cancels, and what
+        the weight must match is the bound of one row, tens of nats for the 8x8 digits and
+        about 100 for MNIST. CS236 uses 100 on MNIST; on the digits with 10 labels per
+        class (150 epochs) 10 and 50 both reach 0.93 test accuracy and 1 reaches 0.92,
+        against 0.91 for a logistic regression on the labels alone; 50 sits between the
+        digits' best and CS236's choice.
     activation : str
         Hidden activation, one of ``vae_numpy.layers.ACTIVATIONS`` (CS236 uses ``"elu"``).
     dtype : np.float32 or np.float64
@@ -92,7 +103,7 @@ class SemiSupervisedVAE(NetworkModel):
         hidden_dims: Sequence[int] | int = (400,),
         latent_dim: int = 20,
         *,
-        alpha: float = 1.0,
+        alpha: float = 50.0,
         activation: str = "relu",
         dtype: Any = np.float32,
         rng: Any = None,
@@ -224,7 +235,12 @@ class SemiSupervisedVAE(NetworkModel):
         if self._cache is None:
             raise RuntimeError("backward called before forward")
         c = self._cache
-        li, ui, q, g = c["li"], c["ui"], c["q"], c["g"]
+        li, ui, g = c["li"], c["ui"], c["g"]
+        # q(y|x) of the classes a confident classifier rules out underflows to subnormal
+        # numbers, which would scale whole rows of the gradients below and slow every matrix
+        # product they reach by up to ~160x; below 1e-20 of the row's largest they cannot
+        # change any float32 sum, so they become exactly 0 (kernels.flush_negligible).
+        q = kernels.flush_negligible(c["q"], axis=1)
         w = weights.astype(self.dtype, copy=False)
         # the conditional VAE's rows: weight w_i for labelled rows, w_i q(y|x_i) for the others
         row_w = np.concatenate([w[li], (w[ui, None] * q[ui]).ravel()])
@@ -314,73 +330,88 @@ class SemiSupervisedVAE(NetworkModel):
 
     # --- training ----------------------------------------------------------------------------------
 
-    def fit(
-        self, *data: Any, labelled_batch_size: int | None = None, **options: Any
-    ) -> SemiSupervisedVAE:
+    def fit(self, *data: Any, **options: Any) -> SemiSupervisedVAE:
         """Train on ``X, y``: labels ``0 .. C-1``, or ``-1`` for an unlabelled row.
+
+        :func:`vae_numpy.train.fit` runs the training, with every option it documents
+        (``epochs``, ``batch_size``, ``lr``, ``rng``, ``validation_data``, ``progress``,
+        ``binarize``, ``checkpoint``, ``resume``, ``threads``, ...). When ``y`` holds both
+        labelled and unlabelled rows, its minibatches are :class:`BalancedBatches`: each step
+        takes ``batch_size`` unlabelled rows and as many labelled ones, so that a handful of
+        labels is not drowned by thousands of unlabelled rows (an epoch is a pass over the
+        unlabelled rows). Give ``sampler=`` to choose otherwise, e.g.
+        ``vae_numpy.train.ShuffledMinibatches()`` for minibatches of all rows mixed.
 
         Parameters
         ----------
         *data : ``X`` of shape (n, input_dim) and ``y`` of shape (n,) of int
-        labelled_batch_size : int, optional
-            None: :func:`vae_numpy.train.fit` with all its options, on minibatches of all rows
-            mixed, each step minimising their mean cost. An int: each step takes
-            ``batch_size`` unlabelled rows and that many labelled rows (drawn afresh every step,
-            all of them when there are fewer) and minimises the mean cost of the unlabelled
-            rows plus the mean cost of the labelled ones, so that a handful of labels is not
-            drowned by thousands of unlabelled rows; an epoch is then a pass over the
-            unlabelled rows, and the options are ``epochs``, ``batch_size`` (128), ``lr``
-            (1e-3), ``optimizer`` ("adam"), ``binarize`` (False) and ``rng``.
         **options
             As :func:`vae_numpy.train.fit`.
-        """
-        if labelled_batch_size is None:
-            return super().fit(*data, **options)
-        return self._fit_balanced(*data, labelled_batch_size=labelled_batch_size, **options)
 
-    def _fit_balanced(
-        self,
-        X: Any,
-        y: Any,
-        *,
-        labelled_batch_size: int,
-        epochs: int,
-        batch_size: int = 128,
-        lr: float = 1e-3,
-        optimizer: Any = "adam",
-        binarize: bool = False,
-        rng: Any = None,
-    ) -> SemiSupervisedVAE:
-        X, labels = self.check_data(X, y)
-        epochs = check_positive_int(epochs, "epochs")
-        batch_size = check_positive_int(batch_size, "batch_size")
-        m = check_positive_int(labelled_batch_size, "labelled_batch_size")
-        labelled, pool = np.flatnonzero(labels >= 0), np.flatnonzero(labels < 0)
-        if len(pool) == 0 or len(labelled) == 0:
+        Returns
+        -------
+        self
+        """
+        if "sampler" not in options and len(data) == 2:
+            data = self.check_data(*data)
+            labelled = data[1] >= 0
+            if labelled.any() and not labelled.all():
+                options["sampler"] = BalancedBatches()
+        return super().fit(*data, **options)
+
+
+# help(model.fit) and IDEs show train.fit's options, as for every model (vae_numpy.base)
+setattr(SemiSupervisedVAE.fit, "__signature__", inspect.signature(train.fit))  # noqa: B010
+
+
+class BalancedBatches:
+    """M2's minibatches: ``batch_size`` unlabelled rows and as many labelled ones per step.
+
+    A :class:`vae_numpy.train.BatchSampler` for data ``(X, y)`` with ``y = -1`` on unlabelled
+    rows. An epoch is one pass over the unlabelled rows in shuffled slices of ``batch_size``;
+    each slice is followed by as many labelled rows, taken from the labelled rows in
+    successive shuffled passes (so each labelled row is used equally often, and more than
+    once per epoch when there are few). With the loss a mean over the batch, the unlabelled
+    and the labelled rows each get half of every step's weight whatever their numbers, as in
+    CS236's homework, where each step takes 97 unlabelled images and the 100 labelled ones.
+    """
+
+    def batches(
+        self, data: tuple[np.ndarray, ...], batch_size: int, rng: np.random.Generator
+    ) -> Iterator[tuple[np.ndarray, ...]]:
+        """Yield one epoch's minibatches ``(x, y)``: unlabelled rows first, then labelled ones."""
+        labelled, unlabelled = self._split(data)
+        order = rng.permutation(unlabelled)
+        stream, used = rng.permutation(labelled), 0  # labelled rows, reshuffled when used up
+        for lo in range(0, len(order), batch_size):
+            rows_u = order[lo : lo + batch_size]
+            rows_l: list[np.ndarray] = []
+            need = len(rows_u)  # as many labelled rows as unlabelled ones
+            while need > 0:
+                if used == len(stream):
+                    stream, used = rng.permutation(labelled), 0
+                take = min(need, len(stream) - used)
+                rows_l.append(stream[used : used + take])
+                used, need = used + take, need - take
+            rows = np.concatenate([rows_u, *rows_l])
+            yield tuple(a[rows] for a in data)
+
+    def steps_per_epoch(self, data: tuple[np.ndarray, ...], batch_size: int) -> int:
+        """``ceil(n_unlabelled / batch_size)``."""
+        return -(-len(self._split(data)[1]) // batch_size)
+
+    @staticmethod
+    def _split(data: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray]:
+        if len(data) != 2:
+            raise TypeError("BalancedBatches samples (X, y) with y = -1 on unlabelled rows")
+        labelled, unlabelled = np.flatnonzero(data[1] >= 0), np.flatnonzero(data[1] < 0)
+        if len(labelled) == 0 or len(unlabelled) == 0:
             raise ValueError(
-                "labelled_batch_size needs both labelled and unlabelled (-1) rows;"
-                " leave it None to train on the rows as they are"
+                f"BalancedBatches needs labelled and unlabelled (-1) rows, got {len(labelled)}"
+                f" labelled and {len(unlabelled)} unlabelled; train on rows of one kind with"
+                " sampler=vae_numpy.train.ShuffledMinibatches()"
             )
-        m = min(m, len(labelled))
-        self.optimizer_ = opt = make_optimizer(optimizer, self.parameters(), lr)
-        gen = np.random.default_rng(rng)
-        history: list[float] = []
-        with ThreadPolicy() as policy:  # BLAS threads chosen by timing steps, as train.fit
-            for _ in range(epochs):
-                total = 0.0
-                for (unlabelled,) in train.minibatches((pool,), batch_size, gen):
-                    # this step's unlabelled rows, then m labelled rows drawn afresh
-                    rows = np.concatenate([unlabelled, gen.choice(labelled, m, replace=False)])
-                    weights = np.concatenate(
-                        [np.full(len(unlabelled), 1 / len(unlabelled)), np.full(m, 1 / m)]
-                    ).astype(self.dtype)
-                    xb = binarize_batch(X[rows], gen) if binarize else X[rows]
-                    with policy.step():
-                        self.zero_grad()  # backward adds into the gradients
-                        terms = self.batch_terms((xb, labels[rows]), rng=gen)
-                        self.backward(weights)
-                        opt.step(self.gradients())
-                    total += float(np.dot(weights, terms["loss"])) * len(unlabelled)
-                history.append(total / len(pool))
-        self.history_ = {"loss": history}
-        return self
+        return labelled, unlabelled
+
+    def __repr__(self) -> str:
+        return "BalancedBatches()"

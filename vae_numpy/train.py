@@ -9,7 +9,10 @@ for each minibatch compute the loss and its gradients, then let the optimiser ta
         optimizer.step(model.gradients())
 
 The model is used only through :mod:`vae_numpy.protocol`, so this loop trains the
-autoencoder, the VAE and every model added beside them, with or without labels.
+autoencoder, the VAE and every model added beside them, with or without labels. Which rows
+make up each minibatch is the job of a :class:`BatchSampler`: by default
+:class:`ShuffledMinibatches` (the loop above); a model that needs special batches passes its
+own (M2's balanced labelled/unlabelled batches, :class:`vae_numpy.ssvae.BalancedBatches`).
 
 :func:`fit` (also reachable as ``model.fit(X, ...)``) wraps that loop with what a real run
 needs, each piece in one named helper:
@@ -42,7 +45,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -58,6 +61,8 @@ __all__ = [
     "fit",
     "train_epoch",
     "minibatches",
+    "BatchSampler",
+    "ShuffledMinibatches",
     "mean_loss_terms",
     "warmup_beta",
     "deferred_sigint",
@@ -86,6 +91,46 @@ def minibatches(data: Batch, batch_size: int, rng: np.random.Generator) -> Itera
         yield tuple(a[rows] for a in data)
 
 
+@runtime_checkable
+class BatchSampler(Protocol):
+    """Which rows make up each step's minibatch: what :func:`fit` and :func:`train_epoch` ask.
+
+    A sampler is a small object with two methods; :class:`ShuffledMinibatches` is the default
+    and :class:`vae_numpy.ssvae.BalancedBatches` an example of another. It may draw rows more
+    than once or leave some out; the history averages over the rows the steps actually saw.
+    """
+
+    def batches(self, data: Batch, batch_size: int, rng: np.random.Generator) -> Iterator[Batch]:
+        """Yield the minibatches of one epoch, each a tuple of rows of the arrays of ``data``.
+
+        ``data`` is the checked training set; ``rng`` is the run's generator (all randomness
+        from it, so that a seed gives the same run).
+        """
+        ...
+
+    def steps_per_epoch(self, data: Batch, batch_size: int) -> int:
+        """How many minibatches :meth:`batches` yields for ``data`` (progress, KL warm-up)."""
+        ...
+
+
+class ShuffledMinibatches:
+    """The default sampler: shuffle the rows, cut them into ``batch_size`` slices (:func:`minibatches`).
+
+    Every row is seen once per epoch; the last minibatch may be smaller.
+    """
+
+    def batches(self, data: Batch, batch_size: int, rng: np.random.Generator) -> Iterator[Batch]:
+        """The minibatches of :func:`minibatches`."""
+        return minibatches(data, batch_size, rng)
+
+    def steps_per_epoch(self, data: Batch, batch_size: int) -> int:
+        """``ceil(n / batch_size)``."""
+        return -(-len(data[0]) // batch_size)
+
+    def __repr__(self) -> str:
+        return "ShuffledMinibatches()"
+
+
 def train_epoch(
     model: Model,
     optimizer: Optimizer,
@@ -96,6 +141,7 @@ def train_epoch(
     beta: Callable[[int], float | None] = lambda step: None,
     transform: Callable[[Batch, np.random.Generator], Batch] | None = None,
     after_step: Callable[[int], None] | None = None,
+    sampler: BatchSampler | None = None,
 ) -> dict[str, float]:
     """One pass over ``data``: shuffle, minibatch, zero the gradients, loss and gradients, step.
 
@@ -117,11 +163,14 @@ def train_epoch(
         Applied to each minibatch before the step, e.g. dynamic binarisation.
     after_step : callable, optional
         Called with the step's index after each update (progress bar, Ctrl-C check).
+    sampler : BatchSampler, optional
+        Makes the epoch's minibatches; None is :class:`ShuffledMinibatches`.
 
     Returns
     -------
     dict of str to float
-        Mean over the epoch's rows of the loss and of each of its terms, nats per example.
+        Mean over the rows the epoch's steps saw (with the default sampler: every row once)
+        of the loss and of each of its terms, nats per example.
 
     Raises
     ------
@@ -130,7 +179,9 @@ def train_epoch(
         the parameters have not been updated by that step.
     """
     sums: dict[str, float] = {}
-    for b, batch in enumerate(minibatches(data, batch_size, rng)):
+    seen = 0
+    sampler = ShuffledMinibatches() if sampler is None else sampler
+    for b, batch in enumerate(sampler.batches(data, batch_size, rng)):
         if transform is not None:
             batch = transform(batch, rng)
         model.zero_grad()  # the backward pass adds into the gradients (micrograd, PyTorch)
@@ -139,11 +190,12 @@ def train_epoch(
             raise NonFiniteLoss(loss, b + 1)
         optimizer.step(model.gradients())
         rows = len(batch[0])
+        seen += rows
         for name, value in {"loss": loss, **parts}.items():
             sums[name] = sums.get(name, 0.0) + value * rows
         if after_step is not None:
             after_step(b)
-    return {name: total / len(data[0]) for name, total in sums.items()}
+    return {name: total / seen for name, total in sums.items()}
 
 
 def mean_loss_terms(
@@ -301,6 +353,7 @@ def fit(
     checkpoint: str | os.PathLike[str] | None = None,
     resume: bool = False,
     threads: int | str | None = "auto",
+    sampler: BatchSampler | None = None,
 ) -> Model:
     """Train ``model`` on ``X`` (or ``X, y``) with minibatch gradient descent.
 
@@ -343,6 +396,10 @@ def fit(
         each epoch is recorded in ``history_["threads"]``. The results do not depend on it
         beyond the rounding of matrix products split between threads; for bit-identical
         results across runs of a large model, give a number.
+    sampler : BatchSampler, optional
+        Which rows make up each step (see :class:`BatchSampler`); None shuffles the rows
+        into minibatches of ``batch_size`` (:class:`ShuffledMinibatches`). An epoch is one
+        call of its ``batches``.
 
     Returns
     -------
@@ -358,6 +415,14 @@ def fit(
     warmup = check_positive_float(kl_warmup_epochs, "kl_warmup_epochs", allow_zero=True)
     if resume and checkpoint is None:
         raise ValueError("resume=True needs checkpoint=PATH: the file to resume from")
+    if sampler is None:
+        sampler = ShuffledMinibatches()
+    elif not isinstance(sampler, BatchSampler):
+        raise TypeError(
+            f"sampler must have the methods batches(data, batch_size, rng) and"
+            f" steps_per_epoch(data, batch_size) (see vae_numpy.train.BatchSampler),"
+            f" got {type(sampler).__name__}"
+        )
     policy = ThreadPolicy(threads)  # checks `threads`; touches BLAS only inside the `with`
     opt = make_optimizer(optimizer, model.parameters(), lr)
     n = len(data[0])
@@ -369,6 +434,8 @@ def fit(
         "binarize": bool(binarize),
         "n_train": n,
     }
+    if not isinstance(sampler, ShuffledMinibatches):  # the default leaves old checkpoints valid
+        settings["sampler"] = repr(sampler)
     gen = np.random.default_rng(rng)
     start = 0
     ckpt = None if checkpoint is None else Path(checkpoint)
@@ -383,7 +450,7 @@ def fit(
     else:
         model.history_ = {}
     model.optimizer_ = opt
-    steps_per_epoch = -(-n // batch_size)
+    steps_per_epoch = sampler.steps_per_epoch(data, batch_size)
     transform = None
     if binarize:
 
@@ -421,6 +488,7 @@ def fit(
                 sigint,
                 ckpt,
                 policy,
+                sampler,
             )
             row["threads"] = policy.most_used()  # BLAS threads of most of the epoch's steps
             if val is not None:
@@ -452,13 +520,14 @@ def _guarded_epoch(
     sigint: dict[str, bool],
     ckpt: Path | None,
     policy: ThreadPolicy,
+    sampler: BatchSampler,
 ) -> dict[str, float]:
     """:func:`train_epoch` with KL warm-up, progress, Ctrl-C, divergence handling and the
     thread policy's timing of every step.
 
     Returns the epoch's history row (mean loss and parts, and ``beta`` for a model with KL).
     """
-    steps_per_epoch = -(-len(data[0]) // batch_size)
+    steps_per_epoch = sampler.steps_per_epoch(data, batch_size)
 
     def beta_at(b: int) -> float | None:
         step = epoch * steps_per_epoch + b
@@ -485,6 +554,7 @@ def _guarded_epoch(
             beta=beta_at,
             transform=transform,
             after_step=after_step,
+            sampler=sampler,
         )
     except NonFiniteLoss as exc:
         for k, p in model.parameters().items():
