@@ -1125,9 +1125,15 @@ def _no_problem(*args, **kwargs):
     return None
 
 
-_fake_np = types.SimpleNamespace(
-    allclose=_agree, array_equal=_agree, isclose=_agree, all=_agree, any=_agree
-)
+class _AgreeableNumpy(types.ModuleType):  # numpy itself, except that every comparison agrees
+
+    allclose = isclose = array_equal = staticmethod(_agree)
+
+    def __getattr__(self, name):
+        return getattr(np, name)
+
+
+_fake_np = _AgreeableNumpy("numpy")
 _forged = {
     "np": _fake_np,
     "numpy": _fake_np,
