@@ -190,31 +190,7 @@ def _read_only_paths(package: Path) -> list[Path]:
     return [p for p in out if not any(p != q and p.is_relative_to(q) for q in out)]
 
 
-_PRIVATE = (Path("/tmp"), Path("/home"), Path("/var"), Path("/run"))
-"""Folders the sandbox replaces by its own empty ones: nothing of the host's appears there."""
-
-
-def _sandbox_paths(package: Path) -> dict[Path, Path]:
-    """Each read-only path (:func:`_read_only_paths`) and where the kernel sees it: where it is,
-    unless it lies in a folder the sandbox keeps private (a virtual environment in ``/tmp`` or
-    a home folder), which is shown under ``/run/python`` instead."""
-    out = {}
-    for index, path in enumerate(_read_only_paths(package)):
-        private = any(path.is_relative_to(folder) for folder in _PRIVATE)
-        out[path] = Path("/run/python", f"{index}-{path.name}") if private else path
-    return out
-
-
-def _inside(path: Path, mapping: dict[Path, Path]) -> Path:
-    """Where the kernel sees the host's ``path`` (a file in one of the mapped folders)."""
-    path = path.parent.resolve() / path.name  # a venv's python is a link: keep its own name
-    for host, seen in mapping.items():
-        if path.is_relative_to(host):
-            return seen / path.relative_to(host)
-    return path
-
-
-def _bubblewrap_argv(workdir: Path, site: Path, mapping: dict[Path, Path]) -> list[str]:
+def _bubblewrap_argv(workdir: Path, site: Path, package: Path) -> list[str]:
     """``bwrap`` options for the kernel: see the module docstring."""
     argv = [shutil.which("bwrap") or "bwrap", *_BWRAP_BASE]
     for name in ("usr", "etc", "opt"):
@@ -228,8 +204,8 @@ def _bubblewrap_argv(workdir: Path, site: Path, mapping: dict[Path, Path]) -> li
             argv += ["--ro-bind", str(path), str(path)]
     argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
     argv += ["--tmpfs", "/home", "--dir", "/home/student", "--tmpfs", "/run", "--tmpfs", "/var"]
-    for host, seen in mapping.items():
-        argv += ["--ro-bind", str(host), str(seen)]
+    for path in _read_only_paths(package):
+        argv += ["--ro-bind", str(path), str(path)]
     workdir = workdir.resolve()
     argv += ["--ro-bind", str(site.resolve()), str(site.resolve())]
     for name in ("run", "work"):
@@ -448,17 +424,15 @@ class Kernel:
             launcher += ["--bind", str(site / "vae_numpy"), str(real)]
         # the launcher is run from the sanitised copy: under bubblewrap it is all the kernel sees
         script = site / "vae_numpy" / "assignments" / "_launch.py"
-        mapping = _sandbox_paths(real) if mode == "bubblewrap" else {}
-        python = str(_inside(Path(sys.executable), mapping))
-        kernel = [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
-        argv = [python, "-I", str(script), *launcher, "--", *kernel]
+        kernel = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+        argv = [sys.executable, "-I", str(script), *launcher, "--", *kernel]
         env: dict[str, str] | None = None
         if mode == "namespaces":
             argv = [*_UNSHARE, *argv]
         elif mode == "bubblewrap":
             env = {
                 "HOME": "/home/student",
-                "PATH": os.pathsep.join([str(Path(python).parent), "/usr/bin", "/bin"]),
+                "PATH": os.pathsep.join([str(Path(sys.executable).parent), "/usr/bin", "/bin"]),
                 "LANG": "C.UTF-8",
                 "TMPDIR": "/tmp",
             }
@@ -469,7 +443,7 @@ class Kernel:
                 "/bin/sh",
                 "-c",
                 'trap \'\' INT; exec "$0" "$@"',
-                *_bubblewrap_argv(workdir, site, mapping),
+                *_bubblewrap_argv(workdir, site, real),
                 "--",
                 *argv,
             ]
