@@ -9,7 +9,10 @@ force; ``isolation="strict"`` refuses to start without the first):
     65534 with no capabilities in new user, PID, mount, IPC, UTS and network namespaces (so
     its mounts are locked: it cannot unmount or remount anything), on a read-only view of the
     system (``/usr``, ``/etc``, the Python installation and its site-packages), with a private
-    empty ``/tmp`` and home, no network, and a working folder holding only its own notebook.
+    empty ``/tmp`` and home (nothing of the host's is there but, when the grader's Python
+    environment itself lives under ``/tmp``, the read-only path to it, at its own path so that
+    the absolute paths its ``.pth`` files hold stay valid), no network, and a working folder
+    holding only its own notebook.
     It sees neither the grader's checkout nor its ``.git`` or ``build/``, the assignment
     sources, other submissions, nor any path of the grader's environment it could write to;
     the ``vae_numpy`` it imports is the sanitised copy (read-only). Only the folder of its
@@ -62,6 +65,7 @@ __all__ = [
     "CellResult",
     "bubblewrap_available",
     "namespaces_available",
+    "read_only_paths",
     "sanitized_package",
     "scratch_folder",
     "unavailable_message",
@@ -167,7 +171,7 @@ def _choose_isolation(isolation: str) -> str:
     return "namespaces" if namespaces_available() else "rlimits"
 
 
-def _read_only_paths(package: Path) -> list[Path]:
+def read_only_paths(package: Path) -> list[Path]:
     """What the kernel must read besides the system: the Python installation, the virtual
     environment and its site-packages -- never a folder that holds the real package (an
     editable install's checkout), since the kernel imports the sanitised copy."""
@@ -204,7 +208,7 @@ def _bubblewrap_argv(workdir: Path, site: Path, package: Path) -> list[str]:
             argv += ["--ro-bind", str(path), str(path)]
     argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
     argv += ["--tmpfs", "/home", "--dir", "/home/student", "--tmpfs", "/run", "--tmpfs", "/var"]
-    for path in _read_only_paths(package):
+    for path in read_only_paths(package):
         argv += ["--ro-bind", str(path), str(path)]
     workdir = workdir.resolve()
     argv += ["--ro-bind", str(site.resolve()), str(site.resolve())]
