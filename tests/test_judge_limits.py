@@ -346,7 +346,7 @@ def test_a_kernel_that_swallows_interrupts_is_declared_dead_and_killed(tmp_path)
         msg_id = kernel.start(code)
         _wait_for_output(kernel, msg_id, "looping")
         result = kernel.finish(msg_id, time.monotonic(), probe=1.0)
-        assert result.status == "dead"
+        assert result.status == "dead" and result.killed
         limit = time.monotonic() + 60
         while kernel.alive() and time.monotonic() < limit:
             time.sleep(0.1)

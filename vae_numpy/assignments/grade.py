@@ -402,7 +402,9 @@ class _Session:
                 result,
             )
         if result.status == "dead":
-            if result.ename == "" and not self.kernel.alive():
+            # died by itself, or killed by the grader after ignoring the interrupt: told by what
+            # happened, not by asking afterwards (a killed kernel is not alive either)
+            if not result.killed:
                 self.stopped = f"not run: the kernel died in {label}"
                 return _Run("dead", "the Python kernel died while running this cell"), result
             self.stopped = f"not run: the kernel could not be stopped after {label} ran out of time"

@@ -358,6 +358,7 @@ class CellResult:
     """What running one cell in the kernel gave."""
 
     status: str  # "ok", "error", "timeout", "dead"
+    killed: bool = False  # "dead" because the kernel ignored the interrupt and was killed
     ename: str = ""
     evalue: str = ""
     traceback: list[str] = field(default_factory=list)
@@ -551,7 +552,7 @@ class Kernel:
                 interrupted_at = now
                 result.status = "timeout"
             if interrupted_at is not None and now >= interrupted_at + probe:
-                result.status = "dead"
+                result.status, result.killed = "dead", True
                 self.kill()
                 break
             try:
@@ -599,7 +600,7 @@ class Kernel:
                 result.evalue = str(content.get("evalue", ""))
                 result.traceback = [str(t) for t in content.get("traceback", [])][-20:]
             except queue.Empty:
-                result.status = "dead"
+                result.status, result.killed = "dead", True
                 self.kill()
         result.seconds = time.monotonic() - start
         return result
