@@ -207,7 +207,7 @@ def _bubblewrap_argv(workdir: Path, site: Path, package: Path) -> list[str]:
         elif path.is_dir():
             argv += ["--ro-bind", str(path), str(path)]
     argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
-    argv += ["--tmpfs", "/home", "--dir", "/home/student", "--tmpfs", "/run", "--tmpfs", "/var"]
+    argv += ["--tmpfs", "/home", "--tmpfs", "/run", "--tmpfs", "/var"]  # /home: its own, empty
     for path in read_only_paths(package):
         argv += ["--ro-bind", str(path), str(path)]
     workdir = workdir.resolve()
@@ -436,7 +436,7 @@ class Kernel:
             argv = [*_UNSHARE, *argv]
         elif mode == "bubblewrap":
             env = {
-                "HOME": "/home/student",
+                "HOME": "/home",
                 "PATH": os.pathsep.join([str(Path(sys.executable).parent), "/usr/bin", "/bin"]),
                 "LANG": "C.UTF-8",
                 "TMPDIR": "/tmp",
