@@ -10,7 +10,12 @@ lr 1e-3, batch 97, dynamic binarisation of every training batch;
 * ``m2``     latent 64, 100 labels (10 per class) and the other 59,900 training images
              unlabelled, 30,000 iterations, classification weight 100; each step takes 97
              unlabelled images and the 100 labelled ones (here: 97 of them, cycling, through
-             ``SemiSupervisedVAE.fit``'s balanced batches); test accuracy of q(y|x);
+             ``SemiSupervisedVAE.fit``'s balanced batches); test accuracy of q(y|x), reported
+             at the last five evaluations. Here the learning rate decays linearly from 1e-3 to
+             0 over the second half of the run (``--m2-decay-from``): at a constant step Adam
+             keeps the weights moving on the scale of the step, and the accuracy swung between
+             0.895 and 0.927 from one thousand iterations to the next; decaying the step to zero
+             anneals the weights into one point, so the end no longer depends on where it stops;
 * ``alone``  the same classifier trained on the 100 labels only (the course's 0.735).
 
 The test set is binarised once with a fixed seed (``--seed``). Each part prints its wall time;
@@ -209,9 +214,15 @@ class LoggedChunks:
     """
 
     def __init__(
-        self, iterations: int, every: int, args: argparse.Namespace, on_log: Callable[[int], str]
+        self,
+        iterations: int,
+        every: int,
+        args: argparse.Namespace,
+        on_log: Callable[[int], str],
+        before_step: Callable[[int], None] = lambda done: None,
     ) -> None:
         self.iterations, self.every, self.args, self.on_log = iterations, every, args, on_log
+        self.before_step = before_step
         self.inner = BalancedBatches()
         self.stream: Iterator[Any] | None = None
         self.done = 0
@@ -229,6 +240,7 @@ class LoggedChunks:
             if batch is None:  # a new pass over the unlabelled rows
                 self.stream = self.inner.batches(data, batch_size, rng)
                 batch = next(self.stream)
+            self.before_step(self.done)
             yield batch
             self.done += 1
         log(
@@ -251,12 +263,20 @@ def run_m2(
     labels = np.full(len(y), -1)
     labels[lab] = y[lab]
     model = SemiSupervisedVAE(784, 10, HIDDEN, 64, alpha=100.0, activation="elu", rng=args.seed)
+    evaluations: list[tuple[int, float]] = []
 
-    def accuracy(_: int) -> str:
-        return f"test accuracy {np.mean(model.predict(x_test) == y_test):.4f}"
+    def accuracy(done: int) -> str:
+        evaluations.append((done, float(np.mean(model.predict(x_test) == y_test))))
+        return f"test accuracy {evaluations[-1][1]:.4f}  lr {model.optimizer_.lr:.2e}"
 
-    log(f"M2: latent 64, 100 labels, alpha 100, {args.m2_iterations} iterations")
-    sampler = LoggedChunks(args.m2_iterations, args.log_every, args, accuracy)
+    def decay(done: int) -> None:  # set the step's learning rate before `fit` takes the step
+        model.optimizer_.lr = m2_learning_rate(done, args.m2_iterations, args.m2_decay_from)
+
+    log(
+        f"M2: latent 64, 100 labels, alpha 100, {args.m2_iterations} iterations,"
+        f" lr 1e-3 decaying linearly to 0 from iteration {args.m2_decay_from}"
+    )
+    sampler = LoggedChunks(args.m2_iterations, args.log_every, args, accuracy, decay)
     t0 = time.perf_counter()
     model.fit(
         x, labels, epochs=-(-args.m2_iterations // args.log_every), batch_size=BATCH, lr=1e-3,
@@ -268,9 +288,19 @@ def run_m2(
         "m2_iterations": sampler.done,
         "m2_seconds": seconds,
         "m2_accuracy": float(np.mean(model.predict(x_test) == y_test)),
+        "m2_decay_from": args.m2_decay_from,
+        "m2_last_evaluations": evaluations[-5:],
         "m2_loss": list(model.history_.get("loss", [])),
     }
     return out
+
+
+def m2_learning_rate(done: int, iterations: int, decay_from: int, lr: float = 1e-3) -> float:
+    """The learning rate of step ``done`` (0-based): ``lr`` until ``decay_from``, then falling
+    linearly to 0 at ``iterations``."""
+    if done < decay_from:
+        return lr
+    return lr * max(0.0, (iterations - done) / max(1, iterations - decay_from))
 
 
 def run_classifier_alone(
@@ -326,6 +356,9 @@ def print_table(results: dict[str, Any]) -> None:
                 f"{part}: {results[f'{part}_iterations']} iterations,"
                 f" training {results[f'{part}_seconds'] / 60:.1f} min{evs}"
             )
+    if results.get("m2_last_evaluations"):
+        shown = ", ".join(f"{acc:.4f} ({it:,})" for it, acc in results["m2_last_evaluations"])
+        print(f"m2: test accuracy at the last five evaluations (iteration): {shown}")
     print("Kingma et al. 2014, M2 with 100 labels: 11.97% test error (accuracy 0.8803).")
 
 
@@ -337,6 +370,12 @@ def main() -> None:
     parser.add_argument("--vae-iterations", type=int, default=20_000)
     parser.add_argument("--gmvae-iterations", type=int, default=20_000)
     parser.add_argument("--m2-iterations", type=int, default=30_000)
+    parser.add_argument(
+        "--m2-decay-from",
+        type=int,
+        default=None,
+        help="M2 iteration from which the learning rate decays linearly to 0 (half the run)",
+    )
     parser.add_argument("--alone-iterations", type=int, default=2_000)
     parser.add_argument("--iwae", type=int, nargs="*", default=[1, 10, 100, 1000])
     parser.add_argument("--test-images", type=int, default=10_000, help="first N test images")
@@ -355,6 +394,8 @@ def main() -> None:
     )
     parser.add_argument("--table", action="store_true", help="print the table from --results")
     args = parser.parse_args()
+    if args.m2_decay_from is None:
+        args.m2_decay_from = args.m2_iterations // 2
     results = json.loads(args.results.read_text()) if args.results.exists() else {}
     if args.parts:
         folder = shared_data_dir()
