@@ -25,6 +25,9 @@ from vae_numpy.assignments.integrity import (
     LIBRARY_SHARE,
     MAX_TOKENS,
     MIN_FINGERPRINTS,
+    MIN_WHOLE,
+    WHOLE_SHARE,
+    Fingerprints,
     copy_flag,
     copy_score,
     fingerprints,
@@ -43,19 +46,14 @@ CORPUS = Path(__file__).resolve().parent / "copy_corpus"
 HONEST = sorted(CORPUS.glob("*/honest_*.txt"))
 PARAPHRASES = sorted(CORPUS.glob("*/paraphrase_*.txt"))
 
-# Paraphrases the comparison does not catch, and why. Both copy library code that is the
-# textbook answer written as an honest student also writes it, so nothing in them tells a copy
-# from an independent solution: the comparison would have to flag honest students to catch them.
+# Paraphrases the comparison does not catch, and why. It copies library code that is the
+# textbook answer written as an honest student also writes it, so nothing in it tells a copy
+# from an independent solution: the comparison would have to flag honest students to catch it.
 MISSED = {
     "04_adam/paraphrase_library_1_optim_update.txt": (
         "score 0.83 < 0.85; the lines of Adam._update it copies are the textbook update in the "
         "in-place form honest_2_inplace also uses (0.56 of it found in optim.Adam, 16 "
         "fingerprints optim.Adam does not share with the published solution; the copy: 0.60, 14)"
-    ),
-    "06_importance_weighted_bound/paraphrase_library_1_functional.txt": (
-        "score 0.59 < 0.85; it reproduces all of log_sum_exp and gaussian_log_density, short "
-        "textbook helpers (14 + 8 fingerprints the published solution does not hold, fewer than "
-        "the 30 below which nothing is judged; honest_2_moveaxis reproduces 5 of the 8)"
     ),
 }
 
@@ -152,6 +150,30 @@ def test_no_honest_solution_reproduces_a_library_source():
     assert list(found) == ["vae_numpy.kernels.adam_update"]
     count, size = found["vae_numpy.kernels.adam_update"]
     assert count >= max(MIN_FINGERPRINTS, LIBRARY_SHARE * size)
+
+
+def _prints(*spans: range) -> Fingerprints:
+    return Fingerprints(hashes={h: [("cell", 1)] for span in spans for h in span})
+
+
+def test_short_library_sources_pasted_whole_are_a_copy_together_not_alone():
+    """Two helpers of 14 and 8 distinctive fingerprints pasted whole (the 06 paraphrase) flag
+    the code; one of them alone, or both with one fingerprint in ten missing, does not."""
+    sources = {
+        "the published solution": _prints(range(1000, 1040)),
+        "lse": _prints(range(0, 14)),
+        "density": _prints(range(100, 108)),
+    }
+    both = _prints(range(0, 14), range(100, 108))
+    assert 14 + 8 >= MIN_WHOLE > 14
+    assert library_passages(both, sources) == {"lse": (14, 14), "density": (8, 8)}
+    assert library_passages(_prints(range(0, 14)), sources) == {}
+    assert WHOLE_SHARE > 12 / 14
+    partial = _prints(range(0, 12), range(100, 108))
+    assert library_passages(partial, sources) == {}
+    # what the published solution also holds is the obvious answer and does not count
+    sources["the published solution"] = _prints(range(0, 14))
+    assert library_passages(both, sources) == {}
 
 
 def test_released_template_alone_has_nothing_to_compare():

@@ -82,6 +82,8 @@ __all__ = [
     "MIN_FINGERPRINTS",
     "MIN_MATCHED",
     "LIBRARY_SHARE",
+    "WHOLE_SHARE",
+    "MIN_WHOLE",
     "MIN_TOKENS",
     "KGRAM",
     "WINDOW",
@@ -121,6 +123,15 @@ LIBRARY_SHARE = 0.5
 """Share (0 to 1) of a library source's distinctive fingerprints (those the published solution
 does not hold) that, found in the student's code, flag it as a copy of that source, provided
 they number at least :data:`MIN_FINGERPRINTS`."""
+
+WHOLE_SHARE = 0.9
+"""Share (0 to 1) of a library source's distinctive fingerprints from which the student's code
+reproduces that source whole (see :data:`MIN_WHOLE`)."""
+
+MIN_WHOLE = 20
+"""Distinctive fingerprints, summed over the library sources reproduced whole
+(:data:`WHOLE_SHARE` of each), that flag the code: two short helpers pasted whole are a copy
+even when each alone is too short to judge."""
 
 MIN_TOKENS = MIN_FINGERPRINTS
 """Former name of :data:`MIN_FINGERPRINTS` (kept for callers)."""
@@ -1429,10 +1440,12 @@ def library_passages(
     with the published solution is the one obvious answer). A source is reproduced when at
     least :data:`LIBRARY_SHARE` of them, and at least :data:`MIN_FINGERPRINTS`, are in
     ``mine``: the student's code holds a real part of that source's own code, however much
-    else it holds.
+    else it holds. Short sources (helpers of a few lines) are also reproduced when the student
+    holds :data:`WHOLE_SHARE` of each of them and their distinctive fingerprints together
+    number at least :data:`MIN_WHOLE`.
     """
     published = sources.get("the published solution", Fingerprints()).hashes
-    out = {}
+    out, whole = {}, {}
     for name, theirs in sources.items():
         if name == "the published solution":
             continue
@@ -1440,6 +1453,10 @@ def library_passages(
         found = sum(1 for h in own if h in mine.hashes)
         if found >= MIN_FINGERPRINTS and found >= LIBRARY_SHARE * len(own):
             out[name] = (found, len(own))
+        elif own and found >= WHOLE_SHARE * len(own):
+            whole[name] = (found, len(own))
+    if sum(found for found, _ in whole.values()) >= MIN_WHOLE:
+        out.update(whole)
     return out
 
 
