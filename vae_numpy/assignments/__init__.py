@@ -46,14 +46,16 @@ inputs; the judge sets it to a fresh seed each run. The functions and classes th
 asks for, listed in the source's metadata ``vae_numpy.references``, are replaced by stubs that
 raise in the kernel's copy of the package while grading (:mod:`~vae_numpy.assignments.integrity`
 flags code that refers to them). :func:`grade_folder` grades each notebook in its own process,
-``jobs`` at a time, and flags near-identical pairs.
+``jobs`` at a time, and flags near-identical pairs; with a shard, one of N slices of the class,
+and :func:`merge_grades` joins the slices (:mod:`~vae_numpy.assignments.classroom`).
 
 The report's fields, for scripts and tests, are listed in :mod:`~vae_numpy.assignments.grade`.
 
 The package has one module per step: :mod:`~vae_numpy.assignments.notebooks` (reading and
 finding the source notebooks, the markers, the nbgrader metadata, :func:`check_source`),
 :mod:`~vae_numpy.assignments.release` (the student copies), :mod:`~vae_numpy.assignments.grade`
-(running a submission and scoring it), :mod:`~vae_numpy.assignments.sandbox` (the student's
+(running a submission and scoring it), :mod:`~vae_numpy.assignments.classroom` (a class
+folder, its shards and their merge), :mod:`~vae_numpy.assignments.sandbox` (the student's
 kernel and its limits), :mod:`~vae_numpy.assignments.judge` (handles and plain values; its
 kernel-side partner is ``_agent``, the message format ``_wire``),
 :mod:`~vae_numpy.assignments.integrity` (the flags), :mod:`~vae_numpy.assignments.report` (the
@@ -75,15 +77,9 @@ nbgrader: https://nbgrader.readthedocs.io (cell metadata, solution and hidden-te
 
 from __future__ import annotations
 
+from .classroom import grade_folder, merge_grades, usable_cores
 from .cli import add_subcommand, main, run
-from .grade import (
-    DEFAULT_MEMORY,
-    DEFAULT_NOTEBOOK_TIMEOUT,
-    DEFAULT_TIMEOUT,
-    grade_folder,
-    grade_notebook,
-    usable_cores,
-)
+from .grade import DEFAULT_NOTEBOOK_TIMEOUT, DEFAULT_TIMEOUT, grade_notebook
 from .notebooks import (
     BEGIN_HIDDEN,
     BEGIN_SOLUTION,
@@ -99,6 +95,7 @@ from .notebooks import (
 )
 from .release import CODE_STUB, release, release_notebook, verify_release
 from .report import GradedTest, GradeReport
+from .sandbox import DEFAULT_MEMORY
 
 __all__ = [
     "SOURCE_DIR",
@@ -123,6 +120,7 @@ __all__ = [
     "verify_release",
     "grade_notebook",
     "grade_folder",
+    "merge_grades",
     "usable_cores",
     "add_subcommand",
     "run",

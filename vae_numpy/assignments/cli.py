@@ -1,10 +1,10 @@
-"""Command line of the assignments: ``list``, ``release``, ``grade`` and ``grade-all``.
+"""Command line of the assignments: ``list``, ``release``, ``grade``, ``grade-all``, ``merge``.
 
 :func:`add_subcommand` adds them as ``vae-numpy assignments ACTION`` to another parser and
 :func:`run` executes the parsed arguments; :func:`main` is ``python -m vae_numpy.assignments
 ACTION``. Exit status 0 when done (for ``grade``, whatever the score), 1 when
-``release --check`` finds stale copies or ``grade-all`` could not grade some notebooks, 2 when
-the request could not be carried out.
+``release --check`` finds stale copies or ``grade-all`` (``merge``) could not grade some
+notebooks, 2 when the request could not be carried out.
 """
 
 from __future__ import annotations
@@ -18,14 +18,8 @@ from typing import Any
 
 from .._argtypes import positive_float, positive_int
 from ..serialization import atomic_write_bytes
-from .grade import (
-    DEFAULT_MEMORY,
-    DEFAULT_NOTEBOOK_TIMEOUT,
-    DEFAULT_TIMEOUT,
-    grade_folder,
-    grade_notebook,
-    usable_cores,
-)
+from .classroom import feedback_dir, grade_folder, merge_grades, parse_shard, usable_cores
+from .grade import DEFAULT_NOTEBOOK_TIMEOUT, DEFAULT_TIMEOUT, grade_notebook
 from .notebooks import (
     GradingError,
     cell_kind,
@@ -36,9 +30,9 @@ from .notebooks import (
 )
 from .release import release, verify_release
 from .report import clean_text, csv_bytes, write_feedback
-from .sandbox import ISOLATION_MODES
+from .sandbox import DEFAULT_MEMORY, ISOLATION_MODES
 
-__all__ = ["add_subcommand", "run", "main", "feedback_dir"]
+__all__ = ["add_subcommand", "run", "main", "feedback_dir"]  # feedback_dir: former home
 
 
 def _add_actions(sub: Any) -> None:
@@ -138,6 +132,44 @@ def _add_actions(sub: Any) -> None:
         metavar="N",
         help="notebooks graded at once (default: the usable cores)",
     )
+    many.add_argument(
+        "--shard",
+        type=_shard,
+        default=None,
+        metavar="K/N",
+        help="grade only the students of the K-th of N slices (by a hash of the student's "
+        "folder name), e.g. on machine K of N or in task K of a SLURM array; join the N CSV "
+        "files with `merge`",
+    )
+
+    merge = sub.add_parser(
+        "merge",
+        help="join the CSV files and feedback of grade-all --shard K/N runs",
+        description="Join the CSV files written by `grade-all DIR --shard K/N` for K = 1..N "
+        "into one, check that every submission of DIR was graded exactly once, flag "
+        "near-identical pairs across the whole class (each shard saw only its own students), "
+        "and copy each shard's feedback files (in the folder beside its CSV) into one folder.",
+    )
+    merge.add_argument("folder", metavar="DIR", help="the class folder the shards graded")
+    merge.add_argument("shards", nargs="+", metavar="SHARD.csv", help="every shard's CSV file")
+    merge.add_argument("--csv", required=True, metavar="PATH", help="merged CSV file to write")
+    merge.add_argument(
+        "--feedback",
+        default=None,
+        metavar="DIR",
+        help="folder for the merged feedback files (default: beside the CSV, CSV-NAME-feedback)",
+    )
+    merge.add_argument(
+        "--assignment", default=None, metavar="NAME", help="as given to grade-all, if it was"
+    )
+    merge.add_argument("--source", default=None, metavar="DIR", help=source_help)
+
+
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        return parse_shard(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def _seed(text: str) -> int:
@@ -254,19 +286,14 @@ def _cmd_grade(args: argparse.Namespace) -> int:
     return 0
 
 
-def feedback_dir(csv_path: str | Path, feedback: str | Path | None = None) -> Path:
-    """Where ``grade-all`` writes the feedback files: ``feedback`` when given, else beside
-    the CSV file, ``grades.csv`` -> ``grades-feedback/``."""
-    if feedback is not None:
-        return Path(feedback)
-    table = Path(csv_path)
-    return table.with_name(f"{table.stem}-feedback")
-
-
 def _cmd_grade_all(args: argparse.Namespace) -> int:
     root = Path(args.folder)
     jobs = args.jobs or usable_cores()
-    print(clean_text(f"grading {root} with {jobs} job{'s' if jobs > 1 else ''}"), file=sys.stderr)
+    part = "" if args.shard is None else f" (shard {args.shard[0]}/{args.shard[1]})"
+    print(
+        clean_text(f"grading {root}{part} with {jobs} job{'s' if jobs > 1 else ''}"),
+        file=sys.stderr,
+    )
     results = grade_folder(
         root,
         assignment=args.assignment,
@@ -277,6 +304,7 @@ def _cmd_grade_all(args: argparse.Namespace) -> int:
         notebook_timeout=args.notebook_timeout,
         memory_limit=args.memory_limit,
         isolation=args.isolation,
+        shard=args.shard,
     )
     atomic_write_bytes(args.csv, csv_bytes(root, results))
     feedback = feedback_dir(args.csv, args.feedback)
@@ -300,11 +328,31 @@ def _cmd_grade_all(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _cmd_merge(args: argparse.Namespace) -> int:
+    done = merge_grades(
+        args.folder,
+        args.shards,
+        args.csv,
+        feedback=args.feedback,
+        assignment=args.assignment,
+        source_dir=args.source,
+    )
+    print(
+        clean_text(
+            f"wrote {args.csv} ({done['rows']} submissions from {len(args.shards)} shards,"
+            f" {done['not_graded']} not graded, {done['pairs']} near-identical pairs) and"
+            f" {done['feedback_files']} feedback files in {done['feedback']}"
+        )
+    )
+    return 1 if done["not_graded"] else 0
+
+
 _ACTIONS = {
     "list": _cmd_list,
     "release": _cmd_release,
     "grade": _cmd_grade,
     "grade-all": _cmd_grade_all,
+    "merge": _cmd_merge,
 }
 
 
@@ -312,7 +360,7 @@ def run(args: argparse.Namespace) -> int:
     """Execute a parsed ``assignments`` command; return the exit status.
 
     0: done (for ``grade``, whatever the score); 1: ``release --check`` found stale copies or
-    ``grade-all`` could not grade some notebooks; 2: the request could not be carried out
+    ``grade-all`` (``merge``) could not grade some notebooks; 2: the request could not be carried out
     (unreadable notebook, unknown assignment, missing folder, no kernel).
     """
     action = args.assignments_command

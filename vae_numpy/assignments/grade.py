@@ -11,8 +11,8 @@ run only in the judge (this process), where the student's names are handles
 its points when it raises nothing. Cells and tests have a time limit each (:data:`DEFAULT_TIMEOUT`),
 the notebook as a whole another (:data:`DEFAULT_NOTEBOOK_TIMEOUT`); a kernel that dies or
 cannot be interrupted ends the run and the remaining tests are reported as not run.
-:func:`grade_folder` grades every notebook in a folder, each in its own process, ``jobs`` at
-a time, one bad file never stopping the others, and flags near-identical pairs.
+Grading a whole class (``grade-all``, shards, merging) is in
+:mod:`~vae_numpy.assignments.classroom`.
 
 Report fields (``GradeReport.to_dict()``, ``grade --json``; ``grade-all`` writes the same per
 row of its CSV) that tests and scripts may rely on:
@@ -39,19 +39,15 @@ import builtins
 import contextlib
 import copy
 import io
-import json
 import math
 import os
 import re
-import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 import time
 import traceback
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,23 +55,15 @@ from typing import Any
 from ..serialization import atomic_write_bytes
 from ._wire import WireError
 from .integrity import (
-    DEFAULT_SIMILARITY,
-    Fingerprints,
     copy_flag,
-    matched_lines,
-    near_identical_pairs,
-    own_tokens,
     reference_flags,
     student_code,
 )
 from .judge import KernelGone, Remote, StudentError
 from .notebooks import (
     GradingError,
-    assignment_from_name,
     cell_kind,
     detect_assignment,
-    find_assignment,
-    find_source_dir,
     grade_id_of,
     is_hidden_cell,
     list_assignments,
@@ -84,7 +72,7 @@ from .notebooks import (
     read_notebook,
 )
 from .release import release_cell
-from .report import GradedTest, GradeReport, student_of
+from .report import GradedTest, GradeReport
 from .sandbox import (
     DEFAULT_MEMORY,
     DEFAULT_OUTPUT_LIMIT,
@@ -101,10 +89,8 @@ __all__ = [
     "judge_memory_limit",
     "defined_names",
     "solution_names",
+    "compose",
     "grade_notebook",
-    "grade_folder",
-    "snapshot_submission",
-    "usable_cores",
 ]
 
 DEFAULT_TIMEOUT = 60.0
@@ -168,7 +154,7 @@ class _Run:
     seconds: float = 0.0
 
 
-def _compose(source: Any, submission: Any) -> tuple[Any, list[_Role], list[str]]:
+def compose(source: Any, submission: Any) -> tuple[Any, list[_Role], list[str]]:
     """The notebook to execute: the submission's solution cells and added code cells, the
     source's test, read-only and markdown cells, in the source's order."""
     import nbformat
@@ -692,7 +678,7 @@ def grade_notebook(
         source = load_source(source_path)
     except ValueError as exc:
         raise GradingError(str(exc)) from exc
-    composed, roles, problems = _compose(source, nb)
+    composed, roles, problems = compose(source, nb)
     references = _references(source)
     flags = name_flags + reference_flags(student_code(composed, roles), references)
     copied = copy_flag(source, composed, roles)
@@ -787,200 +773,5 @@ def nbformat_output(output: dict[str, Any]) -> Any:
     return nbformat.v4.new_output("display_data", data=data)
 
 
-def _grade_in_worker(path: Path, options: dict[str, Any]) -> GradeReport | GradingError:
-    """Grade one notebook in a separate process, so that nothing it does stops the others."""
-    argv = [sys.executable, "-m", "vae_numpy.assignments", "grade", str(path), "--json"]
-    for key, flag in (
-        ("assignment", "--assignment"),
-        ("source_dir", "--source"),
-        ("timeout", "--timeout"),
-        ("seed", "--seed"),
-        ("notebook_timeout", "--notebook-timeout"),
-        ("memory_limit", "--memory-limit"),
-        ("isolation", "--isolation"),
-    ):
-        if options.get(key) is not None:
-            argv += [flag, str(options[key])]
-    limit = float(options.get("notebook_timeout") or DEFAULT_NOTEBOOK_TIMEOUT) + 120
-    try:
-        done = subprocess.run(
-            argv,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=limit,
-            check=False,
-            start_new_session=True,
-        )
-    except subprocess.TimeoutExpired:
-        return GradingError(f"grading took longer than {limit:g} s and was stopped")
-    if done.returncode == 0:
-        try:
-            return GradeReport.from_dict(json.loads(done.stdout.decode("utf-8")))
-        except (ValueError, KeyError, TypeError) as exc:
-            return GradingError(f"the grading process gave an unreadable report ({exc})")
-    err = done.stderr.decode("utf-8", "replace").strip().splitlines()
-    why = err[-1] if err else f"exit status {done.returncode}"
-    if done.returncode < 0:
-        why = f"the grading process was killed by signal {-done.returncode}"
-    return GradingError(why.removeprefix("vae-numpy assignments grade: error: "))
-
-
-def grade_folder(
-    folder: str | os.PathLike[str],
-    *,
-    assignment: str | None = None,
-    source_dir: str | os.PathLike[str] | None = None,
-    timeout: float = DEFAULT_TIMEOUT,
-    jobs: int | None = None,
-    seed: int | None = None,
-    notebook_timeout: float = DEFAULT_NOTEBOOK_TIMEOUT,
-    memory_limit: int = DEFAULT_MEMORY,
-    similarity: float = DEFAULT_SIMILARITY,
-    isolation: str = "auto",
-) -> list[tuple[Path, GradeReport | GradingError]]:
-    """Grade every ``.ipynb`` under ``folder`` (recursively, skipping checkpoints), sorted.
-
-    The student of a notebook is its folder relative to ``folder`` (:func:`student_of`), and
-    its assignment is ``assignment`` or else its file name. One notebook per student and
-    assignment is graded: when a student handed in several for one assignment, the one named
-    as released (``04_adam.ipynb``) or else the most recently saved, and its report names the
-    others in its problems. Each notebook is graded in its own process, ``jobs`` at a time
-    (default: the usable cores), so that a submission that kills its grader, exhausts memory
-    or never ends costs only its own row. Returns one ``(path, report)`` per notebook graded,
-    or ``(path, error)`` for one that could not be. Pairs of submissions of the same
-    assignment whose solution code is near-identical (similarity at least ``similarity``) are
-    flagged in both reports.
-
-    Before any kernel starts, every notebook to grade is copied (with its modification time)
-    into a private folder, and the copies are graded: what one submission's code does while
-    it is graded cannot change another submission, nor the folder handed in. ``isolation``
-    is the kernels' sandbox (see :func:`grade_notebook`).
-
-    Raises
-    ------
-    GradingError
-        ``folder`` is not a folder, the sources cannot be found, or ``assignment`` is unknown.
-    """
-    root = Path(folder)
-    if not root.is_dir():
-        raise GradingError(f"{root}: no such folder")
-    if jobs is None:
-        jobs = usable_cores()
-    if not (isinstance(jobs, int) and jobs >= 1):
-        raise ValueError(f"jobs must be a whole number >= 1, got {jobs!r}")
-    # the sources once, for every worker: a missing folder is one clear error, not one per row
-    sources = find_source_dir() if source_dir is None else Path(source_dir)
-    known = list_assignments(sources)
-    source_dir = sources.resolve()
-    fixed = None if assignment is None else find_assignment(assignment, source_dir).stem
-    every = sorted(
-        p for p in root.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.relative_to(root).parts
-    )
-    paths, notes = _one_per_student(root, every, known, fixed)
-    options = {
-        "assignment": assignment,
-        "source_dir": source_dir,
-        "timeout": timeout,
-        "seed": seed,
-        "notebook_timeout": notebook_timeout,
-        "memory_limit": memory_limit,
-        "isolation": isolation,
-    }
-    with tempfile.TemporaryDirectory(prefix="vae-numpy-class-", dir=scratch_folder()) as tmp:
-        snapshot = Path(tmp)
-        copies = [snapshot_submission(root, path, snapshot) for path in paths]
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            graded = list(pool.map(lambda p: _grade_in_worker(p, options), copies))
-        for result, path in zip(graded, paths, strict=True):
-            if isinstance(result, GradeReport):
-                result.submission = str(path)  # the notebook handed in, not its copy
-        _pair_flags(snapshot, list(zip(copies, graded, strict=True)), source_dir, similarity)
-    for index, (path, result) in enumerate(zip(paths, graded, strict=True)):
-        if path in notes and isinstance(result, GradeReport):
-            result.problems.append(notes[path])
-        elif path in notes:
-            graded[index] = GradingError(f"{result}; {notes[path]}")
-    return list(zip(paths, graded, strict=True))
-
-
-def snapshot_submission(root: Path, path: Path, snapshot: Path) -> Path:
-    """Copy ``path`` (a notebook under ``root``) to the same place under ``snapshot``, keeping
-    its modification time, readable by its owner only; the copy's path."""
-    copy_path = snapshot / path.relative_to(root)
-    copy_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    shutil.copy2(path, copy_path)
-    copy_path.chmod(0o600)
-    return copy_path
-
-
-def _one_per_student(
-    root: Path, paths: Sequence[Path], known: dict[str, Path], assignment: str | None
-) -> tuple[list[Path], dict[Path, str]]:
-    """The notebooks to grade, one per student and assignment, and a note for each one
-    chosen among several. A notebook whose assignment its name does not tell is kept (its
-    row will say so)."""
-    groups: dict[tuple[str, str], list[Path]] = {}
-    chosen: list[Path] = []
-    for path in paths:
-        found = assignment_from_name(path, known) if assignment is None else None
-        name = assignment if assignment is not None else (found.stem if found else None)
-        if name is None:
-            chosen.append(path)
-        else:
-            groups.setdefault((student_of(root, path), name), []).append(path)
-    notes: dict[Path, str] = {}
-    for (_, name), group in groups.items():
-        exact = [p for p in group if p.name == f"{name}.ipynb"]
-        pick = exact[0] if exact else max(group, key=lambda p: (p.stat().st_mtime, p.name))
-        chosen.append(pick)
-        if len(group) > 1:
-            why = "its name is the released one" if exact else "it was saved last"
-            others = ", ".join(p.relative_to(root).as_posix() for p in group if p != pick)
-            notes[pick] = (
-                f"one notebook per student and assignment is graded: this one ({why});"
-                f" not graded: {others}"
-            )
-    return sorted(chosen), notes
-
-
-def _pair_flags(
-    root: Path,
-    results: Sequence[tuple[Path, GradeReport | GradingError]],
-    source_dir: str | os.PathLike[str] | None,
-    threshold: float,
-) -> None:
-    """Add a flag to both reports of every pair of near-identical submissions (in place)."""
-    sources: dict[str, Any] = {}
-    tokens: dict[str, tuple[str, Fingerprints]] = {}
-    reports: dict[str, GradeReport] = {}
-    for path, report in results:
-        if not isinstance(report, GradeReport):
-            continue
-        name = path.relative_to(root).as_posix()
-        try:
-            if report.assignment not in sources:
-                sources[report.assignment] = load_source(
-                    find_assignment(report.assignment, source_dir)
-                )
-            source = sources[report.assignment]
-            composed, roles, _ = _compose(source, read_notebook(path))
-        except (GradingError, ValueError):  # unreadable meanwhile: nothing to compare
-            continue
-        tokens[name] = (report.assignment, own_tokens(source, composed, roles))
-        reports[name] = report
-    for a, b, ratio in near_identical_pairs(tokens, threshold):
-        for one, other in ((a, b), (b, a)):
-            mine, theirs = tokens[one][1], tokens[other][1]
-            shared = [h for h in mine.hashes if h in theirs.hashes]
-            reports[one].flags.append(
-                f"near-identical to {other} ({ratio:.0%} of the solution code); matched "
-                f"lines: {matched_lines(mine, shared)}"
-            )
-
-
-def usable_cores() -> int:
-    """The cores this process may run on (its CPU affinity), at least 1."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+# tests written against the former private name
+_compose = compose
