@@ -19,7 +19,7 @@ from typing import Any
 import nbformat
 import pytest
 
-from vae_numpy.assignments.grade import _compose
+from vae_numpy.assignments.grade import compose
 from vae_numpy.assignments.integrity import (
     DEFAULT_SIMILARITY,
     LIBRARY_SHARE,
@@ -87,7 +87,7 @@ def composed(path: Path) -> tuple[Any, Any, Any]:
     """(source, composed notebook, roles) of a corpus file, as grading composes them."""
     assignment = path.parent.name
     source = nbformat.read(SOURCE_DIR / f"{assignment}.ipynb", 4)
-    nb, roles, _ = _compose(source, submission(assignment, corpus_cells(path)))
+    nb, roles, _ = compose(source, submission(assignment, corpus_cells(path)))
     return source, nb, roles
 
 
@@ -181,7 +181,7 @@ def test_released_template_alone_has_nothing_to_compare():
     subtracted), so it can never be flagged."""
     for path in sorted(RELEASE_DIR.glob("*.ipynb")):
         source = nbformat.read(SOURCE_DIR / path.name, 4)
-        nb, roles, _ = _compose(source, nbformat.read(path, 4))
+        nb, roles, _ = compose(source, nbformat.read(path, 4))
         assert len(own_fingerprints(source, nb, roles)) < MIN_FINGERPRINTS, path.name
 
 
@@ -196,7 +196,7 @@ def test_published_solution_is_flagged_even_with_two_lines_swapped():
     )
     assert swapped != code
     cells["kl_standard_normal_grad"] = swapped
-    nb, roles, _ = _compose(source, submission("03_kl_divergence", cells))
+    nb, roles, _ = compose(source, submission("03_kl_divergence", cells))
     assert copy_flag(source, nb, roles) is not None
 
 
@@ -235,7 +235,7 @@ def test_grade_all_pair_differing_by_two_swaps_is_flagged():
     other = corpus_cells(CORPUS / "03_kl_divergence" / "honest_2_variance_ratio.txt")
     prints = {}
     for name, cells in (("a", first), ("b", second), ("c", other)):
-        nb, roles, _ = _compose(source, submission("03_kl_divergence", cells))
+        nb, roles, _ = compose(source, submission("03_kl_divergence", cells))
         prints[name] = ("03", own_fingerprints(source, nb, roles))
     pairs = near_identical_pairs(prints)
     assert [(a, b) for a, b, _ in pairs] == [("a", "b")]
@@ -251,7 +251,7 @@ def test_long_cells_compare_in_linear_time_under_a_token_cap():
     body = "\n".join(f"x{i} = x{i - 1} * {i % 7} + np.exp(y{i % 13})" for i in range(1, 8001))
     notebooks = {}
     for name, extra in (("a", "z = 1"), ("b", "z = 2")):
-        notebooks[name] = _compose(source, submission("04_adam", {"adam": f"{body}\n{extra}"}))
+        notebooks[name] = compose(source, submission("04_adam", {"adam": f"{body}\n{extra}"}))
     start = time.perf_counter()
     prints = {
         n: ("04", own_fingerprints(source, nb, roles)) for n, (nb, roles, _) in notebooks.items()

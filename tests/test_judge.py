@@ -293,13 +293,13 @@ def test_reference_flags_find_imports_attributes_and_strings():
 def test_copy_flag_catches_the_published_solution_not_the_stub():
     """The source's own solution is flagged as a near-copy; the released stub is not; token
     similarity ignores layout."""
-    from vae_numpy.assignments.grade import _compose
+    from vae_numpy.assignments.grade import compose
 
     source = nbformat.read(SOURCE_DIR / "03_kl_divergence.ipynb", 4)
     stub = nbformat.read(RELEASE_DIR / "03_kl_divergence.ipynb", 4)
-    composed, roles, _ = _compose(source, source)
+    composed, roles, _ = compose(source, source)
     assert copy_flag(source, composed, roles) is not None
-    composed, roles, _ = _compose(source, stub)
+    composed, roles, _ = compose(source, stub)
     assert copy_flag(source, composed, roles) is None
     assert len(own_tokens(source, composed, roles)) < 10
     assert similarity(code_tokens("x = a+b  # sum"), code_tokens("x = a + b # SUM")) == 1.0

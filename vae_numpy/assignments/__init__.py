@@ -58,7 +58,10 @@ finding the source notebooks, the markers, the nbgrader metadata, :func:`check_s
 folder, its shards and their merge), :mod:`~vae_numpy.assignments.sandbox` (the student's
 kernel and its limits), :mod:`~vae_numpy.assignments.judge` (handles and plain values; its
 kernel-side partner is ``_agent``, the message format ``_wire``),
-:mod:`~vae_numpy.assignments.integrity` (the flags), :mod:`~vae_numpy.assignments.report` (the
+:mod:`~vae_numpy.assignments.integrity` (the flags; its code comparison normalises
+with :mod:`~vae_numpy.assignments.canonical`, :mod:`~vae_numpy.assignments.normalize` and
+:mod:`~vae_numpy.assignments.tokens`, and fingerprints with
+:mod:`~vae_numpy.assignments.fingerprints`), :mod:`~vae_numpy.assignments.report` (the
 results and the CSV table) and :mod:`~vae_numpy.assignments.cli` (the command line). Every
 public name of the first steps is importable from ``vae_numpy.assignments`` itself.
 

@@ -310,7 +310,9 @@ def usable_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def feedback_dir(csv_path: str | Path, feedback: str | Path | None = None) -> Path:
+def feedback_dir(
+    csv_path: str | os.PathLike[str], feedback: str | os.PathLike[str] | None = None
+) -> Path:
     """Where ``grade-all`` writes the feedback files: ``feedback`` when given, else beside
     the CSV file, ``grades.csv`` -> ``grades-feedback/``."""
     if feedback is not None:

@@ -772,6 +772,3 @@ def nbformat_output(output: dict[str, Any]) -> Any:
         return nbformat.v4.new_output("execute_result", data=data, execution_count=None)
     return nbformat.v4.new_output("display_data", data=data)
 
-
-# tests written against the former private name
-_compose = compose
