@@ -8,7 +8,8 @@ rounding), computed with fewer passes over memory. Like minitorch's ``fast_ops``
 
 * :func:`bernoulli_nll_and_grad` - the Bernoulli loss and its gradient sharing one tanh;
 * :func:`adam_update` - Adam's update in cache-sized blocks, in place, in the paper's
-  equivalent order (section 2 of Kingma & Ba);
+  equivalent order (section 2 of Kingma & Ba); :func:`adam_update_spans` runs it on every
+  thread of :data:`vae_numpy.parallel.WORKERS`, one contiguous span each;
 * :func:`flush_subnormals` - zero optimiser state that is about to become subnormal;
 * :func:`flush_negligible` - zero the weights a softmax makes negligible (q(y|x), mixture
   responsibilities, normalised importance weights) before they reach a matrix product.
@@ -27,9 +28,13 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from .parallel import WORKERS
+
 __all__ = [
     "bernoulli_nll_and_grad",
     "adam_update",
+    "adam_update_spans",
+    "ADAM_MIN_SPAN",
     "flush_subnormals",
     "flush_negligible",
     "ADAM_BLOCK",
@@ -40,6 +45,8 @@ __all__ = [
 #: Values per block of :func:`adam_update`: 2**16 float32 values of the five arrays (1.3 MB)
 #: stay in the CPU cache through its twelve passes (1.5x faster than whole-array passes).
 ADAM_BLOCK = 1 << 16
+#: Values per thread below which :func:`adam_update_spans` keeps an array on one thread.
+ADAM_MIN_SPAN = 1 << 15
 #: Steps between two calls of :func:`flush_subnormals` by the optimisers.
 FLUSH_EVERY = 64
 #: :func:`flush_negligible` zeroes weights below this fraction of their row's largest.
@@ -119,6 +126,25 @@ def adam_update(
         np.divide(mb, bb, out=bb)
         bb *= lr_t
         pb -= bb
+
+
+def adam_update_spans(
+    theta: np.ndarray,
+    g: np.ndarray,
+    m: np.ndarray,
+    v: np.ndarray,
+    scratch: np.ndarray,
+    **hyper: float,
+) -> None:
+    """:func:`adam_update` on contiguous spans of the arrays, one per thread of
+    :data:`vae_numpy.parallel.WORKERS` (one thread for arrays shorter than two
+    :data:`ADAM_MIN_SPAN`); the same numbers, element for element."""
+    flat = [a.reshape(-1) for a in (theta, g, m, v, scratch)]
+
+    def span(lo: int, hi: int) -> None:
+        adam_update(*(a[lo:hi] for a in flat), **hyper)  # type: ignore[arg-type]
+
+    WORKERS.run(span, theta.size, ADAM_MIN_SPAN)
 
 
 def flush_subnormals(arrays: Iterable[np.ndarray]) -> None:

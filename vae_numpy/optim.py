@@ -12,7 +12,7 @@ and updates them in place with ``step(grads)``, where ``grads`` has the same key
 
 Each ``step`` is written as the paper writes it. :class:`Adam` with ``fast=True`` (the default,
 used by training) runs the same update through :func:`vae_numpy.kernels.adam_update`, in
-place and cache-blocked, and every optimiser zeroes state about to turn subnormal every
+place and cache-blocked, on every thread the matrix products use, and every optimiser zeroes state about to turn subnormal every
 :data:`~vae_numpy.kernels.FLUSH_EVERY` steps (:func:`vae_numpy.kernels.flush_subnormals`).
 Every number stays in the parameters' dtype.
 
@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from ._validation import check_choice, check_positive_float
-from .kernels import FLUSH_EVERY, adam_update, flush_subnormals
+from .kernels import FLUSH_EVERY, adam_update_spans, flush_subnormals
 
 __all__ = ["Optimizer", "SGD", "Adagrad", "Adam", "OPTIMIZERS", "make_optimizer"]
 
@@ -190,8 +190,9 @@ class Adam(Optimizer):
         Added to sqrt(v_hat) in the denominator (> 0).
     fast : bool
         True (default): the same update through :func:`vae_numpy.kernels.adam_update`, in
-        place and cache-blocked (about 1.5x faster, equal to rounding: ``tests/test_kernels.py``
-        checks the two with hypothesis). False: the lines of :meth:`_update` as written, with
+        place and cache-blocked, large arrays split between the threads the thread policy
+        chose (:func:`vae_numpy.kernels.adam_update_spans`; about 1.5x faster on one thread,
+        equal to rounding: ``tests/test_kernels.py`` checks the two with hypothesis). False: the lines of :meth:`_update` as written, with
         temporary arrays.
     """
 
@@ -222,7 +223,7 @@ class Adam(Optimizer):
         m, v, t = self.state["m"][name], self.state["v"][name], self.t
         b1, b2, lr, eps = self.beta1, self.beta2, self.lr, self.eps
         if self.fast:  # the lines below, in place and in cache-sized blocks
-            adam_update(
+            adam_update_spans(
                 theta, g, m, v, self._scratch[name], lr=lr, beta1=b1, beta2=b2, eps=eps, t=t
             )
             return

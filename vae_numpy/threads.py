@@ -22,6 +22,9 @@ they need were idle while the current count ran. On Linux the machine's idle tim
 (``/proc/stat``, for the cores this process may use) says so, plus the time this process's own
 BLAS helper threads spent spinning. Elsewhere the policy relies on its measurements alone.
 
+The same count runs the element-wise work outside the products (Adam's update of large
+arrays; :mod:`vae_numpy.parallel`): one thread when the products run on one.
+
 Only the thread count changes, never what is computed or in which order in this package.
 Results equal those of a fixed thread count, up to the rounding of products that BLAS splits
 between threads. With a fixed count (e.g. ``threads=1``) they are bit-identical from run to
@@ -54,6 +57,8 @@ import time
 from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, Protocol
+
+from .parallel import WORKERS
 
 __all__ = [
     "ThreadPolicy",
@@ -182,9 +187,11 @@ class BlasThreads:
         return max((int(lib.get_num_threads() or 1) for lib in self._libs), default=1)
 
     def set(self, n: int) -> None:
-        """Make every BLAS library use ``n`` threads."""
+        """Make every BLAS library use ``n`` threads, and the element-wise work too
+        (:data:`vae_numpy.parallel.WORKERS`)."""
         for lib in self._libs:
             lib.set_num_threads(n)
+        WORKERS.set_threads(max(1, int(n)))
 
 
 class _StepTimer:

@@ -1,0 +1,100 @@
+"""Element-wise work split over threads (vae_numpy.parallel) gives the same numbers."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vae_numpy import kernels
+from vae_numpy.parallel import ALIGN, WORKERS, SpanWorkers, spans
+from vae_numpy.threads import BlasThreads
+
+
+@given(size=st.integers(0, 5000), parts=st.integers(1, 9))
+def test_spans_cover_the_range_once_in_aligned_pieces(size, parts):
+    cut = spans(size, parts)
+    assert [i for lo, hi in cut for i in range(lo, hi)] == list(range(size))
+    assert len(cut) <= parts and all(lo % ALIGN == 0 and hi > lo for lo, hi in cut)
+    if size >= parts * ALIGN * 4:  # long ranges: every thread gets a share, nearly equal
+        lengths = [hi - lo for lo, hi in cut]
+        assert len(cut) == parts and max(lengths) - min(lengths) <= parts * ALIGN
+
+
+@contextlib.contextmanager
+def short_spans(threads: int) -> Iterator[None]:
+    """WORKERS on ``threads`` threads, with spans short enough for test-sized arrays."""
+    before = WORKERS.threads, kernels.ADAM_MIN_SPAN
+    WORKERS.set_threads(threads)
+    kernels.ADAM_MIN_SPAN = 64
+    try:
+        yield
+    finally:
+        WORKERS.set_threads(before[0])
+        kernels.ADAM_MIN_SPAN = before[1]
+
+
+@settings(deadline=None, max_examples=40)
+@given(
+    size=st.integers(1, 3000),
+    threads=st.integers(1, 4),
+    seed=st.integers(0, 2**16),
+    dtype=st.sampled_from([np.float32, np.float64]),
+)
+def test_adam_on_spans_equals_the_one_thread_kernel_bit_for_bit(size, threads, seed, dtype):
+    """Each element gets the same operations whichever thread runs it."""
+    gen = np.random.default_rng(seed)
+    theta, g, m = (gen.standard_normal(size).astype(dtype) for _ in range(3))
+    v = np.abs(gen.standard_normal(size)).astype(dtype)
+    one = [a.copy() for a in (theta, g, m, v)]
+    hyper = {"lr": 0.01, "beta1": 0.9, "beta2": 0.99, "eps": 1e-8, "t": 3}
+    kernels.adam_update(*one, np.empty_like(theta), **hyper)
+    many = [a.copy() for a in (theta, g, m, v)]
+    with short_spans(threads):
+        kernels.adam_update_spans(*many, np.empty_like(theta), **hyper)
+    for a, b in zip(one, many, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(many[0], theta)  # the update did something
+
+
+def test_work_runs_on_as_many_threads_as_set_and_errors_come_back():
+    workers = SpanWorkers()
+    seen: dict[tuple[int, int], int] = {}
+    barrier = threading.Barrier(3, timeout=10)  # only passes if three spans run at once
+
+    def work(lo: int, hi: int) -> None:
+        seen[(lo, hi)] = threading.get_ident()
+        barrier.wait()
+
+    workers.set_threads(3)
+    workers.run(work, 3000, min_span=100)
+    assert sorted(seen) == spans(3000, 3) and len(set(seen.values())) == 3
+    seen.clear()
+    workers.run(lambda lo, hi: seen.__setitem__((lo, hi), 0), 150, min_span=100)
+    assert list(seen) == [(0, 150)]  # too short to split
+
+    def fail(lo: int, hi: int) -> None:
+        if lo > 0:
+            raise RuntimeError(f"span {lo}")
+
+    with pytest.raises(RuntimeError, match="span"):
+        workers.run(fail, 3000, min_span=100)
+    with pytest.raises(ValueError, match="threads must be a whole number"):
+        workers.set_threads(0)
+
+
+def test_setting_the_blas_threads_sets_the_element_wise_threads():
+    blas = BlasThreads.shared()
+    before = blas.get()
+    try:
+        blas.set(2)
+        assert WORKERS.threads == 2
+        blas.set(1)
+        assert WORKERS.threads == 1
+    finally:
+        blas.set(before)
