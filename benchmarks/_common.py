@@ -54,6 +54,31 @@ def blas_threads() -> int:
     return int(infos[0]["num_threads"]) if infos else 1
 
 
+def machine_description() -> str:
+    """The CPU model (from /proc/cpuinfo where there is one), the usable cores, and numpy's
+    BLAS: library, version, the kernel it chose for this CPU and its default threads."""
+    import platform
+
+    from threadpoolctl import threadpool_info
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    blas = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+    kernel = (
+        f"{blas[0].get('internal_api')} {blas[0].get('version')}, kernel"
+        f" {blas[0].get('architecture') or 'unknown'}, {blas[0].get('num_threads')} threads"
+        if blas
+        else "no BLAS found"
+    )
+    return f"CPU {cpu} ({cores} usable cores); BLAS {kernel}"
+
+
 def gemm_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
     """Best float32 GFLOP/s of an n x n x n matrix product (numpy, this process)."""
     import time

@@ -12,25 +12,38 @@ over several rounds, and prints medians with their spread:
   model in PyTorch (same sizes, same initial weights, same batch order, the same number of
   threads as numpy's BLAS), timed in rounds that alternate with vae_numpy's in this process,
   and the paired ratio vae_numpy / PyTorch (median and interquartile range). The machine is
-  noisy: quote this ratio, never an absolute time from another run.
+  noisy: quote this ratio, never an absolute time from another run;
+* what a new user feels (``--fresh N``, 5 by default): N pairs of one epoch each in a fresh
+  process per framework, the order alternating, no warm-up (a first ``fit``), and their
+  ratio;
+* the CPU model, the usable cores and the BLAS library with the kernel it chose, and at the
+  end where one epoch's time goes (``profile_epoch.py`` in a child process; ``--no-profile``
+  skips it).
 
 Usage::
 
     python benchmarks/bench_training.py            # 5 rounds of one epoch each
     python benchmarks/bench_training.py --rounds 9 --examples 60000
     python benchmarks/bench_training.py --quick    # 2 rounds on 12,800 examples
+    python benchmarks/bench_training.py --rounds 0 --fresh 9 --no-profile   # fresh only
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import platform
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 from _common import (
     blas_threads,
     gemm_peak_gflops,
+    load_average,
+    machine_description,
     make_torch,
     matmul_flops_per_example,
     median_iqr,
@@ -66,6 +79,51 @@ def numpy_epoch(
     return time.perf_counter() - t, policy.most_used()
 
 
+def child_epoch(args: argparse.Namespace) -> None:
+    """``--child numpy|torch``: one epoch of a new model in this fresh process, no warm-up;
+    prints ``{"seconds": ...}``."""
+    x, _ = mnist_or_random(args.examples)
+    order = np.random.default_rng(args.order_seed).permutation(len(x))
+    t = time.perf_counter()
+    model = VAE(784, (400,), args.latent[0], rng=0)
+    if args.child == "numpy":
+        opt = Adam(model.parameters(), lr=1e-3)
+        numpy_epoch(model, opt, x, order, 128, np.random.default_rng(0), args.threads)
+    else:
+        torch_epoch, _ = make_torch(model, args.torch_threads or blas_threads())
+        torch_epoch(x, order, 128)
+    print(json.dumps({"seconds": time.perf_counter() - t}))
+
+
+def fresh_ratios(latent: int, args: argparse.Namespace, threads: int) -> None:
+    """``args.fresh`` pairs of one epoch per framework, each in a new process, alternating."""
+    argv = [sys.executable, str(Path(__file__).resolve()), "--latent", str(latent)]
+    argv += ["--examples", str(args.examples), "--threads", str(args.threads)]
+    argv += ["--torch-threads", str(threads)]
+
+    def epoch(framework: str, seed: int) -> float:
+        done = subprocess.run(
+            [*argv, "--child", framework, "--order-seed", str(seed)],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        return float(json.loads(done.stdout.strip().splitlines()[-1])["seconds"])
+
+    ours, theirs = [], []
+    for r in range(args.fresh):
+        first, second = ("numpy", "torch") if r % 2 == 0 else ("torch", "numpy")
+        times = {first: epoch(first, r), second: epoch(second, r)}
+        ours.append(times["numpy"])
+        theirs.append(times["torch"])
+    ratios = [a / b for a, b in zip(ours, theirs, strict=True)]
+    (om, oq1, oq3), (tm, tq1, tq3) = median_iqr(ours), median_iqr(theirs)
+    rm, rq1, rq3 = median_iqr(ratios)
+    print(f"  fresh process, first epoch, {args.fresh} alternated pairs:")
+    print(
+        f"    vae_numpy {om:6.3f} s (IQR {oq1:.3f}-{oq3:.3f})   PyTorch {tm:6.3f} s (IQR {tq1:.3f}-{tq3:.3f})"
+    )
+    print(f"    ratio vae_numpy / PyTorch: median {rm:.3f} (IQR {rq1:.3f}-{rq3:.3f})")
+
+
 def run(latent: int, x: np.ndarray, args: argparse.Namespace, peak: float, threads: int) -> None:
     batch, hidden = 128, 400
     model = VAE(784, (hidden,), latent, rng=0)
@@ -96,12 +154,17 @@ def run(latent: int, x: np.ndarray, args: argparse.Namespace, peak: float, threa
         if t_pt is not None:
             theirs.append(t_pt)
             ratios.append(t_np / t_pt)
-    flops = matmul_flops_per_example(784, hidden, latent) * len(x)
-    med, q1, q3 = median_iqr(ours)
-    limit = flops / (peak * 1e9)
     print(
         f"\nVAE 784-{hidden}-{latent}, batch {batch}, Adam, {len(x):,} examples per epoch, {args.rounds} rounds"
     )
+    if args.fresh and torch_epoch:
+        fresh_ratios(latent, args, threads)
+    if not ours:
+        return
+    flops = matmul_flops_per_example(784, hidden, latent) * len(x)
+    med, q1, q3 = median_iqr(ours)
+    limit = flops / (peak * 1e9)
+    print("  in one process, paired rounds after a warm-up:")
     print(
         f"  vae_numpy   {med:6.3f} s/epoch (IQR {q1:.3f}-{q3:.3f})   {len(x) / med:9,.0f} examples/s"
         f"   {flops / med / 1e9:6.1f} GFLOP/s in matrix products"
@@ -147,9 +210,19 @@ def main() -> None:
         help="PyTorch's threads (default: as many as numpy's BLAS has by default)",
     )
     parser.add_argument("--quick", action="store_true", help="2 rounds of 12,800 examples")
+    parser.add_argument(
+        "--fresh", type=int, default=5, help="pairs of fresh-process epochs (default 5; 0: none)"
+    )
+    parser.add_argument("--no-profile", action="store_true", help="skip profile_epoch.py")
+    parser.add_argument("--child", choices=["numpy", "torch"], help=argparse.SUPPRESS)
+    parser.add_argument("--order-seed", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.quick:
-        args.rounds, args.examples = 2, 12_800
+        args.rounds, args.examples, args.fresh = 2, 12_800, 2
+    if args.child:
+        child_epoch(args)
+        return
+    load_before = load_average()
     x, source = mnist_or_random(args.examples)
     threads = blas_threads()
     peak = gemm_peak_gflops()
@@ -157,9 +230,17 @@ def main() -> None:
         f"vae_numpy {vae_numpy.__version__}, numpy {np.__version__}, Python {platform.python_version()},"
         f" {platform.machine()}, BLAS threads {threads}"
     )
+    print(machine_description())
     print(f"data: {source}; numpy float32 GEMM peak (2048^3): {peak:.0f} GFLOP/s")
     for latent in args.latent:
         run(latent, x, args, peak, args.torch_threads or threads)
+    if not args.no_profile:
+        print()
+        profile = [sys.executable, str(Path(__file__).with_name("profile_epoch.py"))]
+        profile += ["--examples", str(args.examples), "--threads", str(args.threads)]
+        sys.stdout.flush()
+        subprocess.run(profile, check=True)
+    print(f"\nload average before: {load_before}, after: {load_average()}")
 
 
 if __name__ == "__main__":
