@@ -439,6 +439,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         labels[keep] = train_set.y[keep]
     train_data = _data_of(model, train_set, labels=labels)
     test_data = _data_of(model, test_set)  # M2: x alone, the bound on ln p(x)
+    classifies = callable(getattr(model, "predict", None)) and test_set.y is not None
     model.metadata = {"dataset": args.dataset, "image_shape": list(train_set.image_shape)}
     untrained = model.evaluate_terms(*test_data, rng=0)["loss"]
     checkpoint = out / "checkpoint.npz"
@@ -459,6 +460,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             optimizer=args.optimizer,
             rng=args.seed,
             validation_data=test_data if len(test_data) > 1 else test_data[0],
+            validation_labels=test_set.y if classifies else None,  # M2: val_accuracy
             progress=not args.no_progress,
             kl_warmup_epochs=args.kl_warmup,
             binarize=args.binarize,
@@ -523,6 +525,21 @@ def _training_figures(
             model.history_, path=path, title=f"{name}: training curves"
         ),
     )
+    if callable(getattr(model, "predict", None)) and test_set.y is not None:  # M2's q(y|x)
+        predicted = model.predict(test_set.x)
+        figure(
+            "accuracy.png",
+            lambda path: plots.plot_accuracy(
+                model.history_, path=path, title=f"{name}: test accuracy over training"
+            ),
+        )
+        figure(
+            "confusion.png",
+            lambda path: plots.plot_confusion_matrix(
+                test_set.y, predicted, getattr(model, "n_classes", None), path=path,
+                title=f"{name}: confusion matrix, test set",
+            ),
+        )  # fmt: skip
     if callable(getattr(model, "reconstruct", None)):
         recon = (
             model.reconstruct(x_show, y_show) if model.conditional else model.reconstruct(x_show)

@@ -26,7 +26,7 @@ needs, each piece in one named helper:
 * divergence: a non-finite loss restores the state of the start of the epoch and raises
   ``FloatingPointError`` naming the epoch and batch;
 * history: one row per epoch in ``model.history_`` (mean loss and parts, the KL weight, the
-  validation terms, the seconds taken);
+  validation terms, a classifier's validation accuracy, the seconds taken);
 * checkpoints: :func:`save_checkpoint` after every epoch (model, optimiser state, random
   state, history; atomic, no pickle); ``resume=True`` continues with the same result as an
   uninterrupted run.
@@ -338,6 +338,27 @@ def _as_batch_tuple(data: Any) -> tuple[Any, ...]:
     return tuple(data) if isinstance(data, tuple) else (data,)
 
 
+def _accuracy_on(model: Model, labels: Any, val: Batch | None) -> Callable[[], float] | None:
+    """``validation_labels`` checked: what computes ``val_accuracy`` (None without labels)."""
+    if labels is None:
+        return None
+    predict = getattr(model, "predict", None)  # asked by capability, as everywhere
+    if not callable(predict):
+        raise TypeError(
+            f"validation_labels needs a model that classifies (with a predict method);"
+            f" {type(model).__name__} has none: leave validation_labels out"
+        )
+    if val is None:
+        raise ValueError("validation_labels labels the rows of validation_data: give both")
+    y = np.asarray(labels)
+    if y.dtype.kind not in "iu" or y.shape != (len(val[0]),) or np.any(y < 0):
+        raise ValueError(
+            f"validation_labels must hold {len(val[0])} integer classes >= 0, one per row of"
+            f" validation_data; got dtype {y.dtype}, shape {y.shape}"
+        )
+    return lambda: float(np.mean(predict(val[0]) == y))
+
+
 def fit(
     model: Model,
     *data: Any,
@@ -347,6 +368,7 @@ def fit(
     optimizer: Any = "adam",
     rng: Any = None,
     validation_data: Any = None,
+    validation_labels: Any = None,
     progress: bool = True,
     kl_warmup_epochs: float = 0,
     binarize: bool = False,
@@ -377,6 +399,11 @@ def fit(
     validation_data : ndarray or tuple of ndarray, optional
         ``X_val`` (or ``(X_val, y_val)``), evaluated after each epoch (with fixed noise, seed
         0) into ``val_*`` history columns.
+    validation_labels : ndarray of shape (n_val,) of int, optional
+        The classes of the rows of ``validation_data``, for a model that classifies (one with
+        ``predict``, as M2): the fraction ``model.predict`` gets right is recorded after each
+        epoch as ``history_["val_accuracy"]``. The ``val_*`` loss terms keep their meaning
+        (M2 given ``X_val`` alone: ``val_loss`` is the bound on ln p(x), y summed out).
     progress : bool
         Show a tqdm progress bar (terminal or notebook); False is silent.
     kl_warmup_epochs : float
@@ -410,6 +437,7 @@ def fit(
     val = None
     if validation_data is not None:
         val = model.check_data(*_as_batch_tuple(validation_data), name="validation_data")
+    accuracy = _accuracy_on(model, validation_labels, val)
     epochs = check_positive_int(epochs, "epochs")
     batch_size = check_positive_int(batch_size, "batch_size")
     warmup = check_positive_float(kl_warmup_epochs, "kl_warmup_epochs", allow_zero=True)
@@ -436,6 +464,8 @@ def fit(
     }
     if not isinstance(sampler, ShuffledMinibatches):  # the default leaves old checkpoints valid
         settings["sampler"] = repr(sampler)
+    if accuracy is not None:  # so is a run without validation_labels
+        settings["val_accuracy"] = True
     gen = np.random.default_rng(rng)
     start = 0
     ckpt = None if checkpoint is None else Path(checkpoint)
@@ -493,12 +523,14 @@ def fit(
             row["threads"] = policy.most_used()  # BLAS threads of most of the epoch's steps
             if val is not None:
                 row.update({f"val_{k}": v for k, v in mean_loss_terms(model, val).items()})
+            if accuracy is not None:
+                row["val_accuracy"] = accuracy()
             row["seconds"] = time.perf_counter() - t0
             row["epoch"] = epoch + 1
             for k, v in row.items():
                 model.history_.setdefault(k, []).append(float(v))
             postfix: dict[str, str] = {
-                k: f"{row[k]:.2f}" for k in ("loss", "kl", "val_loss") if k in row
+                k: f"{row[k]:.2f}" for k in ("loss", "kl", "val_loss", "val_accuracy") if k in row
             }
             postfix["threads"] = str(policy.threads)
             bar.set_postfix(postfix)

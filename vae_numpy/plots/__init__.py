@@ -9,9 +9,10 @@ function takes ``path=``: when given, the figure is also written there as a PNG,
 
 This package is the only part of vae_numpy that imports matplotlib; the models and the
 training loop never do. Its modules hold one kind of figure each: :mod:`~vae_numpy.plots.training`
-(training curves), :mod:`~vae_numpy.plots.images` (reconstructions, image grids, the manifold,
-interpolation), :mod:`~vae_numpy.plots.latent` (latent codes, posteriors) and
-:mod:`~vae_numpy.plots.kl` (KL pictures); :mod:`~vae_numpy.plots.figure` holds what they share
+(training curves, a classifier's accuracy), :mod:`~vae_numpy.plots.images` (reconstructions,
+image grids, the manifold, interpolation), :mod:`~vae_numpy.plots.latent` (latent codes,
+posteriors), :mod:`~vae_numpy.plots.kl` (KL pictures) and :mod:`~vae_numpy.plots.classifier`
+(the confusion matrix); :mod:`~vae_numpy.plots.figure` holds what they share
 (the figure class and :func:`save_figure`). Every public name is importable from here.
 
 =================================  ================================================  ====
@@ -19,6 +20,8 @@ function                           picture                                      
 =================================  ================================================  ====
 :func:`plot_history`               training curves of one run                        3
 :func:`plot_histories`             one curve per run (optimisers, beta values)       3
+:func:`plot_accuracy`              a classifier's accuracy after each epoch          M2
+:func:`plot_confusion_matrix`      true class against predicted class, counts        M2
 :func:`plot_reconstructions`       originals over reconstructions                    2
 :func:`plot_image_grid`            a grid of images (e.g. samples from the prior)    5
 :func:`plot_latent_scatter`        codes coloured by label (PCA above 2-D)           1
@@ -32,7 +35,8 @@ function                           picture                                      
 
 The last column is the part of the lecture the picture belongs to (1 common vs variational
 autoencoders, 2 low-dimensional representation, 3 the latent distribution, 4 KL divergence for
-normals, 5 generating new samples).
+normals, 5 generating new samples); M2 marks the semi-supervised model beyond the lecture
+(learning from a few labels), whose classifier q(y|x) the two M2 figures show.
 
 Images are drawn as one mosaic per axes (tiles separated by a one-pixel white gap) with the
 ``gray`` colour map on the range [0, 1] (widened only when the data leave it), so that
@@ -44,8 +48,11 @@ Kingma, D. P. & Welling, M. (2013). Auto-Encoding Variational Bayes. arXiv:1312.
 (Fig. 4: the learned data manifold on a grid spaced by the inverse normal CDF.)
 Burda, Y., Grosse, R. & Salakhutdinov, R. (2016). Importance Weighted Autoencoders. ICLR.
 (Active units: a latent dimension counts as active above a 0.01 threshold.)
+Kingma, D. P., Rezende, D. J., Mohamed, S. & Welling, M. (2014). Semi-Supervised Learning with
+Deep Generative Models. NeurIPS. (M2, whose classifier the M2 figures show.)
 """
 
+from .classifier import NORMALIZE_CHOICES, confusion_matrix, plot_confusion_matrix
 from .explorer import (
     EXPLORER_MAX_POINTS,
     DecoderSpec,
@@ -71,7 +78,7 @@ from .latent import (
     plot_latent_scatter,
     plot_posterior_comparison,
 )
-from .training import plot_histories, plot_history
+from .training import plot_accuracy, plot_histories, plot_history
 
 __all__ = [
     "SAVE_DPI",
@@ -82,6 +89,10 @@ __all__ = [
     "highest_density_levels",
     "plot_history",
     "plot_histories",
+    "plot_accuracy",
+    "plot_confusion_matrix",
+    "confusion_matrix",
+    "NORMALIZE_CHOICES",
     "plot_reconstructions",
     "plot_image_grid",
     "plot_latent_scatter",

@@ -1,7 +1,9 @@
-"""Training curves: one run's loss, reconstruction and KL, or one curve per run.
+"""Training curves: one run's loss, reconstruction and KL, or one curve per run; accuracy.
 
-Both functions read the ``history_`` a fitted model records (:func:`vae_numpy.train.fit`), or the
-fitted model itself; lecture part 3 (the two terms of the ELBO as training goes).
+The functions read the ``history_`` a fitted model records (:func:`vae_numpy.train.fit`), or the
+fitted model itself; lecture part 3 (the two terms of the ELBO as training goes). A classifier
+trained with ``validation_labels`` (M2) also records ``val_accuracy``, a fraction and not nats:
+:func:`plot_accuracy` draws it on its own axes, and :func:`plot_history` leaves it out.
 """
 
 from __future__ import annotations
@@ -11,14 +13,15 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from matplotlib.figure import Figure
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure, SubFigure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import LogFormatter
+from matplotlib.ticker import LogFormatter, MaxNLocator
 
 from .._validation import as_array
 from .figure import NATS, finish_figure, new_figure
 
-__all__ = ["plot_history", "plot_histories"]
+__all__ = ["plot_history", "plot_histories", "plot_accuracy"]
 
 _UNITS = {
     "loss": NATS,
@@ -185,3 +188,59 @@ def plot_histories(
         ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
     ax.grid(alpha=0.3)
     return finish_figure(fig, title, path)
+
+
+def plot_accuracy(
+    history: Any,
+    *,
+    ax: Axes | None = None,
+    title: str | None = None,
+    path: str | os.PathLike[str] | None = None,
+) -> Figure:
+    """A classifier's accuracy on the validation set after each epoch (``val_accuracy``).
+
+    Parameters
+    ----------
+    history : dict of lists, or a fitted model
+        ``model.history_`` of a model that classifies (M2's q(y|x)), trained with
+        ``fit(..., validation_data=X_val, validation_labels=y_val)``, which records the column
+        ``val_accuracy``: the fraction of the validation rows ``model.predict`` gets right.
+    ax : matplotlib Axes, optional
+        Draw into this axes (its figure is returned); default: a new figure.
+    title : str, optional
+        First line of the axes title; the last epoch's accuracy is on the line under it.
+    path : str or PathLike, optional
+        Also save the figure there as a PNG.
+
+    Returns
+    -------
+    Figure
+        One axes: accuracy against epoch, its y-axis the fractions 0 to 1 (one point per
+        epoch marked for runs of up to 25 epochs).
+    """
+    h = _history_dict(history)
+    if "val_accuracy" not in h:
+        raise ValueError(
+            f"history has no 'val_accuracy' column (its columns are {sorted(h)}); train a model"
+            " that has predict with fit(..., validation_data=X_val, validation_labels=y_val)"
+        )
+    if ax is None:
+        fig: Figure | SubFigure = new_figure(4.6, 3.4)
+        ax = fig.subplots()
+    elif not isinstance(ax, Axes):
+        raise TypeError(f"ax must be a matplotlib Axes, got {type(ax).__name__}")
+    else:
+        fig = ax.figure
+    epoch, accuracy = h["epoch"], h["val_accuracy"]
+    marker = "o" if len(epoch) <= 25 else None
+    ax.plot(epoch, accuracy, "--", color="C1", marker=marker, ms=3, label="validation")
+    ax.set_ylim(0.0, 1.02)  # fractions of the rows: the whole scale, so runs compare at a glance
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs
+    ax.set_ylabel("accuracy (fraction correct)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small", loc="lower right")
+    last = f"validation accuracy {100 * accuracy[-1]:.1f}% after epoch {epoch[-1]:.0f}"
+    ax.set_title(last if title is None else f"{title}\n{last}", fontsize="medium")
+    root = fig.figure if isinstance(fig, SubFigure) else fig
+    return finish_figure(root, None, path)
