@@ -34,6 +34,7 @@ DIRECTION: list[tuple[str, set[str]]] = [
             "kernels",
             "resources",
             "threads",
+            "parallel",
         },
     ),
     ("data", {"formats", "toy", "download", "data"}),
