@@ -142,8 +142,10 @@ def test_exact_log_likelihood_is_stable_as_the_limit_grows(trained, digits):
     values = np.array(
         [exact_log_likelihood(trained, x, grid=round(2 * L / h), limit=L) for L in (3, 4, 6, 8, 10)]
     )  # (5, 20)
-    assert np.all(np.diff(values, axis=0) >= -1e-12)
-    np.testing.assert_allclose(values[2:], np.broadcast_to(values[-1], (3, 20)), rtol=0, atol=1e-9)
+    # up to rounding: the float32 decoder's products round differently with the size of the
+    # grid's batches and with the CPU's BLAS kernel (seen: -2.5e-9 nat on one, none on another)
+    assert np.all(np.diff(values, axis=0) >= -1e-8)
+    np.testing.assert_allclose(values[2:], np.broadcast_to(values[-1], (3, 20)), rtol=0, atol=1e-8)
 
 
 def test_exact_log_likelihood_matches_dblquad_on_a_two_pixel_model():
