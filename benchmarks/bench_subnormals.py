@@ -84,8 +84,8 @@ def run(
             xb, yb = binarize(x[rows], gen), labels[rows]
             t = time.perf_counter()
             model.zero_grad()
-            model.batch_terms((xb, yb), rng=gen)
-            model.backward(weights.astype(np.float32))
+            record = model.forward((xb, yb), model.noise_for((xb, yb), rng=gen))
+            model.backward(record, weights.astype(np.float32))
             opt.step(model.gradients())
             times.append(time.perf_counter() - t)
             if len(times) == iterations:

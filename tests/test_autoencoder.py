@@ -61,3 +61,14 @@ def test_autoencoder_rejects_unknown_loss():
     """An unknown loss name lists the valid ones."""
     with pytest.raises(ValueError, match="'bce', 'mse'"):
         Autoencoder(6, (5,), 2, loss="l1")
+
+
+def test_autoencoder_refuses_noise_and_names_its_encoder_and_decoder_networks():
+    """A deterministic model given eps raises TypeError; encoder/decoder are its named networks."""
+    model = Autoencoder(6, (5,), 2, rng=0)
+    x = np.random.default_rng(0).random((4, 6))
+    with pytest.raises(TypeError, match="takes no eps"):
+        model.loss(x, eps=np.zeros((4, 2)))
+    assert model.encoder is model.networks["encoder"]
+    assert model.decoder is model.networks["decoder"]
+    assert list(model.parameters())[:2] == ["encoder.0.W", "encoder.0.b"]

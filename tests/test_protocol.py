@@ -1,9 +1,12 @@
 """The models satisfy the one protocol that train, evaluate, plots and the CLI use."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from vae_numpy.autoencoder import Autoencoder
+from vae_numpy.base import BaseModel
 from vae_numpy.cvae import ConditionalVAE
 from vae_numpy.gmvae import GaussianMixtureVAE
 from vae_numpy.models import load_model
@@ -119,19 +122,68 @@ def test_loss_and_gradients_twice_gives_the_same_gradients(name):
         np.testing.assert_array_equal(g, grads1[k], err_msg=k)
 
 
-@pytest.mark.parametrize("name", ["cvae", "gmvae", "ssvae"])
+@pytest.mark.parametrize("name", sorted(MODEL_FACTORIES))
 def test_backward_twice_after_one_forward_gives_twice_the_gradient(name):
-    """The models with a separate backward(weights) add into gradients() on every call."""
+    """backward(record) reads the record of one forward pass and adds into gradients() each time."""
     model = MODEL_FACTORIES[name]()
     batch = model.check_data(*_data(model))
-    model.batch_terms(batch, rng=5)
-    weights = np.full(len(batch[0]), 1 / len(batch[0]))
+    record = model.forward(batch, model.noise_for(batch, rng=5), for_backward=True)
     model.zero_grad()
-    model.backward(weights)
+    model.backward(record)
     once = _grads(model)
-    model.backward(weights)
+    assert all(np.any(g != 0) for g in once.values()), "every parameter gets a gradient"
+    model.backward(record)
     for k, g in model.gradients().items():
         np.testing.assert_allclose(g, 2 * once[k], rtol=1e-12, atol=1e-300, err_msg=k)
+
+
+@pytest.mark.parametrize("name", sorted(MODEL_FACTORIES))
+def test_every_model_derives_from_the_one_base_class_and_returns_a_record(name):
+    """Each model's only base is BaseModel; forward returns a dataclass of named intermediates."""
+    model = MODEL_FACTORIES[name]()
+    assert type(model).__bases__ == (BaseModel,)
+    batch = model.check_data(*_data(model))
+    record = model.forward(batch, model.noise_for(batch, rng=5))
+    assert dataclasses.is_dataclass(record)
+    terms = model.loss_terms(record)
+    assert all(v.shape == (len(batch[0]),) for v in terms.values())
+    np.testing.assert_array_equal(terms["loss"], model.loss_terms_for_batch(batch, rng=5)["loss"])
+
+
+@pytest.mark.parametrize("name", sorted(MODEL_FACTORIES))
+def test_a_training_step_is_forward_then_backward_of_its_record(name):
+    """loss_and_gradients_for_batch gives the gradients of backward(forward(batch, eps))."""
+    model = MODEL_FACTORIES[name]()
+    batch = model.check_data(*_data(model))
+    eps = model.noise_for(batch, rng=3)
+    model.zero_grad()
+    loss, _ = model.loss_and_gradients_for_batch(batch, eps=eps)
+    step = _grads(model)
+    model.zero_grad()
+    model.backward(model.forward(batch, eps))  # a pass made without for_backward
+    assert loss == pytest.approx(float(np.mean(model.loss_terms_for_batch(batch, eps=eps)["loss"])))
+    for k, g in model.gradients().items():
+        np.testing.assert_allclose(g, step[k], rtol=1e-10, atol=1e-14, err_msg=k)
+
+
+@pytest.mark.parametrize("name", ["cvae", "gmvae", "ssvae"])
+def test_backward_with_row_weights_weighs_each_row(name):
+    """backward(record, weights) is the gradient of sum_i weights_i loss_i: rows add up."""
+    model = MODEL_FACTORIES[name]()
+    batch = model.check_data(*_data(model))
+    record = model.forward(batch, model.noise_for(batch, rng=5))
+    n = len(batch[0])
+    model.zero_grad()
+    model.backward(record)  # the mean: 1/n each
+    mean = _grads(model)
+    total = {k: np.zeros_like(g) for k, g in mean.items()}
+    for i in range(n):  # one row at a time, weight 1
+        model.zero_grad()
+        model.backward(record, np.eye(n)[i])
+        for k, g in model.gradients().items():
+            total[k] += g
+    for k, g in total.items():
+        np.testing.assert_allclose(g / n, mean[k], rtol=1e-10, atol=1e-14, err_msg=k)
 
 
 @pytest.mark.parametrize("name", sorted(MODEL_FACTORIES))

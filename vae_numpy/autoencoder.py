@@ -16,18 +16,42 @@ Losses, in nats-like units per example (summed over features, averaged over the 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from . import kernels
 from ._validation import check_choice
-from .base import BaseModel
-from .functional import bernoulli_nll, sigmoid, squared_error, squared_error_grad
+from .base import BaseModel, hidden_tuple
+from .functional import (
+    bernoulli_nll,
+    bernoulli_nll_grad,
+    sigmoid,
+    squared_error,
+    squared_error_grad,
+)
 
-__all__ = ["Autoencoder", "AE_LOSSES"]
+__all__ = ["Autoencoder", "AutoencoderPass", "AE_LOSSES"]
 
 AE_LOSSES = ("bce", "mse")
+
+
+@dataclass
+class AutoencoderPass:
+    """What one forward pass of the autoencoder computes for a batch.
+
+    Shapes: ``(batch, input_dim)`` for ``x``, ``out`` and ``reconstruction_grad``;
+    ``(batch, latent_dim)`` for ``z``; ``(batch,)`` for ``reconstruction``.
+    """
+
+    x: np.ndarray  # the batch
+    z: np.ndarray  # the code f(x)
+    out: np.ndarray  # decoder output g(z): logits (bce) or values (mse)
+    reconstruction: np.ndarray  # the reconstruction error per example
+    # d reconstruction / d logits = sigmoid(logits) - x, computed with the loss by the fast
+    # twin (a "bce" pass made for backward); None otherwise
+    reconstruction_grad: np.ndarray | None = None
 
 
 class Autoencoder(BaseModel):
@@ -63,15 +87,14 @@ class Autoencoder(BaseModel):
         rng: Any = None,
     ) -> None:
         self.loss_name = check_choice(loss, "loss", AE_LOSSES)
-        super().__init__(
-            input_dim,
-            hidden_dims,
-            latent_dim,
-            encoder_out=latent_dim,
-            activation=activation,
-            dtype=dtype,
-            rng=rng,
-        )
+        super().__init__(input_dim, latent_dim, activation=activation, dtype=dtype)
+        self.hidden_dims = hidden_tuple(hidden_dims)
+        gen = np.random.default_rng(rng)
+        d = self.latent_dim
+        self.networks = {
+            "encoder": self.network([self.input_dim, *self.hidden_dims, d], gen),
+            "decoder": self.network([d, *reversed(self.hidden_dims), self.input_dim], gen),
+        }
         self._binary_targets = self.loss_name == "bce"
 
     def get_config(self) -> dict[str, Any]:
@@ -86,7 +109,7 @@ class Autoencoder(BaseModel):
 
     def encode(self, x: Any) -> np.ndarray:
         """The code z = f(x), shape (batch, latent_dim)."""
-        return self.encoder.forward(self._check_x(x))
+        return self.encoder.forward(self.check_x(x))
 
     def code(self, x: Any) -> np.ndarray:
         """The code z = f(x), shape (batch, latent_dim) (the same as :meth:`encode`)."""
@@ -94,7 +117,7 @@ class Autoencoder(BaseModel):
 
     def decode(self, z: Any) -> np.ndarray:
         """The reconstruction g(z): probabilities (bce) or values (mse), shape (batch, input_dim)."""
-        out = self.decoder.forward(self._check_z(z))
+        out = self.decoder.forward(self.check_z(z))
         return sigmoid(out) if self.loss_name == "bce" else out
 
     def reconstruct(self, x: Any) -> np.ndarray:
@@ -104,43 +127,56 @@ class Autoencoder(BaseModel):
     def _reconstruction(self, out: np.ndarray, x: np.ndarray) -> np.ndarray:
         return bernoulli_nll(out, x) if self.loss_name == "bce" else squared_error(out, x)
 
-    def loss_terms_for_batch(
-        self, batch: tuple[np.ndarray, ...], *, rng: Any = None
-    ) -> dict[str, np.ndarray]:
-        """Per-example ``loss`` = ``reconstruction`` on a checked batch ``(x,)`` (no randomness)."""
-        x = batch[0]
-        rec = self._reconstruction(self.decoder.forward(self.encoder.forward(x)), x)
-        return {"loss": rec, "reconstruction": rec}
+    # --- the loss: forward, loss terms, backward (vae_numpy.base) -----------------------------
 
-    def loss(self, x: Any) -> float:
-        """Mean reconstruction loss over the batch, nats-like units per example."""
-        return float(np.mean(self.loss_terms_for_batch(self.check_data(x, name="x"))["loss"]))
+    def noise_for(self, batch: tuple[np.ndarray, ...], eps: Any = None, rng: Any = None) -> None:
+        """None: the autoencoder draws no noise (``rng`` is not used; ``eps`` is refused)."""
+        if eps is not None:
+            raise TypeError("the Autoencoder is deterministic and takes no eps; leave it out")
 
-    def loss_and_gradients(self, x: Any) -> tuple[float, dict[str, np.ndarray]]:
-        """Mean reconstruction loss and its gradient for every parameter (keys of :meth:`parameters`)."""
-        batch = self.check_data(x, name="x")
-        self.zero_grad()  # backward adds into the gradients
-        loss, _ = self.loss_and_gradients_for_batch(batch)
-        return loss, self.gradients()
+    def forward(
+        self,
+        batch: tuple[np.ndarray, ...],
+        eps: Any = None,
+        *,
+        beta: float | None = None,
+        for_backward: bool = False,
+    ) -> AutoencoderPass:
+        """Encode and decode a checked batch ``(x,)``: z = f(x), out = g(z), the error per row.
 
-    def loss_and_gradients_for_batch(
-        self, batch: tuple[np.ndarray, ...], *, rng: Any = None, beta: float | None = None
-    ) -> tuple[float, dict[str, float]]:
-        """Forward and backward on a checked batch ``(x,)``; adds into :meth:`gradients`.
-
-        ``rng`` and ``beta`` are part of the model protocol; a deterministic model without a
-        KL term has no use for them.
+        ``eps`` and ``beta`` are part of the shared signature; a deterministic model without a
+        KL term has no use for them. With ``for_backward`` the "bce" loss and its gradient for
+        the logits are computed together (the fast twin
+        :func:`vae_numpy.kernels.bernoulli_nll_and_grad`, one tanh) and the gradient is kept
+        for :meth:`backward`.
         """
         x = batch[0]
-        n = len(x)
         z = self.encoder.forward(x)
         out = self.decoder.forward(z)
-        if self.loss_name == "bce":
-            rec, d_rec = kernels.bernoulli_nll_and_grad(out, x)  # one tanh for both
+        reconstruction_grad = None
+        if for_backward and self.loss_name == "bce":
+            reconstruction, reconstruction_grad = kernels.bernoulli_nll_and_grad(out, x)
         else:
-            rec, d_rec = squared_error(out, x), squared_error_grad(out, x)
-        d_out = d_rec / n  # the loss is the mean over the batch
+            reconstruction = self._reconstruction(out, x)
+        return AutoencoderPass(x, z, out, reconstruction, reconstruction_grad)
+
+    def loss_terms(self, f: AutoencoderPass) -> dict[str, np.ndarray]:
+        """Per-example ``loss`` = ``reconstruction`` (no randomness, no KL term)."""
+        return {"loss": f.reconstruction, "reconstruction": f.reconstruction}
+
+    def mean_loss_terms(self, f: AutoencoderPass) -> tuple[float, dict[str, float]]:
+        """The mean reconstruction error over the batch, which is the loss."""
+        mean = float(np.mean(f.reconstruction))
+        return mean, {"reconstruction": mean}
+
+    def backward(self, f: AutoencoderPass) -> None:
+        """Add the gradient of the mean loss over the record's rows into :meth:`gradients`."""
+        if self.loss_name == "bce":  # d/dlogits = sigmoid(logits) - x
+            d_rec = f.reconstruction_grad  # computed with the loss by the fast twin
+            if d_rec is None:  # a pass made without for_backward: the textbook formula
+                d_rec = bernoulli_nll_grad(f.out, f.x)
+        else:
+            d_rec = squared_error_grad(f.out, f.x)
+        d_out = d_rec / len(f.x)  # the loss is the mean over the batch
         d_z = self.decoder.backward(d_out)
         self.encoder.backward_params(d_z)
-        mean = float(np.mean(rec))
-        return mean, {"reconstruction": mean}

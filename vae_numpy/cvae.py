@@ -32,19 +32,12 @@ conditional generative models. NeurIPS.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from . import train
-from ._validation import (
-    as_batch,
-    check_choice,
-    check_dtype,
-    check_positive_float,
-    check_positive_int,
-    check_unit_interval,
-)
+from ._validation import check_positive_float, check_positive_int
 from .base import BaseModel, hidden_tuple
 from .functional import (
     bernoulli_nll,
@@ -56,10 +49,9 @@ from .functional import (
     reparameterize_backward,
     sigmoid,
 )
-from .layers import ACTIVATIONS, Sequential, mlp
 from .vae import encoder_output_grad, split_encoder_output
 
-__all__ = ["ConditionalVAE", "NetworkModel", "check_labels", "one_hot"]
+__all__ = ["ConditionalVAE", "ConditionalPass", "check_labels", "one_hot"]
 
 
 def check_labels(y: Any, n: int, n_classes: int, *, allow_unlabelled: bool = False) -> np.ndarray:
@@ -100,165 +92,29 @@ def one_hot(y: np.ndarray, n_classes: int, dtype: Any = np.float32) -> np.ndarra
     return out
 
 
-class NetworkModel(BaseModel):
-    """What the models of this family share: named networks, the protocol, losses and scores.
+@dataclass
+class ConditionalPass:
+    """What one forward pass of the conditional VAE computes for its rows, as in the derivation.
 
-    A subclass sets ``self.networks`` (name → :class:`~vae_numpy.layers.Sequential`) and,
-    optionally, ``self._extra_params``/``self._extra_grads`` (name → array, e.g. a prior's
-    means); :meth:`parameters` names them ``"<network>.<layer>.<key>"`` and ``"<name>"``. It
-    writes :meth:`batch_terms` (the forward pass) and :meth:`backward`; the protocol methods,
-    ``loss``, ``loss_and_gradients``, ``score``, ``fit`` (:func:`vae_numpy.train.fit`),
-    ``save`` and ``load`` follow. Its networks are not the single encoder and decoder of
-    :class:`~vae_numpy.base.BaseModel`, so it sets its own attributes instead of calling
-    ``BaseModel.__init__``.
+    Shapes: ``(rows, input_dim)`` for ``x`` and ``logits``; ``(rows, n_classes)`` for ``y1``;
+    ``(rows, latent_dim)`` for ``mu``, ``log_var``, ``raw_log_var``, ``eps``, ``z``;
+    ``(rows,)`` for ``reconstruction`` and ``kl``.
     """
 
-    generative = True
-    #: True for models trained on ``(X, y)``; their ``check_labels`` validates ``y``.
-    labelled = False
-    #: True for a model of p(x|y): evaluating it needs y as well (see :mod:`vae_numpy.protocol`).
-    conditional = False
-
-    def __init__(self, input_dim: int, latent_dim: int, activation: str, dtype: Any) -> None:
-        self.input_dim = check_positive_int(input_dim, "input_dim")
-        self.latent_dim = check_positive_int(latent_dim, "latent_dim")
-        self.activation = check_choice(activation, "activation", tuple(ACTIVATIONS))
-        self.dtype = check_dtype(dtype)
-        self.networks: dict[str, Sequential] = {}
-        self._extra_params: dict[str, np.ndarray] = {}
-        self._extra_grads: dict[str, np.ndarray] = {}
-        self.history_: dict[str, list[float]] = {}
-        self.optimizer_: Any = None
-        self.metadata: dict[str, Any] = {}
-
-    def network(self, sizes: Sequence[int], rng: np.random.Generator) -> Sequential:
-        """``Dense → activation → ... → Dense`` (linear output) in the model's dtype."""
-        return mlp(sizes, self.activation, rng=rng, dtype=self.dtype)
-
-    def parameters(self) -> dict[str, np.ndarray]:
-        """The live parameter arrays under unique names (``"encoder.0.W"``, ...)."""
-        params = {f"{n}.{k}": v for n, net in self.networks.items() for k, v in net.params.items()}
-        params.update(self._extra_params)
-        return params
-
-    def gradients(self) -> dict[str, np.ndarray]:
-        """The live gradient arrays, same keys and shapes as :meth:`parameters`."""
-        grads = {f"{n}.{k}": v for n, net in self.networks.items() for k, v in net.grads.items()}
-        grads.update(self._extra_grads)
-        return grads
-
-    def zero_grad(self) -> None:
-        """Set every gradient to zero; :meth:`backward` adds into them (call before each step)."""
-        for net in self.networks.values():
-            net.zero_grad()
-        for g in self._extra_grads.values():
-            g.fill(0)
-
-    # --- checks at the public boundary -------------------------------------------------------
-
-    def check_x(self, x: Any, name: str = "x") -> np.ndarray:
-        """Validate a (batch, input_dim) batch of values in [0, 1], in the model's dtype."""
-        arr = as_batch(x, name, features=self.input_dim).astype(self.dtype, copy=False)
-        return check_unit_interval(arr, name)
-
-    def check_labels(self, y: Any, n: int) -> np.ndarray:  # pragma: no cover - labelled models
-        """Validate the labels of n rows; returns them as int64 (labelled models)."""
-        raise NotImplementedError
-
-    def check_data(self, *arrays: Any, name: str = "X") -> tuple[np.ndarray, ...]:
-        """Validate ``X`` (or ``X, y``) once at the public boundary; return the batch tuple."""
-        wanted = "(x, y)" if self.labelled else "x alone"
-        if len(arrays) != (2 if self.labelled else 1):
-            raise TypeError(f"{self.kind} takes {wanted}, got {len(arrays)} array(s)")
-        x = self.check_x(arrays[0], name)
-        return (x, self.check_labels(arrays[1], len(x))) if self.labelled else (x,)
-
-    def noise(self, eps: Any, shape: tuple[int, ...], rng: Any) -> np.ndarray:
-        """``eps`` checked to ``shape`` (fixed noise), or fresh N(0, 1) noise from ``rng``."""
-        if eps is None:
-            return np.random.default_rng(rng).standard_normal(shape, dtype=self.dtype)
-        arr = np.asarray(eps)
-        if arr.shape != shape:
-            raise ValueError(f"eps must have shape {shape}, got {arr.shape}")
-        return arr.astype(self.dtype, copy=False)
-
-    # --- the loss: each model writes batch_terms (forward) and backward; the rest is shared --
-
-    def batch_terms(
-        self,
-        batch: tuple[np.ndarray, ...],
-        *,
-        eps: Any = None,
-        rng: Any = None,
-        beta: float | None = None,
-    ) -> dict[str, np.ndarray]:  # pragma: no cover - subclasses
-        """Forward pass on a checked batch: per-example ``loss`` and its terms; cached for backward."""
-        raise NotImplementedError
-
-    def backward(self, weights: np.ndarray) -> None:  # pragma: no cover - subclasses
-        """Add d(sum_i weights_i * loss_i)/dparams of the last forward pass into ``gradients()``."""
-        raise NotImplementedError
-
-    def loss_terms_for_batch(
-        self, batch: tuple[np.ndarray, ...], *, rng: Any = None
-    ) -> dict[str, np.ndarray]:
-        """Per-example loss and terms on a checked batch, each of shape (batch,), nats."""
-        return self.batch_terms(batch, rng=rng)
-
-    def loss_and_gradients_for_batch(
-        self,
-        batch: tuple[np.ndarray, ...],
-        *,
-        rng: Any = None,
-        beta: float | None = None,
-        eps: Any = None,
-    ) -> tuple[float, dict[str, float]]:
-        """One step on a checked batch: the mean loss and terms; adds into :meth:`gradients`."""
-        terms = self.batch_terms(batch, eps=eps, rng=rng, beta=beta)
-        n = len(batch[0])
-        self.backward(np.full(n, 1.0 / n, dtype=self.dtype))  # d(mean)/d(loss_i) = 1/n
-        means = {k: float(np.mean(v, dtype=np.float64)) for k, v in terms.items()}
-        return means.pop("loss"), means
-
-    def loss_parts(self, *data: Any, eps: Any = None, rng: Any = None) -> dict[str, float]:
-        """The mean loss and the mean of each of its terms over the batch (nats per example).
-
-        ``data`` is ``(x,)`` or ``(x, y)`` as the model trains on; ``eps`` fixes the noise.
-        """
-        terms = self.batch_terms(self.check_data(*data, name="x"), eps=eps, rng=rng)
-        return {k: float(np.mean(v, dtype=np.float64)) for k, v in terms.items()}
-
-    def loss(self, *data: Any, eps: Any = None, rng: Any = None) -> float:
-        """Mean loss over the batch ``data`` (``(x,)`` or ``(x, y)``), nats per example.
-
-        With ``eps`` (the model's noise shape) the loss is deterministic; otherwise ``rng``
-        draws the noise.
-        """
-        return self.loss_parts(*data, eps=eps, rng=rng)["loss"]
-
-    def loss_and_gradients(
-        self, *data: Any, eps: Any = None, rng: Any = None
-    ) -> tuple[float, dict[str, np.ndarray]]:
-        """Mean loss over the batch and its gradient for every parameter (the live buffers).
-
-        The buffers are zeroed (``zero_grad``) first, so the result is this batch's gradient.
-        """
-        batch = self.check_data(*data, name="x")
-        self.zero_grad()
-        loss, _ = self.loss_and_gradients_for_batch(batch, eps=eps, rng=rng)
-        return loss, self.gradients()
-
-    def evaluate_terms(self, *data: Any, batch_size: int = 1024, rng: Any = 0) -> dict[str, float]:
-        """Mean of each loss term over the data set (``X`` or ``X, y``), nats per example."""
-        batch_size = check_positive_int(batch_size, "batch_size")
-        return train.mean_loss_terms(self, self.check_data(*data), batch_size=batch_size, rng=rng)
-
-    def score(self, *data: Any, batch_size: int = 1024, rng: Any = 0) -> float:
-        """Mean bound per example (higher is better): minus the mean loss over the data set."""
-        return -self.evaluate_terms(*data, batch_size=batch_size, rng=rng)["loss"]
+    x: np.ndarray  # the rows
+    y1: np.ndarray  # their one-hot labels
+    mu: np.ndarray  # mean of q(z|x, y)
+    log_var: np.ndarray  # log-variance of q(z|x, y), clipped to LOG_VAR_RANGE
+    raw_log_var: np.ndarray  # the encoder's output before the clip
+    eps: np.ndarray  # the noise eps ~ N(0, I) of the reparameterisation
+    z: np.ndarray  # mu + exp(log_var / 2) * eps
+    logits: np.ndarray  # the decoder's output for [z | y1]
+    reconstruction: np.ndarray  # -ln p(x|z, y), nats per row
+    kl: np.ndarray  # KL(q(z|x, y) || N(0, I)), nats per row
+    beta: float  # the KL weight of this pass
 
 
-class ConditionalVAE(NetworkModel):
+class ConditionalVAE(BaseModel):
     """Conditional VAE with MLP networks and a Bernoulli decoder.
 
     Parameters
@@ -290,6 +146,7 @@ class ConditionalVAE(NetworkModel):
     """
 
     kind = "ConditionalVAE"
+    generative = True
     labelled = True
     conditional = True
 
@@ -305,19 +162,16 @@ class ConditionalVAE(NetworkModel):
         dtype: Any = np.float32,
         rng: Any = None,
     ) -> None:
-        super().__init__(input_dim, latent_dim, activation, dtype)
+        super().__init__(input_dim, latent_dim, activation=activation, dtype=dtype)
         self.n_classes = check_positive_int(n_classes, "n_classes")
         self.beta: float = check_positive_float(beta, "beta", allow_zero=True)
         self.hidden_dims = hidden_tuple(hidden_dims)
         gen = np.random.default_rng(rng)
         c, d = self.n_classes, self.latent_dim
-        enc_sizes = [self.input_dim + c, *self.hidden_dims, 2 * d]
-        dec_sizes = [d + c, *reversed(self.hidden_dims), self.input_dim]
-        self.encoder = self.network(enc_sizes, gen)
-        self.decoder = self.network(dec_sizes, gen)
-        self.networks = {"encoder": self.encoder, "decoder": self.decoder}
-        self._cache: dict[str, np.ndarray] | None = None
-        self._beta = self.beta
+        self.networks = {
+            "encoder": self.network([self.input_dim + c, *self.hidden_dims, 2 * d], gen),
+            "decoder": self.network([d + c, *reversed(self.hidden_dims), self.input_dim], gen),
+        }
 
     def get_config(self) -> dict[str, Any]:
         return {
@@ -369,7 +223,7 @@ class ConditionalVAE(NetworkModel):
         z : ndarray of shape (batch, latent_dim)
         y : int or ndarray of shape (batch,) of int
         """
-        z_a = as_batch(z, "z", features=self.latent_dim).astype(self.dtype, copy=False)
+        z_a = self.check_z(z)
         y1 = one_hot(self.check_labels(y, len(z_a)), self.n_classes, self.dtype)
         return sigmoid(self.decoder.forward(np.concatenate([z_a, y1], axis=1)))
 
@@ -422,86 +276,71 @@ class ConditionalVAE(NetworkModel):
     # --- the loss as a layer: forward per row, backward with per-row weights -----------------
 
     def forward(
-        self, x: np.ndarray, y1: np.ndarray, eps: np.ndarray, beta: float | None = None
-    ) -> dict[str, np.ndarray]:
-        """-ELBO(x|y) per row with fixed noise; caches what :meth:`backward` needs.
+        self,
+        batch: tuple[np.ndarray, ...],
+        eps: np.ndarray,
+        *,
+        beta: float | None = None,
+        for_backward: bool = False,
+    ) -> ConditionalPass:
+        """Encode, reparameterise and decode checked rows ``(x, y)`` with the noise ``eps``.
 
         Inputs are trusted (already checked, in the model's dtype).
 
         Parameters
         ----------
-        x : ndarray of shape (rows, input_dim)
-        y1 : ndarray of shape (rows, n_classes)
-            One-hot labels.
+        batch : tuple ``(x, y)``
+            x of shape (rows, input_dim); y of shape (rows,), integer labels.
         eps : ndarray of shape (rows, latent_dim)
             Standard-normal noise of the reparameterisation z = mu + exp(log_var / 2) eps.
         beta : float, optional
             KL weight for this pass (None: the model's ``beta``).
-
-        Returns
-        -------
-        dict
-            ``loss`` = ``reconstruction + beta * kl``, each of shape (rows,), nats.
+        for_backward : bool
+            Part of the shared signature; every pass keeps what :meth:`backward` reads.
         """
-        beta = self.beta if beta is None else beta
+        x, labels = batch
+        y1 = one_hot(labels, self.n_classes, self.dtype)
         mu, log_var, raw_log_var = self._encode(x, y1)
         z = reparameterize(mu, log_var, eps)  # mu + exp(log_var / 2) eps, (rows, latent)
         logits = self.decoder.forward(np.concatenate([z, y1], axis=1))  # (rows, input_dim)
         reconstruction = bernoulli_nll(logits, x)  # -ln p(x|z, y), (rows,)
         kl = kl_standard_normal(mu, log_var)  # KL(q(z|x, y) || N(0, I)), (rows,)
-        self._cache = {
-            "x": x,
-            "logits": logits,
-            "mu": mu,
-            "log_var": log_var,
-            "raw_log_var": raw_log_var,
-            "eps": eps,
-        }
-        self._beta = beta
-        return {"loss": reconstruction + beta * kl, "reconstruction": reconstruction, "kl": kl}
+        beta = self.beta if beta is None else beta
+        return ConditionalPass(
+            x, y1, mu, log_var, raw_log_var, eps, z, logits, reconstruction, kl, beta
+        )
 
-    def backward(self, weights: np.ndarray) -> None:
-        """Add d(sum_i weights_i * loss_i)/dparams (the last :meth:`forward`) into ``gradients()``.
+    def loss_terms(self, f: ConditionalPass) -> dict[str, np.ndarray]:
+        """Per-row ``loss`` = -ELBO(x|y) = ``reconstruction + beta * kl``, each (rows,), nats."""
+        return {
+            "loss": f.reconstruction + f.beta * f.kl,
+            "reconstruction": f.reconstruction,
+            "kl": f.kl,
+        }
+
+    def backward(self, f: ConditionalPass, weights: np.ndarray | None = None) -> None:
+        """Add d(sum_i weights_i * loss_i)/dparams of the pass ``f`` into ``gradients()``.
 
         Parameters
         ----------
-        weights : ndarray of shape (rows,)
-            dObjective/dloss_i: ``1 / batch`` for a mean, q(y|x) / batch in the semi-supervised
-            model's sum over labels.
+        f : ConditionalPass
+            The record of the last :meth:`forward`.
+        weights : ndarray of shape (rows,), optional
+            dObjective/dloss_i: None for the mean (``1 / rows``), q(y|x) / batch in the
+            semi-supervised model's sum over labels.
         """
-        if self._cache is None:
-            raise RuntimeError("backward called before forward")
-        c = self._cache
-        w = weights.astype(self.dtype, copy=False)[:, None]  # (rows, 1)
+        w = self.row_weights(weights, len(f.x))[:, None]  # (rows, 1)
         # reconstruction: d(-ln p(x|z, y))/dlogits = sigmoid(logits) - x
-        d_logits = bernoulli_nll_grad(c["logits"], c["x"]) * w
+        d_logits = bernoulli_nll_grad(f.logits, f.x) * w
         d_zy = self.decoder.backward(d_logits)  # (rows, latent + C)
         d_z = d_zy[:, : self.latent_dim]
         # reparameterisation z = mu + exp(log_var / 2) eps
-        d_mu, d_log_var = reparameterize_backward(d_z, c["eps"], c["log_var"])
+        d_mu, d_log_var = reparameterize_backward(d_z, f.eps, f.log_var)
         # KL(q || N(0, I)): d/dmu = mu, d/dlog_var = (exp(log_var) - 1) / 2
-        kl_d_mu, kl_d_log_var = kl_standard_normal_grad(c["mu"], c["log_var"])
-        d_mu = d_mu + self._beta * w * kl_d_mu
-        d_log_var = d_log_var + self._beta * w * kl_d_log_var
-        self.encoder.backward_params(encoder_output_grad(d_mu, d_log_var, c["raw_log_var"]))
-
-    # --- the model protocol (vae_numpy.protocol) ------------------------------------------
-
-    def batch_terms(
-        self,
-        batch: tuple[np.ndarray, ...],
-        *,
-        eps: Any = None,
-        rng: Any = None,
-        beta: float | None = None,
-    ) -> dict[str, np.ndarray]:
-        """Per-example ``loss`` = -ELBO(x|y), ``reconstruction`` and ``kl`` for ``(x, y)``.
-
-        ``eps`` of shape (batch, latent_dim) fixes the noise; otherwise ``rng`` draws it.
-        """
-        x, labels = batch
-        eps = self.noise(eps, (len(x), self.latent_dim), rng)
-        return self.forward(x, one_hot(labels, self.n_classes, self.dtype), eps, beta)
+        kl_d_mu, kl_d_log_var = kl_standard_normal_grad(f.mu, f.log_var)
+        d_mu = d_mu + f.beta * w * kl_d_mu
+        d_log_var = d_log_var + f.beta * w * kl_d_log_var
+        self.encoder.backward_params(encoder_output_grad(d_mu, d_log_var, f.raw_log_var))
 
     # --- bounds on ln p(x|y), for vae_numpy.evaluate ----------------------------------------
 

@@ -32,14 +32,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from . import kernels
-from ._validation import as_batch, check_positive_float, check_positive_int
-from .base import hidden_tuple
-from .cvae import NetworkModel
+from ._validation import check_positive_float, check_positive_int
+from .base import BaseModel, hidden_tuple
 from .functional import (
     LOG_2PI,
     bernoulli_nll,
@@ -52,7 +52,12 @@ from .functional import (
 )
 from .vae import encoder_output_grad, split_encoder_output
 
-__all__ = ["GaussianMixtureVAE", "mixture_log_density", "mixture_log_density_grad"]
+__all__ = [
+    "GaussianMixtureVAE",
+    "MixturePriorPass",
+    "mixture_log_density",
+    "mixture_log_density_grad",
+]
 
 
 def _component_log_densities(z: np.ndarray, means: np.ndarray, log_vars: np.ndarray) -> np.ndarray:
@@ -128,7 +133,29 @@ def mixture_log_density_grad(
     return d_z, d_means, d_log_vars
 
 
-class GaussianMixtureVAE(NetworkModel):
+@dataclass
+class MixturePriorPass:
+    """What one forward pass of the mixture-prior VAE computes for its rows.
+
+    Shapes: ``(rows, input_dim)`` for ``x`` and ``logits``; ``(rows, latent_dim)`` for ``mu``,
+    ``log_var``, ``raw_log_var``, ``eps``, ``z``; ``(rows,)`` for ``reconstruction``,
+    ``log_q`` and ``log_p``.
+    """
+
+    x: np.ndarray  # the rows
+    mu: np.ndarray  # mean of q(z|x)
+    log_var: np.ndarray  # log-variance of q(z|x), clipped to LOG_VAR_RANGE
+    raw_log_var: np.ndarray  # the encoder's output before the clip
+    eps: np.ndarray  # the noise eps ~ N(0, I) of the reparameterisation
+    z: np.ndarray  # mu + exp(log_var / 2) * eps
+    logits: np.ndarray  # the decoder's output
+    reconstruction: np.ndarray  # -ln p(x|z), nats per row
+    log_q: np.ndarray  # ln q(z|x) at the sample
+    log_p: np.ndarray  # ln p(z) under the mixture prior
+    beta: float  # the KL weight of this pass
+
+
+class GaussianMixtureVAE(BaseModel):
     """VAE whose prior is a learned equal-weight mixture of ``n_components`` diagonal Gaussians.
 
     Parameters
@@ -172,23 +199,23 @@ class GaussianMixtureVAE(NetworkModel):
         dtype: Any = np.float32,
         rng: Any = None,
     ) -> None:
-        super().__init__(input_dim, latent_dim, activation, dtype)
+        super().__init__(input_dim, latent_dim, activation=activation, dtype=dtype)
         self.hidden_dims = hidden_tuple(hidden_dims)
         self.n_components = check_positive_int(n_components, "n_components")
         self.beta: float = check_positive_float(beta, "beta", allow_zero=True)
         gen = np.random.default_rng(rng)
         d, k = self.latent_dim, self.n_components
-        self.encoder = self.network([self.input_dim, *self.hidden_dims, 2 * d], gen)
-        self.decoder = self.network([d, *reversed(self.hidden_dims), self.input_dim], gen)
-        self.networks = {"encoder": self.encoder, "decoder": self.decoder}
+        self.networks = {
+            "encoder": self.network([self.input_dim, *self.hidden_dims, 2 * d], gen),
+            "decoder": self.network([d, *reversed(self.hidden_dims), self.input_dim], gen),
+        }
+        # the prior's parameters belong to no network
         means = gen.standard_normal((k, d)) / math.sqrt(k * d)
-        self._extra_params = {
+        self.loose_params = {
             "prior.mean": means.astype(self.dtype),
             "prior.log_var": np.zeros((k, d), dtype=self.dtype),
         }
-        self._extra_grads = {name: np.zeros_like(p) for name, p in self._extra_params.items()}
-        self._cache: dict[str, np.ndarray] | None = None
-        self._beta = self.beta
+        self.loose_grads = {name: np.zeros_like(p) for name, p in self.loose_params.items()}
 
     #: The model protocol's flag: a prior to sample from and a bound on ln p(x).
     generative = True
@@ -210,9 +237,9 @@ class GaussianMixtureVAE(NetworkModel):
 
     def prior_log_density(self, z: Any) -> np.ndarray:
         """ln p(z) under the learned mixture prior, shape (batch,), nats."""
-        z_a = as_batch(z, "z", features=self.latent_dim).astype(self.dtype, copy=False)
+        z_a = self.check_z(z)
         return mixture_log_density(
-            z_a, self._extra_params["prior.mean"], self._extra_params["prior.log_var"]
+            z_a, self.loose_params["prior.mean"], self.loose_params["prior.log_var"]
         )
 
     def _encode(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -230,8 +257,7 @@ class GaussianMixtureVAE(NetworkModel):
 
     def decoder_output(self, z: Any) -> np.ndarray:
         """The decoder's logits for codes ``z``, shape (batch, input_dim)."""
-        z_a = as_batch(z, "z", features=self.latent_dim).astype(self.dtype, copy=False)
-        return self.decoder.forward(z_a)
+        return self.decoder.forward(self.check_z(z))
 
     def decode(self, z: Any) -> np.ndarray:
         """Mean of p(x|z) (pixel probabilities), shape (batch, input_dim)."""
@@ -252,8 +278,8 @@ class GaussianMixtureVAE(NetworkModel):
         n = check_positive_int(n, "n")
         gen = np.random.default_rng(rng)
         k = gen.integers(0, self.n_components, n)
-        std = np.exp(0.5 * self._extra_params["prior.log_var"][k])
-        z = self._extra_params["prior.mean"][k] + std * gen.standard_normal(
+        std = np.exp(0.5 * self.loose_params["prior.log_var"][k])
+        z = self.loose_params["prior.mean"][k] + std * gen.standard_normal(
             std.shape, dtype=self.dtype
         )
         return z.astype(self.dtype, copy=False), k
@@ -265,20 +291,20 @@ class GaussianMixtureVAE(NetworkModel):
     # --- the loss as a layer ---------------------------------------------------------------
 
     def forward(
-        self, x: np.ndarray, eps: np.ndarray, beta: float | None = None
-    ) -> dict[str, np.ndarray]:
-        """-ELBO per row with fixed noise (single-sample KL); caches what :meth:`backward` needs.
+        self,
+        batch: tuple[np.ndarray, ...],
+        eps: np.ndarray,
+        *,
+        beta: float | None = None,
+        for_backward: bool = False,
+    ) -> MixturePriorPass:
+        """Encode, reparameterise and decode checked rows ``(x,)``; the single-sample KL.
 
-        Inputs are trusted. ``x`` of shape (rows, input_dim), ``eps`` of shape (rows, latent_dim);
-        ``beta`` the KL weight of this pass (None: the model's).
-
-        Returns
-        -------
-        dict
-            ``loss = reconstruction + beta * kl``, ``reconstruction = -ln p(x|z)`` and
-            ``kl = ln q(z|x) - ln p(z)``, each of shape (rows,), nats.
+        Inputs are trusted. ``x`` of shape (rows, input_dim), ``eps`` of shape (rows,
+        latent_dim); ``beta`` the KL weight of this pass (None: the model's). ``for_backward``
+        is part of the shared signature: every pass keeps what :meth:`backward` reads.
         """
-        beta = self.beta if beta is None else beta
+        (x,) = batch
         mu, log_var, raw_log_var = self._encode(x)
         z = reparameterize(mu, log_var, eps)  # mu + exp(log_var / 2) eps, (rows, latent)
         logits = self.decoder.forward(z)
@@ -286,57 +312,43 @@ class GaussianMixtureVAE(NetworkModel):
         # ln q(z|x) at z = mu + std eps: (z - mu)^2 / var = eps^2
         log_q = -0.5 * np.sum(LOG_2PI + log_var + eps * eps, axis=1)
         log_p = mixture_log_density(
-            z, self._extra_params["prior.mean"], self._extra_params["prior.log_var"]
+            z, self.loose_params["prior.mean"], self.loose_params["prior.log_var"]
         )
-        kl = log_q - log_p
-        self._cache = {
-            "x": x,
-            "z": z,
-            "logits": logits,
-            "log_var": log_var,
-            "raw_log_var": raw_log_var,
-            "eps": eps,
-        }
-        self._beta = beta
-        return {"loss": reconstruction + beta * kl, "reconstruction": reconstruction, "kl": kl}
+        beta = self.beta if beta is None else beta
+        return MixturePriorPass(
+            x, mu, log_var, raw_log_var, eps, z, logits, reconstruction, log_q, log_p, beta
+        )
 
-    def backward(self, weights: np.ndarray) -> None:
-        """Add d(sum_i weights_i * loss_i)/dparams (the last :meth:`forward`) into gradients()."""
-        if self._cache is None:
-            raise RuntimeError("backward called before forward")
-        c = self._cache
-        w = weights.astype(self.dtype, copy=False)
-        w_kl = self._beta * w  # the KL estimate's weight per row
-        d_logits = bernoulli_nll_grad(c["logits"], c["x"]) * w[:, None]  # d(-ln p(x|z))/dlogits
+    def loss_terms(self, f: MixturePriorPass) -> dict[str, np.ndarray]:
+        """``loss = reconstruction + beta * kl``, ``reconstruction = -ln p(x|z)`` and
+        ``kl = ln q(z|x) - ln p(z)`` (the single-sample estimate), each (rows,), nats."""
+        kl = f.log_q - f.log_p
+        return {
+            "loss": f.reconstruction + f.beta * kl,
+            "reconstruction": f.reconstruction,
+            "kl": kl,
+        }
+
+    def backward(self, f: MixturePriorPass, weights: np.ndarray | None = None) -> None:
+        """Add d(sum_i weights_i * loss_i)/dparams of the pass ``f`` into ``gradients()``.
+
+        ``weights`` of shape (rows,): dObjective/dloss_i; None for the mean (1 / rows).
+        """
+        w = self.row_weights(weights, len(f.x))
+        w_kl = f.beta * w  # the KL estimate's weight per row
+        d_logits = bernoulli_nll_grad(f.logits, f.x) * w[:, None]  # d(-ln p(x|z))/dlogits
         d_z = self.decoder.backward(d_logits)  # (rows, latent) from the reconstruction
         # -ln p(z): the mixture's gradient, for z and for the prior's parameters
         lp_z, lp_means, lp_log_vars = mixture_log_density_grad(
-            c["z"], self._extra_params["prior.mean"], self._extra_params["prior.log_var"], w_kl
+            f.z, self.loose_params["prior.mean"], self.loose_params["prior.log_var"], w_kl
         )
         d_z = d_z - lp_z
-        self._extra_grads["prior.mean"] -= lp_means
-        self._extra_grads["prior.log_var"] -= lp_log_vars
-        d_mu, d_log_var = reparameterize_backward(d_z, c["eps"], c["log_var"])
+        self.loose_grads["prior.mean"] -= lp_means
+        self.loose_grads["prior.log_var"] -= lp_log_vars
+        d_mu, d_log_var = reparameterize_backward(d_z, f.eps, f.log_var)
         # +ln q(z|x) = -1/2 sum (ln 2π + log_var + eps^2): d/dlog_var = -1/2 at fixed eps
         d_log_var = d_log_var - 0.5 * w_kl[:, None]
-        self.encoder.backward_params(encoder_output_grad(d_mu, d_log_var, c["raw_log_var"]))
-
-    # --- the model protocol (vae_numpy.protocol) ------------------------------------------
-
-    def batch_terms(
-        self,
-        batch: tuple[np.ndarray, ...],
-        *,
-        eps: Any = None,
-        rng: Any = None,
-        beta: float | None = None,
-    ) -> dict[str, np.ndarray]:
-        """Per-example single-sample ``loss``, ``reconstruction`` and ``kl`` estimates for ``(x,)``.
-
-        ``eps`` of shape (batch, latent_dim) fixes the noise; otherwise ``rng`` draws it.
-        """
-        (x,) = batch
-        return self.forward(x, self.noise(eps, (len(x), self.latent_dim), rng), beta)
+        self.encoder.backward_params(encoder_output_grad(d_mu, d_log_var, f.raw_log_var))
 
     # --- bounds on ln p(x), for vae_numpy.evaluate ----------------------------------------
 
@@ -354,8 +366,8 @@ class GaussianMixtureVAE(NetworkModel):
         n = len(x)
         eps = self.noise(None, (k, n, self.latent_dim), rng)
         x_k = np.tile(x, (k, 1))  # row j * n + i is x_i, as eps.reshape orders the draws
-        loss = self.forward(x_k, eps.reshape(k * n, self.latent_dim), beta=1.0)["loss"]
-        return -loss.reshape(k, n).astype(np.float64)
+        f = self.forward((x_k,), eps.reshape(k * n, self.latent_dim), beta=1.0)
+        return -self.loss_terms(f)["loss"].reshape(k, n).astype(np.float64)
 
     def elbo_for_batch(
         self, batch: tuple[np.ndarray, ...], *, n_samples: int = 1, rng: Any = None

@@ -38,8 +38,15 @@ Contract of one training step
 
 A saved model is read back, whatever its class, with :func:`vae_numpy.models.load_model`.
 
-Everything else a model offers (``encode``, ``loss``, ``loss_parts``, ``fit``, ``score``...) is
-its own public API, for users; the machinery of the package relies only on this protocol.
+Inside, every model of the package derives from :class:`vae_numpy.base.BaseModel`, which
+writes the two batch methods once on each model's own three: ``forward(batch, eps)`` returns a
+record of the pass's named intermediates, ``loss_terms(record)`` its per-example terms, and
+``backward(record)`` adds the gradients. ``loss_terms_for_batch`` is forward then loss terms;
+``loss_and_gradients_for_batch`` is forward, loss terms, backward.
+
+Everything else a model offers (``encode``, ``loss``, ``loss_parts``, ``fit``, ``score``,
+``forward``, ``backward``...) is its own public API, for users; the machinery of the package
+relies only on this protocol.
 
 References
 ----------

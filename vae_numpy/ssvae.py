@@ -39,23 +39,46 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from . import kernels, train
 from ._validation import check_positive_float, check_positive_int
-from .base import hidden_tuple
-from .cvae import ConditionalVAE, NetworkModel, check_labels, one_hot
+from .base import BaseModel, hidden_tuple
+from .cvae import ConditionalPass, ConditionalVAE, check_labels, one_hot
 from .functional import log_softmax, softmax
+from .layers import Sequential
 
-__all__ = ["SemiSupervisedVAE", "BalancedBatches", "UNLABELLED"]
+__all__ = ["SemiSupervisedVAE", "SemiSupervisedPass", "BalancedBatches", "UNLABELLED"]
 
 #: The label that marks an unlabelled row in ``y``.
 UNLABELLED = -1
 
 
-class SemiSupervisedVAE(NetworkModel):
+@dataclass
+class SemiSupervisedPass:
+    """What one forward pass of M2 computes for a batch of labelled and unlabelled rows.
+
+    Shapes: ``(batch, input_dim)`` for ``x``; ``(batch,)`` for ``y``, ``bound`` and
+    ``classification``; ``(batch, n_classes)`` for ``log_q`` and ``q``; ``(n_u, n_classes)``
+    for ``g``, with n_u unlabelled rows.
+    """
+
+    x: np.ndarray  # the rows
+    y: np.ndarray  # their labels, -1 for unlabelled rows
+    labelled_rows: np.ndarray  # indices of the labelled rows
+    unlabelled_rows: np.ndarray  # indices of the unlabelled rows
+    log_q: np.ndarray  # ln q(y|x) for every class
+    q: np.ndarray  # q(y|x)
+    rows: ConditionalPass  # the conditional VAE's: labelled rows, then unlabelled ones C times
+    g: np.ndarray  # L(x, y) + ln q(y|x) of each unlabelled row and class
+    bound: np.ndarray  # L(x, y) for labelled rows, U(x) for unlabelled ones, nats
+    classification: np.ndarray  # -ln q(y|x) for labelled rows, 0 for unlabelled ones
+
+
+class SemiSupervisedVAE(BaseModel):
     """M2: a classifier q(y|x) and a conditional VAE trained on labelled and unlabelled rows.
 
     Parameters
@@ -94,6 +117,7 @@ class SemiSupervisedVAE(NetworkModel):
     """
 
     kind = "SemiSupervisedVAE"
+    generative = True
     labelled = True
 
     def __init__(
@@ -108,12 +132,12 @@ class SemiSupervisedVAE(NetworkModel):
         dtype: Any = np.float32,
         rng: Any = None,
     ) -> None:
-        super().__init__(input_dim, latent_dim, activation, dtype)
+        super().__init__(input_dim, latent_dim, activation=activation, dtype=dtype)
         self.n_classes = check_positive_int(n_classes, "n_classes", minimum=2)
         self.hidden_dims = hidden_tuple(hidden_dims)
         self.alpha = check_positive_float(alpha, "alpha", allow_zero=True)
         gen = np.random.default_rng(rng)
-        self.classifier = self.network([self.input_dim, *self.hidden_dims, self.n_classes], gen)
+        classifier = self.network([self.input_dim, *self.hidden_dims, self.n_classes], gen)
         self.cvae = ConditionalVAE(
             input_dim,
             n_classes,
@@ -124,11 +148,15 @@ class SemiSupervisedVAE(NetworkModel):
             rng=gen,
         )
         self.networks = {
-            "classifier": self.classifier,
+            "classifier": classifier,
             "encoder": self.cvae.encoder,
             "decoder": self.cvae.decoder,
         }
-        self._cache: dict[str, Any] | None = None
+
+    @property
+    def classifier(self) -> Sequential:
+        """The network of q(y|x): x → hidden → C logits, ``networks["classifier"]``."""
+        return self.networks["classifier"]
 
     def get_config(self) -> dict[str, Any]:
         return {
@@ -182,27 +210,39 @@ class SemiSupervisedVAE(NetworkModel):
             return x, np.full(len(x), UNLABELLED, dtype=np.int64)
         return super().check_data(*arrays, name=name)
 
-    def forward(self, x: np.ndarray, y: np.ndarray, eps: np.ndarray) -> dict[str, np.ndarray]:
-        """Per-row cost (labelled: L + alpha CE; unlabelled: U) with fixed noise; cached.
+    def noise_for(self, batch: tuple[np.ndarray, ...], eps: Any = None, rng: Any = None) -> Any:
+        """The noise of one forward pass: ``eps`` checked, or drawn from ``rng``.
+
+        Shape (batch, n_classes, latent_dim): one draw for each row and each candidate label.
+        """
+        shape = (len(batch[0]), self.n_classes, self.latent_dim)
+        return self.noise(eps, shape, rng, "(batch, n_classes, latent_dim)")
+
+    def forward(
+        self,
+        batch: tuple[np.ndarray, ...],
+        eps: np.ndarray,
+        *,
+        beta: float | None = None,
+        for_backward: bool = False,
+    ) -> SemiSupervisedPass:
+        """Per-row bound (labelled: L; unlabelled: U) and classification loss with fixed noise.
 
         Inputs are trusted (checked, in the model's dtype).
 
         Parameters
         ----------
-        x : ndarray of shape (batch, input_dim)
-        y : ndarray of shape (batch,) of int
-            Labels, ``-1`` for unlabelled rows.
+        batch : tuple ``(x, y)``
+            x of shape (batch, input_dim); y of shape (batch,) of int, ``-1`` for unlabelled
+            rows.
         eps : ndarray of shape (batch, n_classes, latent_dim)
             Noise of q(z|x, y) for each row and each candidate label (a labelled row uses the
             entry of its own label).
-
-        Returns
-        -------
-        dict
-            ``loss`` (batch,): the cost of each row; ``bound`` (batch,): -ln p(x, y) bound L
-            for labelled rows and U for unlabelled ones; ``classification`` (batch,):
-            -ln q(y|x) for labelled rows, 0 for unlabelled ones.
+        beta, for_backward
+            Part of the shared signature: M2 has no separate KL weight, and every pass keeps
+            what :meth:`backward` reads.
         """
+        x, y = batch
         n, C = len(x), self.n_classes
         labelled = y >= 0
         li, ui = np.flatnonzero(labelled), np.flatnonzero(~labelled)
@@ -213,8 +253,8 @@ class SemiSupervisedVAE(NetworkModel):
         rows_x = np.concatenate([x[li], np.repeat(x[ui], C, axis=0)])
         rows_y = np.concatenate([y[li], np.tile(np.arange(C), len(ui))])
         rows_eps = np.concatenate([eps[li, y[li]], eps[ui].reshape(len(ui) * C, self.latent_dim)])
-        neg_elbo = self.cvae.forward(rows_x, one_hot(rows_y, C, self.dtype), rows_eps)["loss"]
-        L = neg_elbo + math.log(C)  # -ln p(y) = ln C under the uniform prior of y
+        rows = self.cvae.forward((rows_x, rows_y), rows_eps)
+        L = self.cvae.loss_terms(rows)["loss"] + math.log(C)  # -ln p(y) = ln C, uniform prior
         L_lab, L_unl = L[: len(li)], L[len(li) :].reshape(len(ui), C)  # (n_l,), (n_u, C)
         ce = np.zeros(n, dtype=self.dtype)
         ce[li] = -log_q[li, y[li]]
@@ -222,54 +262,38 @@ class SemiSupervisedVAE(NetworkModel):
         bound[li] = L_lab
         g = L_unl + log_q[ui]  # (n_u, C): L(x, y) + ln q(y|x)
         bound[ui] = np.sum(q[ui] * g, axis=1)  # U(x) = sum_y q (L + ln q)
-        self._cache = {"li": li, "ui": ui, "q": q, "g": g, "y": y}
-        return {"loss": bound + self.alpha * ce, "bound": bound, "classification": ce}
+        return SemiSupervisedPass(x, y, li, ui, log_q, q, rows, g, bound, ce)
 
-    def backward(self, weights: np.ndarray) -> None:
-        """Add d(sum_i weights_i * loss_i)/dparams (the last :meth:`forward`) into ``gradients()``.
+    def loss_terms(self, f: SemiSupervisedPass) -> dict[str, np.ndarray]:
+        """``loss`` (batch,): the cost of each row, ``bound + alpha * classification``;
+        ``bound``: -ln p(x, y) bound L for labelled rows and U for unlabelled ones;
+        ``classification``: -ln q(y|x) for labelled rows, 0 for unlabelled ones."""
+        return {
+            "loss": f.bound + self.alpha * f.classification,
+            "bound": f.bound,
+            "classification": f.classification,
+        }
 
-        Parameters
-        ----------
-        weights : ndarray of shape (batch,)
+    def backward(self, f: SemiSupervisedPass, weights: np.ndarray | None = None) -> None:
+        """Add d(sum_i weights_i * loss_i)/dparams of the pass ``f`` into ``gradients()``.
+
+        ``weights`` of shape (batch,): dObjective/dloss_i; None for the mean (1 / batch).
         """
-        if self._cache is None:
-            raise RuntimeError("backward called before forward")
-        c = self._cache
-        li, ui, g = c["li"], c["ui"], c["g"]
+        li, ui, g = f.labelled_rows, f.unlabelled_rows, f.g
         # q(y|x) of the classes a confident classifier rules out underflows to subnormal
         # numbers, which would scale whole rows of the gradients below and slow every matrix
         # product they reach by up to ~160x; below 1e-20 of the row's largest they cannot
         # change any float32 sum, so they become exactly 0 (kernels.flush_negligible).
-        q = kernels.flush_negligible(c["q"], axis=1)
-        w = weights.astype(self.dtype, copy=False)
+        q = kernels.flush_negligible(f.q, axis=1)
+        w = self.row_weights(weights, len(f.y))
         # the conditional VAE's rows: weight w_i for labelled rows, w_i q(y|x_i) for the others
         row_w = np.concatenate([w[li], (w[ui, None] * q[ui]).ravel()])
-        self.cvae.backward(row_w)
+        self.cvae.backward(f.rows, row_w)
         # classifier logits a: labelled alpha (q - onehot(y)); unlabelled q ⊙ (g - sum_y q g)
         d_a = np.zeros_like(q)
-        d_a[li] = self.alpha * (q[li] - one_hot(c["y"][li], self.n_classes, self.dtype))
+        d_a[li] = self.alpha * (q[li] - one_hot(f.y[li], self.n_classes, self.dtype))
         d_a[ui] = q[ui] * (g - np.sum(q[ui] * g, axis=1, keepdims=True))
         self.classifier.backward_params(d_a * w[:, None])
-
-    # --- the model protocol (vae_numpy.protocol) ------------------------------------------
-
-    def batch_terms(
-        self,
-        batch: tuple[np.ndarray, ...],
-        *,
-        eps: Any = None,
-        rng: Any = None,
-        beta: float | None = None,
-    ) -> dict[str, np.ndarray]:
-        """Per-row ``loss`` (labelled: L + alpha CE; unlabelled: U), ``bound``, ``classification``.
-
-        ``eps`` of shape (batch, n_classes, latent_dim) fixes the noise; otherwise ``rng``
-        draws it. ``beta`` is not used (M2 has no separate KL weight).
-        """
-        x, labels = batch
-        return self.forward(
-            x, labels, self.noise(eps, (len(x), self.n_classes, self.latent_dim), rng)
-        )
 
     # --- bounds on ln p(x) (or ln p(x, y) for labelled rows), for vae_numpy.evaluate ----------
 
@@ -286,7 +310,7 @@ class SemiSupervisedVAE(NetworkModel):
         x, labels = batch
         total = np.zeros(len(x), dtype=np.float64)
         for _ in range(n_samples):
-            total -= self.batch_terms(batch, rng=gen)["bound"]
+            total -= self.loss_terms_for_batch(batch, rng=gen)["bound"]
         return total / n_samples
 
     def log_importance_weights(
@@ -325,7 +349,8 @@ class SemiSupervisedVAE(NetworkModel):
     def unlabelled_bound(self, x: Any, *, eps: Any = None, rng: Any = None) -> np.ndarray:
         """U(x) per row: the negative bound on ln p(x) with the label summed out, nats."""
         x_a = self.check_x(x)
-        terms = self.batch_terms((x_a, np.full(len(x_a), UNLABELLED)), eps=eps, rng=rng)
+        batch = (x_a, np.full(len(x_a), UNLABELLED))
+        terms = self.loss_terms_for_batch(batch, eps=eps, rng=rng)
         return terms["bound"].astype(np.float64)
 
     # --- training ----------------------------------------------------------------------------------

@@ -49,10 +49,11 @@ import numpy as np
 
 from . import kernels
 from ._validation import as_batch, check_choice, check_positive_float, check_positive_int
-from .base import BaseModel
+from .base import BaseModel, hidden_tuple
 from .functional import (
     LOG_2PI,
     bernoulli_nll,
+    bernoulli_nll_grad,
     gaussian_nll,
     gaussian_nll_grad,
     importance_weighted_bound,
@@ -134,17 +135,24 @@ def encoder_output_grad(
 class ForwardPass:
     """What one forward pass of the VAE computes for a batch, named as in the derivation.
 
-    Shapes: ``(batch, latent_dim)`` for ``mu``, ``log_var``, ``raw_log_var``, ``eps``, ``z``;
-    ``(batch, input_dim)`` for ``out``; ``(batch,)`` for ``kl``.
+    Shapes: ``(batch, input_dim)`` for ``x``, ``out`` and ``reconstruction_grad``;
+    ``(batch, latent_dim)`` for ``mu``, ``log_var``, ``raw_log_var``, ``eps``, ``z``;
+    ``(batch,)`` for ``reconstruction`` and ``kl``.
     """
 
+    x: np.ndarray  # the batch
     mu: np.ndarray  # mean of q(z|x)
     log_var: np.ndarray  # log-variance of q(z|x), clipped to LOG_VAR_RANGE
     raw_log_var: np.ndarray  # the encoder's output before the clip
     eps: np.ndarray  # the noise eps ~ N(0, I) of the reparameterisation
     z: np.ndarray  # mu + exp(log_var / 2) * eps
     out: np.ndarray  # decoder output: Bernoulli logits or Gaussian mean
+    reconstruction: np.ndarray  # -ln p(x|z), nats per example
     kl: np.ndarray  # KL(q(z|x) || N(0, I)), nats per example
+    beta: float  # the KL weight of this pass
+    # d reconstruction / d logits = sigmoid(logits) - x, computed with the loss by the fast
+    # twin (a Bernoulli pass made for backward); None otherwise
+    reconstruction_grad: np.ndarray | None = None
 
 
 @dataclass
@@ -169,6 +177,7 @@ class ImportanceWeightedPass:
     log_w: np.ndarray  # ln w_j = -reconstruction + beta * log_prior_ratio
     weights: np.ndarray  # normalised importance weights w_j / sum_i w_i (sum to 1 over j)
     bound: np.ndarray  # ln (1/k) sum_j w_j, nats per example
+    beta: float  # the weight of log_prior_ratio in log_w
 
 
 class VAE(BaseModel):
@@ -200,6 +209,11 @@ class VAE(BaseModel):
 
     Attributes
     ----------
+    networks : dict of str to Sequential
+        ``"encoder"`` (x → [mu | log_var]) and ``"decoder"`` (z → logits or Gaussian mean),
+        also ``model.encoder`` and ``model.decoder``.
+    loose_params : dict of str to ndarray
+        The parameters of no network: ``"decoder.log_var"`` for a Gaussian decoder.
     history_ : dict of lists
         Filled by :meth:`fit`: per-epoch loss, reconstruction, kl, val_loss, seconds, ...
     """
@@ -224,20 +238,18 @@ class VAE(BaseModel):
         self.likelihood = check_choice(likelihood, "likelihood", LIKELIHOODS)
         self.beta = check_positive_float(beta, "beta", allow_zero=True)
         self.k = check_positive_int(k, "k")
-        latent = check_positive_int(latent_dim, "latent_dim")
-        super().__init__(
-            input_dim,
-            hidden_dims,
-            latent,
-            encoder_out=2 * latent,
-            activation=activation,
-            dtype=dtype,
-            rng=rng,
-        )
+        super().__init__(input_dim, latent_dim, activation=activation, dtype=dtype)
+        self.hidden_dims = hidden_tuple(hidden_dims)
+        gen = np.random.default_rng(rng)
+        d = self.latent_dim
+        self.networks = {  # the encoder's last layer outputs [mu | log_var] side by side
+            "encoder": self.network([self.input_dim, *self.hidden_dims, 2 * d], gen),
+            "decoder": self.network([d, *reversed(self.hidden_dims), self.input_dim], gen),
+        }
         self._binary_targets = self.likelihood == "bernoulli"
-        if self.likelihood == "gaussian":
-            self._extra_params["decoder.log_var"] = np.zeros(self.input_dim, dtype=self.dtype)
-            self._extra_grads["decoder.log_var"] = np.zeros(self.input_dim, dtype=self.dtype)
+        if self.likelihood == "gaussian":  # a parameter of no network: the decoder's log-variance
+            self.loose_params["decoder.log_var"] = np.zeros(self.input_dim, dtype=self.dtype)
+            self.loose_grads["decoder.log_var"] = np.zeros(self.input_dim, dtype=self.dtype)
 
     def get_config(self) -> dict[str, Any]:
         """The constructor's arguments; ``k`` only when it is not 1 (ELBO models are unchanged)."""
@@ -269,7 +281,7 @@ class VAE(BaseModel):
         """
         if self.likelihood != "gaussian":
             raise AttributeError("a Bernoulli decoder has no log-variance")
-        return np.maximum(self._extra_params["decoder.log_var"], DECODER_LOG_VAR_MIN)
+        return np.maximum(self.loose_params["decoder.log_var"], DECODER_LOG_VAR_MIN)
 
     def encode(self, x: Any) -> tuple[np.ndarray, np.ndarray]:
         """Parameters of q(z|x).
@@ -283,7 +295,7 @@ class VAE(BaseModel):
         mu, log_var : ndarray of shape (batch, latent_dim)
             Mean and log-variance (clipped to ``LOG_VAR_RANGE``).
         """
-        mu, log_var, _ = self._encode(self._check_x(x))
+        mu, log_var, _ = self._encode(self.check_x(x))
         return mu.copy(), log_var
 
     def code(self, x: Any) -> np.ndarray:
@@ -295,7 +307,7 @@ class VAE(BaseModel):
 
         Shape (batch, input_dim); :meth:`decode` applies the sigmoid to logits.
         """
-        return self.decoder.forward(self._check_z(z))
+        return self.decoder.forward(self.check_z(z))
 
     def decode(self, z: Any) -> np.ndarray:
         """Mean of p(x|z): probabilities (bernoulli) or the Gaussian mean, shape (batch, input_dim)."""
@@ -325,7 +337,7 @@ class VAE(BaseModel):
         ndarray of shape (batch,)
             Nats per example.
         """
-        x_a, z_a = self._check_x(x), self._check_z(z)
+        x_a, z_a = self.check_x(x), self.check_z(z)
         if len(x_a) != len(z_a):
             raise ValueError(f"x has {len(x_a)} rows but z has {len(z_a)}; pair one z with each x")
         return -self._nll(self.decoder.forward(z_a), x_a)
@@ -372,122 +384,96 @@ class VAE(BaseModel):
         (k, batch, latent_dim)), so successive calls read the stream as one call with their
         total k. Returns float64 of shape (k, batch); beta is not applied (the bound on ln p(x)).
         """
-        f = self._importance_samples(batch[0], self._iwae_noise(len(batch[0]), None, rng, k))
+        eps = self.noise(None, (k, len(batch[0]), self.latent_dim), rng)
+        f = self._importance_samples(batch[0], eps)
         return (f[-1] - f[-2]).astype(np.float64)
 
-    # --- the loss and its gradient ----------------------------------------------------------
+    # --- the loss: forward, loss terms, backward (vae_numpy.base) -----------------------------
 
-    def _noise(self, batch: int, eps: Any, rng: Any) -> np.ndarray:
-        if eps is None:
-            return np.random.default_rng(rng).standard_normal(
-                (batch, self.latent_dim), dtype=self.dtype
-            )
-        eps_a = np.asarray(eps)
-        if eps_a.shape != (batch, self.latent_dim):
-            raise ValueError(
-                f"eps must have shape (batch, latent_dim) = {(batch, self.latent_dim)}, got {eps_a.shape}"
-            )
-        return eps_a.astype(self.dtype, copy=False)
+    def noise_for(self, batch: tuple[np.ndarray, ...], eps: Any = None, rng: Any = None) -> Any:
+        """The noise of one forward pass: ``eps`` checked, or drawn from ``rng``.
 
-    def forward(self, x: np.ndarray, *, eps: Any = None, rng: Any = None) -> ForwardPass:
-        """Encode, reparameterise and decode a checked batch ``x``; the KL term in closed form.
-
-        The reconstruction term needs the decoder output and ``x``: see :meth:`_nll`.
+        Shape (batch, latent_dim); with k > 1 samples per row, (k, batch, latent_dim).
         """
-        mu, log_var, raw_log_var = self._encode(x)
-        eps = self._noise(len(x), eps, rng)
-        z = reparameterize(mu, log_var, eps)  # z = mu + exp(log_var / 2) * eps
-        out = self.decoder.forward(z)  # logits or Gaussian mean, (batch, input_dim)
-        kl = kl_standard_normal(mu, log_var)  # (batch,)
-        return ForwardPass(mu, log_var, raw_log_var, eps, z, out, kl)
-
-    def loss_terms_for_batch(
-        self, batch: tuple[np.ndarray, ...], *, rng: Any = None, eps: Any = None
-    ) -> dict[str, np.ndarray]:
-        """Per-example ``loss`` (reconstruction + beta KL), ``reconstruction`` and ``kl`` (nats)."""
-        x = batch[0]
+        n = len(batch[0])
         if self.k > 1:
-            return self._iwae_terms(self.iwae_forward(x, eps=eps, rng=rng))
-        f = self.forward(x, eps=eps, rng=rng)
-        reconstruction = self._nll(f.out, x)
-        return {
-            "loss": reconstruction + self.beta * f.kl,
-            "reconstruction": reconstruction,
-            "kl": f.kl,
-        }
+            return self.noise(eps, (self.k, n, self.latent_dim), rng, "(k, batch, latent_dim)")
+        return self.noise(eps, (n, self.latent_dim), rng)
 
-    def loss(self, x: Any, *, eps: Any = None, rng: Any = None) -> float:
-        """Mean over the batch of -ELBO (reconstruction + beta * KL), in nats per example.
+    def forward(
+        self,
+        batch: tuple[np.ndarray, ...],
+        eps: np.ndarray,
+        *,
+        beta: float | None = None,
+        for_backward: bool = False,
+    ) -> ForwardPass | ImportanceWeightedPass:
+        """Encode, reparameterise and decode a checked batch ``(x,)``; the KL in closed form.
 
         Parameters
         ----------
-        x : ndarray of shape (batch, input_dim)
-        eps : ndarray of shape (batch, latent_dim), optional
-            Reparameterisation noise; with it the loss is deterministic.
-        rng : numpy.random.Generator, int or None
-            Draws the noise when ``eps`` is None.
+        batch : tuple ``(x,)``, x of shape (batch, input_dim)
+            Trusted (checked, in the model's dtype).
+        eps : ndarray of shape (batch, latent_dim)
+            The noise of z = mu + exp(log_var / 2) eps; with k > 1, shape (k, batch,
+            latent_dim) and the pass is that of the importance-weighted bound
+            (:meth:`iwae_forward`).
+        beta : float, optional
+            The KL weight of this pass (None: the model's).
+        for_backward : bool
+            For a Bernoulli decoder, compute the loss and its gradient for the logits together
+            (the fast twin :func:`vae_numpy.kernels.bernoulli_nll_and_grad`, sharing one tanh)
+            and keep the gradient for :meth:`backward`; otherwise the textbook
+            :func:`vae_numpy.functional.bernoulli_nll`.
         """
-        terms = self.loss_terms_for_batch(self.check_data(x, name="x"), eps=eps, rng=rng)
-        return float(np.mean(terms["loss"]))
+        beta = self.beta if beta is None else beta
+        if self.k > 1:
+            return self.iwae_forward(batch, eps, beta=beta)
+        x = batch[0]
+        mu, log_var, raw_log_var = self._encode(x)
+        z = reparameterize(mu, log_var, eps)  # z = mu + exp(log_var / 2) * eps
+        out = self.decoder.forward(z)  # logits or Gaussian mean, (batch, input_dim)
+        kl = kl_standard_normal(mu, log_var)  # (batch,)
+        reconstruction_grad = None
+        if for_backward and self.likelihood == "bernoulli":  # -ln p(x|z) and d/dlogits, one tanh
+            reconstruction, reconstruction_grad = kernels.bernoulli_nll_and_grad(out, x)
+        else:
+            reconstruction = self._nll(out, x)  # -ln p(x|z), (batch,)
+        return ForwardPass(
+            x, mu, log_var, raw_log_var, eps, z, out, reconstruction, kl, beta, reconstruction_grad
+        )
 
-    def loss_parts(self, x: Any, *, eps: Any = None, rng: Any = None) -> dict[str, Any]:
-        """The loss and its terms for one batch, means over the batch (nats per example).
+    def loss_terms(self, f: ForwardPass | ImportanceWeightedPass) -> dict[str, np.ndarray]:
+        """Per-example ``loss`` (reconstruction + beta KL), ``reconstruction`` and ``kl`` (nats).
 
-        Returns
-        -------
-        dict
-            ``loss``, ``reconstruction``, ``kl`` (floats) and ``kl_per_dim`` (ndarray of shape
-            (latent_dim,), the mean KL of each latent dimension: near 0 for inactive units).
+        For the importance-weighted pass: ``loss`` = -IWAE_k; ``reconstruction`` and ``kl`` the
+        sample averages of -ln p(x|z_j) and of ln q(z_j|x) - ln N(z_j; 0, I) (their sum is the
+        ELBO estimate the bound improves on: loss <= reconstruction + beta * kl).
         """
-        x = self._check_x(x)
-        if self.k > 1:  # the importance-weighted loss; kl_per_dim of q(z|x) in closed form
-            terms = self._iwae_terms(self.iwae_forward(x, eps=eps, rng=rng))
-            mu, log_var, _ = self._encode(x)
-            parts: dict[str, Any] = {k: float(np.mean(v)) for k, v in terms.items()}
-            parts["kl_per_dim"] = np.mean(kl_standard_normal_per_dim(mu, log_var), axis=0)
-            return parts
-        f = self.forward(x, eps=eps, rng=rng)
-        rec, kl = float(np.mean(self._nll(f.out, x))), float(np.mean(f.kl))
+        if isinstance(f, ImportanceWeightedPass):
+            return {
+                "loss": -f.bound,
+                "reconstruction": np.mean(f.reconstruction, axis=0),
+                "kl": -np.mean(f.log_prior_ratio, axis=0),
+            }
         return {
-            "loss": rec + self.beta * kl,
-            "reconstruction": rec,
-            "kl": kl,
-            "kl_per_dim": np.mean(kl_standard_normal_per_dim(f.mu, f.log_var), axis=0),
+            "loss": f.reconstruction + f.beta * f.kl,
+            "reconstruction": f.reconstruction,
+            "kl": f.kl,
         }
 
-    def loss_and_gradients(
-        self, x: Any, *, eps: Any = None, rng: Any = None
-    ) -> tuple[float, dict[str, np.ndarray]]:
-        """Mean -ELBO over the batch and its gradient for every parameter (manual backprop).
-
-        The same noise ``eps`` is used in the forward and backward pass; see :meth:`loss`.
-
-        Returns
-        -------
-        loss : float
-            Nats per example.
-        grads : dict of str to ndarray
-            Keys of :meth:`parameters`; the model's live gradient buffers, which this call
-            zeroes (``zero_grad``) before its backward pass adds into them: the next call
-            replaces them (copy them to keep them).
-        """
-        batch = self.check_data(x, name="x")
-        self.zero_grad()
-        loss, _ = self.loss_and_gradients_for_batch(batch, eps=eps, rng=rng)
-        return loss, self.gradients()
-
-    def loss_and_gradients_for_batch(
-        self,
-        batch: tuple[np.ndarray, ...],
-        *,
-        rng: Any = None,
-        beta: float | None = None,
-        eps: Any = None,
+    def mean_loss_terms(
+        self, f: ForwardPass | ImportanceWeightedPass
     ) -> tuple[float, dict[str, float]]:
-        """Forward and backward for a checked batch ``(x,)``; adds into :meth:`gradients`.
+        """Means over the batch: the ELBO's loss is mean reconstruction + beta * mean KL."""
+        if isinstance(f, ImportanceWeightedPass):
+            means = {name: float(np.mean(v)) for name, v in self.loss_terms(f).items()}
+            return means.pop("loss"), means
+        rec, kl = float(np.mean(f.reconstruction)), float(np.mean(f.kl))
+        return rec + f.beta * kl, {"reconstruction": rec, "kl": kl}
 
-        ``beta`` overrides the model's KL weight for this call (KL warm-up). Returns the mean
-        loss and its mean ``reconstruction`` and ``kl`` terms.
+    def backward(self, f: ForwardPass | ImportanceWeightedPass) -> None:
+        """Add the gradient of the mean loss over the record's rows into :meth:`gradients`.
 
         Notes
         -----
@@ -498,56 +484,76 @@ class VAE(BaseModel):
         * through z = mu + exp(log_var / 2) eps: dL/dmu = d_z, dL/dlog_var = d_z eps std / 2;
         * plus the KL term's own gradient (beta / n) (mu, (exp(log_var) - 1) / 2);
         * the clip of log_var to LOG_VAR_RANGE passes the gradient only strictly inside it.
+
+        The pass of the importance-weighted bound goes back through :meth:`iwae_backward`.
         """
-        x = batch[0]
-        beta = self.beta if beta is None else beta
-        if self.k > 1:
-            return self._iwae_loss_and_gradients(x, eps=eps, rng=rng, beta=beta)
-        n = len(x)
-        f = self.forward(x, eps=eps, rng=rng)
-        if self.likelihood == "bernoulli":  # -ln p(x|z) and d/d logits, sharing one tanh
-            reconstruction, d_out = kernels.bernoulli_nll_and_grad(f.out, x)
-            d_out /= n
+        if isinstance(f, ImportanceWeightedPass):
+            self.iwae_backward(f)
+            return
+        n = len(f.x)
+        if self.likelihood == "bernoulli":  # d(-ln p(x|z))/dlogits = sigmoid(logits) - x
+            d_rec = f.reconstruction_grad  # computed with the loss by the fast twin
+            if d_rec is None:  # a pass made without for_backward: the textbook formula
+                d_rec = bernoulli_nll_grad(f.out, f.x)
+            d_out = d_rec / n
         else:  # Gaussian decoder: the mean and the learned per-feature log-variance
-            reconstruction = self._nll(f.out, x)
-            d_mean, d_dec_log_var = gaussian_nll_grad(f.out, self.decoder_log_var, x)
+            d_mean, d_dec_log_var = gaussian_nll_grad(f.out, self.decoder_log_var, f.x)
             d_out = d_mean / n
-            above_floor = self._extra_params["decoder.log_var"] > DECODER_LOG_VAR_MIN
-            self._extra_grads["decoder.log_var"] += d_dec_log_var.sum(axis=0) / n * above_floor
+            above_floor = self.loose_params["decoder.log_var"] > DECODER_LOG_VAR_MIN
+            self.loose_grads["decoder.log_var"] += d_dec_log_var.sum(axis=0) / n * above_floor
         d_z = self.decoder.backward(d_out)  # (batch, latent)
         d_mu_rec, d_log_var_rec = reparameterize_backward(d_z, f.eps, f.log_var)
         d_mu_kl, d_log_var_kl = kl_standard_normal_grad(f.mu, f.log_var)
-        d_mu = d_mu_rec + beta / n * d_mu_kl
-        d_log_var = d_log_var_rec + beta / n * d_log_var_kl
+        d_mu = d_mu_rec + f.beta / n * d_mu_kl
+        d_log_var = d_log_var_rec + f.beta / n * d_log_var_kl
         # [mu | log_var]; the clip of log_var passes the gradient only strictly inside its range
         self.encoder.backward_params(encoder_output_grad(d_mu, d_log_var, f.raw_log_var))
-        rec, kl = float(np.mean(reconstruction)), float(np.mean(f.kl))
-        return rec + beta * kl, {"reconstruction": rec, "kl": kl}
 
-    # --- the importance-weighted bound (k > 1; Burda et al. 2015) -----------------------------
+    # --- the loss for users -------------------------------------------------------------------
 
-    def _iwae_noise(self, n: int, eps: Any, rng: Any, k: int | None = None) -> np.ndarray:
-        shape = (self.k if k is None else k, n, self.latent_dim)
-        if eps is None:
-            return np.random.default_rng(rng).standard_normal(shape, dtype=self.dtype)
-        eps_a = np.asarray(eps)
-        if eps_a.shape != shape:
-            raise ValueError(
-                f"with k = {self.k} samples, eps must have shape (k, batch, latent_dim) = {shape},"
-                f" got {eps_a.shape}"
-            )
-        return eps_a.astype(self.dtype, copy=False)
-
-    def iwae_forward(
-        self, x: np.ndarray, *, eps: Any = None, rng: Any = None, beta: float | None = None
-    ) -> ImportanceWeightedPass:
-        """Log importance weights of ``k`` samples per row of a checked batch, and the bound.
+    def loss(self, *data: Any, eps: Any = None, rng: Any = None) -> float:
+        """Mean over the batch of -ELBO (reconstruction + beta * KL), in nats per example.
 
         Parameters
         ----------
-        x : ndarray of shape (n, input_dim)
-        eps : ndarray of shape (k, n, latent_dim), optional
-            The noise of the k samples; drawn from ``rng`` when None.
+        x : ndarray of shape (batch, input_dim)
+            The one array of ``data``.
+        eps : ndarray of shape (batch, latent_dim), optional
+            Reparameterisation noise (k > 1: shape (k, batch, latent_dim)); with it the loss is
+            deterministic.
+        rng : numpy.random.Generator, int or None
+            Draws the noise when ``eps`` is None.
+        """
+        terms = self.loss_terms_for_batch(self.check_data(*data, name="x"), eps=eps, rng=rng)
+        return float(np.mean(terms["loss"]))
+
+    def loss_parts(self, *data: Any, eps: Any = None, rng: Any = None) -> dict[str, Any]:
+        """The loss and its terms for one batch ``x``, means over the batch (nats per example).
+
+        Returns
+        -------
+        dict
+            ``loss``, ``reconstruction``, ``kl`` (floats) and ``kl_per_dim`` (ndarray of shape
+            (latent_dim,), the mean KL of each latent dimension: near 0 for inactive units).
+        """
+        batch = self.check_data(*data, name="x")
+        f = self.forward(batch, self.noise_for(batch, eps, rng))
+        loss, parts = self.mean_loss_terms(f)
+        kl_per_dim = np.mean(kl_standard_normal_per_dim(f.mu, f.log_var), axis=0)
+        return {"loss": loss, **parts, "kl_per_dim": kl_per_dim}
+
+    # --- the importance-weighted bound (k > 1; Burda et al. 2015) -----------------------------
+
+    def iwae_forward(
+        self, batch: tuple[np.ndarray, ...], eps: np.ndarray, *, beta: float | None = None
+    ) -> ImportanceWeightedPass:
+        """Log importance weights of ``k`` samples per row of a checked ``(x,)``, and the bound.
+
+        Parameters
+        ----------
+        batch : tuple ``(x,)``, x of shape (n, input_dim)
+        eps : ndarray of shape (k, n, latent_dim)
+            The noise of the k samples.
         beta : float, optional
             Weight of ln N(z; 0, I) - ln q(z|x) in each log-weight (None: the model's).
 
@@ -563,14 +569,13 @@ class VAE(BaseModel):
         ``softmax(log_w, axis=0)``.
         """
         beta = self.beta if beta is None else beta
-        eps = self._iwae_noise(len(x), eps, rng)  # (k, n, latent)
         mu, log_var, raw_log_var, z, out, x_k, reconstruction, log_prior_ratio = (
-            self._importance_samples(x, eps)
+            self._importance_samples(batch[0], eps)
         )
         log_w = -reconstruction + beta * log_prior_ratio  # (k, n)
         return ImportanceWeightedPass(
             mu, log_var, raw_log_var, eps, z, out, x_k, reconstruction, log_prior_ratio,
-            log_w, softmax(log_w, axis=0), importance_weighted_bound(log_w),
+            log_w, softmax(log_w, axis=0), importance_weighted_bound(log_w), beta,
         )  # fmt: skip
 
     def _importance_samples(self, x: np.ndarray, eps: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -589,20 +594,8 @@ class VAE(BaseModel):
         ratio = log_prior_ratio(z, eps, log_var)  # (k, n): ln N(z_j; 0, I) - ln q(z_j|x)
         return mu, log_var, raw_log_var, z, out, x_k, reconstruction, ratio
 
-    def _iwae_terms(self, f: ImportanceWeightedPass) -> dict[str, np.ndarray]:
-        """``loss`` = -IWAE_k per example; ``reconstruction`` and ``kl``: sample averages of
-        -ln p(x|z_j) and of ln q(z_j|x) - ln N(z_j; 0, I) (their sum is the ELBO estimate the
-        bound improves on: loss <= reconstruction + beta * kl)."""
-        return {
-            "loss": -f.bound,
-            "reconstruction": np.mean(f.reconstruction, axis=0),
-            "kl": -np.mean(f.log_prior_ratio, axis=0),
-        }
-
-    def _iwae_loss_and_gradients(
-        self, x: np.ndarray, *, eps: Any, rng: Any, beta: float
-    ) -> tuple[float, dict[str, float]]:
-        """Forward and backward of the mean -IWAE_k over a checked batch; adds into the gradients.
+    def iwae_backward(self, f: ImportanceWeightedPass) -> None:
+        """Add the gradient of the mean -IWAE_k over the record's rows into :meth:`gradients`.
 
         Notes
         -----
@@ -614,7 +607,6 @@ class VAE(BaseModel):
           term from +beta ln q(z_j|x) = -beta/2 sum_d (ln 2π + log_var + eps_j^2) at fixed eps
           (the weights of a row sum to 1).
         """
-        f = self.iwae_forward(x, eps=eps, rng=rng, beta=beta)
         k, n = f.weights.shape
         # The normalised weights of samples far worse than a row's best underflow to subnormal
         # numbers, which would scale their decoder rows' gradients and slow the matrix products
@@ -626,16 +618,13 @@ class VAE(BaseModel):
         else:
             d_mean, d_dec_log_var = gaussian_nll_grad(f.out, self.decoder_log_var, f.x_k)
             d_out = d_mean * row_weight
-            floor_inactive = self._extra_params["decoder.log_var"] > DECODER_LOG_VAR_MIN
-            self._extra_grads["decoder.log_var"] += (
+            floor_inactive = self.loose_params["decoder.log_var"] > DECODER_LOG_VAR_MIN
+            self.loose_grads["decoder.log_var"] += (
                 np.sum(d_dec_log_var * row_weight, axis=0) * floor_inactive
             )
         d_z = self.decoder.backward(d_out).reshape(k, n, self.latent_dim)
-        d_z += beta * f.z * (weights / n)[:, :, None]  # -beta ln N(z_j; 0, I)
+        d_z += f.beta * f.z * (weights / n)[:, :, None]  # -beta ln N(z_j; 0, I)
         d_mu_k, d_log_var_k = reparameterize_backward(d_z, f.eps, f.log_var)  # per sample
         d_mu = np.sum(d_mu_k, axis=0)
-        d_log_var = np.sum(d_log_var_k, axis=0) - beta / (2 * n)  # + beta ln q at fixed eps
+        d_log_var = np.sum(d_log_var_k, axis=0) - f.beta / (2 * n)  # + beta ln q at fixed eps
         self.encoder.backward_params(encoder_output_grad(d_mu, d_log_var, f.raw_log_var))
-        terms = self._iwae_terms(f)
-        means = {name: float(np.mean(v)) for name, v in terms.items()}
-        return means.pop("loss"), means

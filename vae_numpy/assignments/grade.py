@@ -771,4 +771,3 @@ def nbformat_output(output: dict[str, Any]) -> Any:
     if kind == "execute_result":
         return nbformat.v4.new_output("execute_result", data=data, execution_count=None)
     return nbformat.v4.new_output("display_data", data=data)
-
