@@ -98,3 +98,31 @@ def test_setting_the_blas_threads_sets_the_element_wise_threads():
         assert WORKERS.threads == 1
     finally:
         blas.set(before)
+
+
+@settings(deadline=None, max_examples=40)
+@given(
+    rows=st.integers(1, 70),
+    features=st.integers(1, 40),
+    threads=st.integers(1, 4),
+    seed=st.integers(0, 2**16),
+    dtype=st.sampled_from([np.float32, np.float64]),
+)
+def test_bernoulli_kernel_on_row_spans_equals_one_thread_bit_for_bit(
+    rows, features, threads, seed, dtype
+):
+    gen = np.random.default_rng(seed)
+    logits = (8 * gen.standard_normal((rows, features))).astype(dtype)
+    x = gen.random((rows, features)).astype(dtype)
+    nll, grad = kernels.bernoulli_nll_and_grad(logits, x)
+    before = WORKERS.threads, kernels.ROWS_MIN_SPAN
+    WORKERS.set_threads(threads)
+    kernels.ROWS_MIN_SPAN = 1  # one row is enough for a span here
+    try:
+        nll_s, grad_s = kernels.bernoulli_nll_and_grad_spans(logits, x)
+    finally:
+        WORKERS.set_threads(before[0])
+        kernels.ROWS_MIN_SPAN = before[1]
+    assert nll_s.dtype == nll.dtype and grad_s.dtype == grad.dtype
+    np.testing.assert_array_equal(nll_s, nll)
+    np.testing.assert_array_equal(grad_s, grad)

@@ -155,7 +155,7 @@ class Autoencoder(BaseModel):
         out = self.decoder.forward(z)
         reconstruction_grad = None
         if for_backward and self.loss_name == "bce":
-            reconstruction, reconstruction_grad = kernels.bernoulli_nll_and_grad(out, x)
+            reconstruction, reconstruction_grad = kernels.bernoulli_nll_and_grad_spans(out, x)
         else:
             reconstruction = self._reconstruction(out, x)
         return AutoencoderPass(x, z, out, reconstruction, reconstruction_grad)

@@ -6,7 +6,8 @@ numbers (``tests/test_kernels.py`` checks each against its textbook twin with hy
 rounding), computed with fewer passes over memory. Like minitorch's ``fast_ops`` beside
 ``tensor_ops``, the tricks stay here and nowhere else:
 
-* :func:`bernoulli_nll_and_grad` - the Bernoulli loss and its gradient sharing one tanh;
+* :func:`bernoulli_nll_and_grad` - the Bernoulli loss and its gradient sharing one tanh
+  (:func:`bernoulli_nll_and_grad_spans`: on every thread, a span of rows each);
 * :func:`adam_update` - Adam's update in cache-sized blocks, in place, in the paper's
   equivalent order (section 2 of Kingma & Ba); :func:`adam_update_spans` runs it on every
   thread of :data:`vae_numpy.parallel.WORKERS`, one contiguous span each;
@@ -32,6 +33,8 @@ from .parallel import WORKERS
 
 __all__ = [
     "bernoulli_nll_and_grad",
+    "bernoulli_nll_and_grad_spans",
+    "ROWS_MIN_SPAN",
     "adam_update",
     "adam_update_spans",
     "ADAM_MIN_SPAN",
@@ -45,6 +48,9 @@ __all__ = [
 #: Values per block of :func:`adam_update`: 2**16 float32 values of the five arrays (1.3 MB)
 #: stay in the CPU cache through its twelve passes (1.5x faster than whole-array passes).
 ADAM_BLOCK = 1 << 16
+#: Values (rows times features) per thread below which
+#: :func:`bernoulli_nll_and_grad_spans` keeps a batch on one thread.
+ROWS_MIN_SPAN = 1 << 14
 #: Values per thread below which :func:`adam_update_spans` keeps an array on one thread.
 ADAM_MIN_SPAN = 1 << 15
 #: Steps between two calls of :func:`flush_subnormals` by the optimisers.
@@ -53,7 +59,9 @@ FLUSH_EVERY = 64
 NEGLIGIBLE = 1e-20
 
 
-def bernoulli_nll_and_grad(logits: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def bernoulli_nll_and_grad(
+    logits: np.ndarray, x: np.ndarray, out: tuple[np.ndarray, np.ndarray] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """``functional.bernoulli_nll`` and ``functional.bernoulli_nll_grad`` sharing one tanh.
 
     With t = tanh(l / 2): sigmoid(l) = (1 + t) / 2 gives the gradient sigmoid(l) - x, and
@@ -65,10 +73,12 @@ def bernoulli_nll_and_grad(logits: np.ndarray, x: np.ndarray) -> tuple[np.ndarra
     -------
     nll : ndarray of shape (batch,)
     grad : ndarray of shape (batch, features)
+        Written into ``out = (nll, grad)`` when given.
     """
+    nll_out, grad_out = (None, None) if out is None else out
     t = np.multiply(logits, 0.5)
     np.tanh(t, out=t)
-    grad = np.multiply(t, 0.5)  # sigmoid(l) - x
+    grad = np.multiply(t, 0.5, out=grad_out)  # sigmoid(l) - x
     grad += 0.5
     grad -= x
     np.abs(t, out=t)  # t becomes ln sigmoid(|l|) in place
@@ -78,7 +88,24 @@ def bernoulli_nll_and_grad(logits: np.ndarray, x: np.ndarray) -> tuple[np.ndarra
     nll = np.maximum(logits, 0)
     nll -= x * logits
     nll -= t
-    return nll.sum(axis=-1), grad
+    return nll.sum(axis=-1, out=nll_out), grad
+
+
+def bernoulli_nll_and_grad_spans(
+    logits: np.ndarray, x: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`bernoulli_nll_and_grad` on contiguous spans of rows, one per thread of
+    :data:`vae_numpy.parallel.WORKERS` (one thread below two :data:`ROWS_MIN_SPAN` values per
+    thread); the same numbers, row for row."""
+    nll = np.empty(logits.shape[:-1], dtype=np.result_type(logits, x))
+    grad = np.empty(np.broadcast_shapes(logits.shape, x.shape), dtype=nll.dtype)
+    features = max(1, logits.shape[-1])
+
+    def span(lo: int, hi: int) -> None:
+        bernoulli_nll_and_grad(logits[lo:hi], x[lo:hi], out=(nll[lo:hi], grad[lo:hi]))
+
+    WORKERS.run(span, len(logits), max(1, ROWS_MIN_SPAN // features))
+    return nll, grad
 
 
 def adam_update(

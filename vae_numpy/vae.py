@@ -436,7 +436,7 @@ class VAE(BaseModel):
         kl = kl_standard_normal(mu, log_var)  # (batch,)
         reconstruction_grad = None
         if for_backward and self.likelihood == "bernoulli":  # -ln p(x|z) and d/dlogits, one tanh
-            reconstruction, reconstruction_grad = kernels.bernoulli_nll_and_grad(out, x)
+            reconstruction, reconstruction_grad = kernels.bernoulli_nll_and_grad_spans(out, x)
         else:
             reconstruction = self._nll(out, x)  # -ln p(x|z), (batch,)
         return ForwardPass(
@@ -614,7 +614,7 @@ class VAE(BaseModel):
         weights = kernels.flush_negligible(f.weights, axis=0)  # (k, n)
         row_weight = (weights / n).reshape(k * n, 1)  # dL/d(-ln w_j) of each decoder row
         if self.likelihood == "bernoulli":
-            d_out = kernels.bernoulli_nll_and_grad(f.out, f.x_k)[1] * row_weight
+            d_out = kernels.bernoulli_nll_and_grad_spans(f.out, f.x_k)[1] * row_weight
         else:
             d_mean, d_dec_log_var = gaussian_nll_grad(f.out, self.decoder_log_var, f.x_k)
             d_out = d_mean * row_weight
