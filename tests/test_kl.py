@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -344,3 +347,51 @@ def test_kl_normal_lecture_rejects_bad_input_like_kl_normal():
         kl_normal_lecture(0.0, 0.0)
     with pytest.raises(ValueError, match="s must be a standard deviation > 0"):
         kl_normal_lecture(0.0, 1.0, 0.0, -1.0)
+
+
+@pytest.mark.parametrize("f", [kl_normal, kl_normal_lecture])
+@pytest.mark.parametrize("name", ["mu", "sigma", "m", "s"])
+def test_each_argument_is_named_when_it_is_not_numeric_or_not_finite(f, name):
+    """Strings, NaN and infinity are refused under the argument's own name."""
+    good = {"mu": 0.5, "sigma": 1.5, "m": -0.5, "s": 2.0}
+    with pytest.raises(TypeError, match=rf"^{name} must hold real numbers"):
+        f(**{**good, name: ["a"]})
+    for bad in (np.nan, np.inf):
+        with pytest.raises(ValueError, match=rf"^{name} contains 1 NaN or infinite"):
+            f(**{**good, name: np.array([1.0, bad])})
+
+
+@pytest.mark.parametrize("name", ["mu", "sigma", "m", "s"])
+def test_the_argument_that_does_not_broadcast_is_reported_with_every_shape(name):
+    good = {"mu": np.zeros((2, 3)), "sigma": np.ones(3), "m": np.zeros((1, 3)), "s": np.ones(1)}
+    with pytest.raises(ValueError, match=r"^mu, sigma, m, s do not broadcast together"):
+        kl_normal(**{**good, name: np.ones(4)})
+
+
+def test_a_non_positive_standard_deviation_points_to_the_log_variance_mistake():
+    with pytest.raises(ValueError, match=r"pass np\.exp\(0\.5 \* log_var\)$"):
+        kl_normal(0.0, np.array([1.0, -2.0]))
+
+
+def test_a_value_float32_cannot_hold_is_reported_as_not_finite_without_a_warning():
+    """1e300 beside float32 input becomes inf in float32: a clear error, no RuntimeWarning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match=r"^m contains 1 NaN or infinite"):
+            kl_normal(np.float32([0.0]), 1.0, 1e300, 1.0)
+
+
+@pytest.mark.parametrize("f", [kl_normal, kl_normal_lecture])
+def test_integer_lists_take_the_precision_of_the_float_arrays(f):
+    """Integers convert to float32, so they do not upcast float32 arrays (NEP 50 for lists)."""
+    out = f([0, 1], np.ones(2, np.float32))
+    assert out.dtype == np.float32 and out.shape == (2,)
+    assert f([0, 1], np.ones(2)).dtype == np.float64
+
+
+@pytest.mark.parametrize("f", [kl_normal, kl_normal_lecture])
+def test_scalars_give_a_python_float_and_arrays_keep_their_shape(f):
+    assert type(f(0.0, 2.0)) is float and f(0.0, 2.0) == pytest.approx(math.log(0.5) + 1.5)
+    one = f(np.array([0.0]), 2.0)
+    assert isinstance(one, np.ndarray) and one.shape == (1,)
+    assert f(np.zeros((2, 1)), 2.0).shape == (2, 1)
