@@ -29,14 +29,16 @@ def test_spans_cover_the_range_once_in_aligned_pieces(size, parts):
 @contextlib.contextmanager
 def short_spans(threads: int) -> Iterator[None]:
     """WORKERS on ``threads`` threads, with spans short enough for test-sized arrays."""
-    before = WORKERS.threads, kernels.ADAM_MIN_SPAN
+    before = WORKERS.threads, kernels.ADAM_MIN_SPAN, WORKERS.split_helps
     WORKERS.set_threads(threads)
     kernels.ADAM_MIN_SPAN = 64
+    WORKERS.split_helps = True  # split whatever this machine's calibration says
     try:
         yield
     finally:
         WORKERS.set_threads(before[0])
         kernels.ADAM_MIN_SPAN = before[1]
+        WORKERS.split_helps = before[2]
 
 
 @settings(deadline=None, max_examples=40)
@@ -72,6 +74,7 @@ def test_work_runs_on_as_many_threads_as_set_and_errors_come_back():
         barrier.wait()
 
     workers.set_threads(3)
+    workers.split_helps = True
     workers.run(work, 3000, min_span=100)
     assert sorted(seen) == spans(3000, 3) and len(set(seen.values())) == 3
     seen.clear()
@@ -115,14 +118,30 @@ def test_bernoulli_kernel_on_row_spans_equals_one_thread_bit_for_bit(
     logits = (8 * gen.standard_normal((rows, features))).astype(dtype)
     x = gen.random((rows, features)).astype(dtype)
     nll, grad = kernels.bernoulli_nll_and_grad(logits, x)
-    before = WORKERS.threads, kernels.ROWS_MIN_SPAN
-    WORKERS.set_threads(threads)
+    before = kernels.ROWS_MIN_SPAN
     kernels.ROWS_MIN_SPAN = 1  # one row is enough for a span here
     try:
-        nll_s, grad_s = kernels.bernoulli_nll_and_grad_spans(logits, x)
+        with short_spans(threads):
+            nll_s, grad_s = kernels.bernoulli_nll_and_grad_spans(logits, x)
     finally:
-        WORKERS.set_threads(before[0])
-        kernels.ROWS_MIN_SPAN = before[1]
+        kernels.ROWS_MIN_SPAN = before
     assert nll_s.dtype == nll.dtype and grad_s.dtype == grad.dtype
     np.testing.assert_array_equal(nll_s, nll)
     np.testing.assert_array_equal(grad_s, grad)
+
+
+def test_splitting_is_used_only_where_the_calibration_found_it_faster():
+    """calibrate compares the best of five timings; run splits only when split_helps."""
+    workers = SpanWorkers()
+    workers.set_threads(2)
+    times = {1: [1.0, 0.9, 1.2, 1.0, 1.1], 2: [0.5, 0.7, 0.6, 0.8, 0.9]}
+    assert workers.calibrate(lambda parts: times[parts].pop()) is True  # 0.5 * 1.25 <= 0.9
+    times = {1: [1.0] * 5, 2: [0.85] * 5}
+    assert workers.calibrate(lambda parts: times[parts].pop()) is False  # 0.85 * 1.25 > 1.0
+    threads: set[int] = set()
+    workers.run(lambda lo, hi: threads.add(threading.get_ident()), 4000, min_span=10)
+    assert threads == {threading.get_ident()}  # not worth splitting: all on the caller
+    fresh = SpanWorkers()
+    fresh.set_threads(2)
+    fresh.run(lambda lo, hi: None, 4000, min_span=10)
+    assert fresh.split_helps in (True, False)  # the first split run measured this machine

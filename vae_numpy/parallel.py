@@ -13,6 +13,14 @@ runs on one thread exactly when the products do. :meth:`SpanWorkers.run` splits 
 spans (of at least ``min_span`` items, so that small arrays stay on one thread: starting a
 span costs a few microseconds) and waits for all of them.
 
+Whether splitting pays is measured, not assumed: on some machines a single core already takes
+all the memory bandwidth the others could add (seen on a 2-core AMD EPYC virtual machine: a
+4-million-element ``tanh`` took 1.07 ms on one thread and 1.05 ms on two, and Adam's update got
+slower), on others two threads run such a ufunc 1.9 times faster (a 2-core Intel Xeon). The
+first :meth:`SpanWorkers.run` on more than one thread times one large element-wise pass on one
+thread and split (:meth:`SpanWorkers.calibrate`, a few milliseconds, once per process) and
+splits from then on only when that was at least :data:`SPLIT_GAIN` times faster.
+
 What is computed never depends on the thread count: each element goes through the same
 operations whichever thread runs it.
 """
@@ -20,13 +28,20 @@ operations whichever thread runs it.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+
+import numpy as np
 
 __all__ = ["SpanWorkers", "WORKERS", "spans"]
 
 #: Spans start at multiples of this many items (64-byte cache lines of float32).
 ALIGN = 16
+#: Splitting is used when the calibration pass ran at least this many times faster split.
+SPLIT_GAIN = 1.25
+#: float32 values of the calibration pass (8 MiB read and written).
+CALIBRATION_SIZE = 1 << 21
 
 
 def spans(size: int, parts: int, align: int = ALIGN) -> list[tuple[int, int]]:
@@ -45,6 +60,8 @@ class SpanWorkers:
 
     def __init__(self) -> None:
         self.threads = 1
+        #: Whether splitting pays on this machine: None until measured (:meth:`calibrate`).
+        self.split_helps: bool | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._pool_size = 0
         self._lock = threading.Lock()
@@ -64,15 +81,44 @@ class SpanWorkers:
                 self._pool_size = n
             return self._pool
 
+    def calibrate(self, measure: Callable[[int], float] | None = None) -> bool:
+        """Decide :attr:`split_helps`: the best of five timings of one element-wise pass
+        (``measure(parts)`` seconds; by default a multiply over :data:`CALIBRATION_SIZE`
+        float32 values) on one thread against split over :attr:`threads`."""
+        data = np.ones(CALIBRATION_SIZE if measure is None else 0, np.float32)
+        out = np.empty_like(data)
+
+        def scale(lo: int, hi: int) -> None:
+            np.multiply(data[lo:hi], 1.5, out=out[lo:hi])
+
+        def one_pass(parts: int) -> float:
+            t = time.perf_counter()
+            self._run_spans(scale, spans(data.size, parts))
+            return time.perf_counter() - t
+
+        timed = one_pass if measure is None else measure
+        one = min(timed(1) for _ in range(5))
+        split = min(timed(self.threads) for _ in range(5))
+        self.split_helps = split * SPLIT_GAIN <= one
+        return self.split_helps
+
     def run(self, work: Callable[[int, int], None], size: int, min_span: int) -> None:
         """Call ``work(lo, hi)`` for contiguous spans covering ``range(size)``, one span per
-        thread, each at least ``min_span`` long (one call on this thread when the range is
-        short or the count is 1); return when every span is done, raising the first error."""
+        thread, each at least ``min_span`` long; return when every span is done, raising the
+        first error. One call on this thread when the range is short, the count is 1, or
+        splitting does not pay on this machine (:meth:`calibrate`, run here the first time)."""
         parts = min(self.threads, max(1, size // max(1, min_span)))
-        if parts == 1:
+        if parts > 1 and self.split_helps is None:
+            self.calibrate()
+        if parts == 1 or not self.split_helps:
             work(0, size)
             return
-        cut = spans(size, parts)
+        self._run_spans(work, spans(size, parts))
+
+    def _run_spans(self, work: Callable[[int, int], None], cut: list[tuple[int, int]]) -> None:
+        if len(cut) == 1:
+            work(*cut[0])
+            return
         pool = self._workers(len(cut) - 1)
         futures: list[Future[None]] = [pool.submit(work, lo, hi) for lo, hi in cut[1:]]
         try:
