@@ -23,7 +23,8 @@ they need were idle while the current count ran. On Linux the machine's idle tim
 BLAS helper threads spent spinning. Elsewhere the policy relies on its measurements alone.
 
 The same count runs the element-wise work outside the products (Adam's update of large
-arrays; :mod:`vae_numpy.parallel`): one thread when the products run on one.
+arrays, the Bernoulli loss; :mod:`vae_numpy.parallel`) where splitting it pays on the machine:
+one thread when the products run on one.
 
 Only the thread count changes, never what is computed or in which order in this package.
 Results equal those of a fixed thread count, up to the rounding of products that BLAS splits
