@@ -334,18 +334,21 @@ def test_public_vae_methods_name_x_and_n_and_sample_in_the_model_dtype():
     assert model.sample(3, rng=0).dtype == np.float32
 
 
-def test_gaussian_decoder_log_variance_gets_no_gradient_at_or_below_its_floor():
-    """decoder.log_var <= DECODER_LOG_VAR_MIN is floored: its gradient is exactly 0; above, not."""
+@pytest.mark.parametrize("k", [1, 3])
+def test_gaussian_decoder_log_variance_gets_no_gradient_at_or_below_its_floor(k):
+    """decoder.log_var <= DECODER_LOG_VAR_MIN is floored: its gradient is exactly 0; above, not
+    (the ELBO's step and the importance-weighted one)."""
     from vae_numpy.vae import DECODER_LOG_VAR_MIN
 
-    model = VAE(4, (3,), 2, likelihood="gaussian", dtype=np.float64, rng=0)
+    model = VAE(4, (3,), 2, likelihood="gaussian", k=k, dtype=np.float64, rng=0)
     model.parameters()["decoder.log_var"][...] = [
         DECODER_LOG_VAR_MIN - 1.0,
         DECODER_LOG_VAR_MIN,
         DECODER_LOG_VAR_MIN + 0.5,
         0.0,
     ]
-    batch, eps = _batch(model)
+    batch, _ = _batch(model)
+    eps = np.random.default_rng(1).standard_normal((k, 4, 2) if k > 1 else (4, 2))
     model.loss_and_gradients_for_batch(batch, eps=eps)
     grad = model.gradients()["decoder.log_var"]
     assert grad[0] == 0.0 and grad[1] == 0.0
