@@ -74,7 +74,7 @@ class BaseModel:
     generative = False
     #: KL weight that warm-up ramps; None for a model without a KL term.
     beta: float | None = None
-    #: True for a model of p(x|y): its data and its bounds need the labels y.
+    #: True for a model of p(x|y), whose data and bounds need the labels y.
     conditional = False
     #: True for models trained on ``(X, y)``; their ``check_labels`` validates ``y``.
     labelled = False

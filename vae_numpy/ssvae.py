@@ -155,7 +155,7 @@ class SemiSupervisedVAE(BaseModel):
 
     @property
     def classifier(self) -> Sequential:
-        """The network of q(y|x): x → hidden → C logits, ``networks["classifier"]``."""
+        """The network of q(y|x), x → hidden → C logits (``networks["classifier"]``)."""
         return self.networks["classifier"]
 
     def get_config(self) -> dict[str, Any]:
