@@ -6,6 +6,9 @@ The page's JavaScript is tested in a real browser by ``tests/test_browser.py``.
 from __future__ import annotations
 
 import base64
+import configparser
+import hashlib
+import importlib.resources
 import json
 import re
 from pathlib import Path
@@ -18,6 +21,7 @@ from vae_numpy.cli import main
 from vae_numpy.cvae import ConditionalVAE
 from vae_numpy.data import load_dataset
 from vae_numpy.gmvae import GaussianMixtureVAE
+from vae_numpy.plots import explorer as explorer_module
 from vae_numpy.plots import pca_project
 from vae_numpy.plots.explorer import (
     decoder_spec,
@@ -25,6 +29,7 @@ from vae_numpy.plots.explorer import (
     latent_plane,
     write_explorer,
 )
+from vae_numpy.plots.explorer_model import padded_range
 from vae_numpy.ssvae import SemiSupervisedVAE
 from vae_numpy.vae import VAE
 
@@ -154,6 +159,13 @@ def test_plane_ranges_cover_the_codes_and_the_prior():
     assert np.all(tight.ranges[:, 0] > -0.5)
 
 
+def test_padded_range_widens_by_five_percent_and_defaults_to_the_priors_range():
+    """[min, max] grows by 5% of its width each side; equal values by 0.5; no values: [-3, 3]."""
+    assert padded_range(np.array([0.0, 4.0, 10.0])) == pytest.approx((-0.5, 10.5))
+    assert padded_range(np.array([2.0, 2.0])) == (1.5, 2.5)
+    assert padded_range(None) == padded_range(np.array([])) == (-3.0, 3.0)
+
+
 @pytest.mark.parametrize(
     "dims, error",
     [((0, 0), ValueError), ((0, 5), ValueError), ("pcx", ValueError), (3, TypeError)],
@@ -231,6 +243,87 @@ def test_write_explorer_writes_the_page_and_leaves_no_temporary_file(tmp_path, d
     assert path == tmp_path / "sub" / "page.html"
     assert [p.name for p in path.parent.iterdir()] == ["page.html"]
     assert path.read_text(encoding="utf-8").rstrip().endswith("</html>")
+
+
+# --- the page's files: package data, copied into the page as they are ---------------------------
+
+PAGE_FILES = importlib.resources.files("vae_numpy.plots") / "explorer_page"
+
+#: sha256 of the page written for :func:`_exact_model` below by the code before the page's HTML,
+#: CSS and JavaScript moved from Python strings into ``explorer_page/``. A deliberate change to
+#: the page changes it: then check the new page in a browser and pin the new value.
+PINNED_PAGE_SHA256 = "67b4ba5cd3b29d4b652a28d9194c78fe59883fd5301b1729e54dc05c09b788ce"
+
+
+def _exact_model() -> tuple[VAE, np.ndarray, np.ndarray]:
+    """A VAE with weights in multiples of 1/8, binary data and labels: an exact page.
+
+    Every sum of the encoder is exact in float32, so the codes, and the page, are the same bytes
+    on every machine.
+    """
+    model = VAE(16, (8,), 2, rng=0)
+    for value in model.parameters().values():
+        value[...] = ((np.arange(value.size) % 7 - 3) / 8).reshape(value.shape)
+    x = (np.arange(12 * 16).reshape(12, 16) % 5 < 2).astype(np.float32)
+    return model, x, np.arange(12) % 3
+
+
+def test_page_is_the_same_bytes_as_before_its_files_moved_out_of_the_module(tmp_path):
+    """The page written for a fixed model matches, byte for byte, the page of the former code."""
+    model, x, y = _exact_model()
+    path = write_explorer(model, tmp_path / "page.html", data=x, labels=y, title="exact VAE")
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == PINNED_PAGE_SHA256
+
+
+def test_page_holds_the_style_sheet_and_the_script_as_they_are_in_the_package():
+    """explorer.css and explorer.js are copied whole into the page, which loads no file."""
+    page = explorer_html(MODELS["vae"]())
+    style = (PAGE_FILES / "explorer.css").read_text(encoding="utf-8")
+    script = (PAGE_FILES / "explorer.js").read_text(encoding="utf-8")
+    assert f"<style>\n{style}</style>" in page
+    assert f"<script>\n{script}</script>" in page
+    assert "window.explorer = {" in script and ":root {" in style
+    assert not re.search(r"<(link|script)[^>]*\b(href|src)=\"(?!data:)", page)
+
+
+def test_page_files_cannot_end_their_element_early():
+    """The script holds no '</script', the style sheet no '</style' (they are pasted inline)."""
+    script = (PAGE_FILES / "explorer.js").read_text(encoding="utf-8").lower()
+    style = (PAGE_FILES / "explorer.css").read_text(encoding="utf-8").lower()
+    assert "</script" not in script and "</style" not in style
+
+
+def test_placeholders_in_a_title_or_label_name_stay_text(digits_test):
+    """A title or label name reading '{script}', '{style}' or '{data}' is shown as it is."""
+    braces = "{script} {style} {data} {title}"
+    page = explorer_html(
+        MODELS["cvae"](),
+        data=digits_test.x[:20],
+        labels=digits_test.y[:20],
+        title=braces,
+        label_names=[braces] * 10,
+    )
+    data = _payload(page)
+    assert data["title"] == braces and data["classNames"] == [braces] * 10
+    assert f"<title>{braces}</title>" in page
+    assert page.count("window.explorer = {") == 1 and page.count(":root {") == 1
+
+
+def test_a_missing_page_file_is_named_with_the_fix(monkeypatch):
+    """An installation without the page's files says which file is missing and how to reinstall."""
+    monkeypatch.setattr(explorer_module, "_PAGE_FOLDER", "no_such_folder")
+    with pytest.raises(FileNotFoundError, match=r"no_such_folder/explorer\.\w+.*pip install"):
+        explorer_html(MODELS["vae"]())
+
+
+def test_every_file_of_the_page_is_package_data():
+    """setup.cfg ships each file of explorer_page/ in the wheel, so an installed page is whole."""
+    config = configparser.ConfigParser(interpolation=None)
+    config.read(Path(__file__).resolve().parents[1] / "setup.cfg", encoding="utf-8")
+    shipped = set(config["options.package_data"]["vae_numpy.plots"].split())
+    files = {f"explorer_page/{p.name}" for p in PAGE_FILES.iterdir() if p.is_file()}
+    assert "explorer_page/page.html" in files
+    assert files <= shipped, f"add {sorted(files - shipped)} to setup.cfg [options.package_data]"
 
 
 # --- the command ------------------------------------------------------------------------------
