@@ -48,7 +48,7 @@ DIRECTION: list[tuple[str, set[str]]] = [
     ("evaluate", {"evaluate"}),
     ("plots", {"plots"}),
     ("assignments", {"assignments"}),
-    ("cli", {"cli", "__main__"}),
+    ("cli", {"cli", "cli_common", "cli_train", "cli_commands", "__main__"}),
 ]
 RANK = {top: i for i, (_, tops) in enumerate(DIRECTION) for top in tops}
 
