@@ -203,3 +203,31 @@ def test_every_variational_model_follows_the_evaluation_protocol(name):
     assert isinstance(model, VariationalModel)
     assert model.conditional == (name == "cvae")
     assert not isinstance(MODEL_FACTORIES["ae-bce"](), VariationalModel)
+
+
+def test_score_and_evaluate_terms_default_to_batches_of_1024_with_seed_0():
+    """The defaults are what the docstrings say: more than 1024 rows are evaluated in two
+    batches, with the noise of seed 0; other values change the noise and so the result."""
+    from vae_numpy import train
+    from vae_numpy.vae import VAE
+
+    model = VAE(8, (6,), 2, rng=0)
+    x = np.random.default_rng(1).random((1100, 8))
+    default = model.evaluate_terms(x)
+    assert default == model.evaluate_terms(x, batch_size=1024, rng=0)
+    assert default == train.mean_loss_terms(model, model.check_data(x), batch_size=1024, rng=0)
+    assert model.score(x) == -default["loss"] == model.score(x, batch_size=1024, rng=0)
+    other = model.evaluate_terms(x, batch_size=7, rng=3)
+    assert other == train.mean_loss_terms(model, model.check_data(x), batch_size=7, rng=3)
+    assert other["loss"] != default["loss"]
+    assert model.score(x, batch_size=7, rng=3) == -other["loss"]
+    for f in (model.score, model.evaluate_terms):
+        with pytest.raises(ValueError, match=r"^batch_size must be"):
+            f(x, batch_size=0)
+
+
+def test_loss_parts_names_the_batch_x_in_its_errors():
+    from vae_numpy.vae import VAE
+
+    with pytest.raises(ValueError, match=r"^x "):
+        VAE(8, (6,), 2, rng=0).loss_parts(np.full((2, 8), 2.0))

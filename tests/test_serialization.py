@@ -186,3 +186,32 @@ def test_no_message_in_the_package_advises_unpickling():
         or "allow_pickle=`" in p.read_text(encoding="utf-8")
     ]
     assert offenders == []
+
+
+def test_a_saved_model_keeps_its_history_and_metadata_and_old_files_without_them_load(tmp_path):
+    """history_ and metadata round-trip; a file written without them loads with empty ones."""
+    model = VAE(6, (5,), 2, rng=0)
+    model.history_ = {"loss": [3.0, 2.5]}
+    model.metadata = {"dataset": "digits", "image_shape": [2, 3]}
+    back = VAE.load(model.save(tmp_path / "m.npz"))
+    assert back.history_ == {"loss": [3.0, 2.5]} and back.metadata == model.metadata
+    arrays, meta = load_npz(tmp_path / "m.npz", kind="VAE")
+    for key in ("history", "metadata"):
+        del meta[key]
+    bare = VAE.from_saved(arrays, meta)
+    assert bare.history_ == {} and bare.metadata == {}
+
+
+def test_a_file_that_does_not_fit_the_model_is_refused_naming_the_file_and_the_mismatch(tmp_path):
+    model = VAE(6, (5,), 2, rng=0)
+    path = model.save(tmp_path / "m.npz")
+    arrays, meta = load_npz(path, kind="VAE")
+    bad_config = {**meta, "config": {**meta["config"], "latent_dim": -1}}
+    with pytest.raises(ValueError, match=r"^m\.npz: invalid configuration \{.*'latent_dim': -1"):
+        VAE.from_saved(arrays, bad_config, "m.npz")
+    fewer = {k: v for k, v in arrays.items() if k != "decoder.0.b"}
+    with pytest.raises(ValueError, match=r"^file: parameters \[.*\] do not match the model's \["):
+        VAE.from_saved(fewer, meta)
+    save_npz(tmp_path / "few.npz", fewer, meta)
+    with pytest.raises(ValueError, match=r"few\.npz: parameters .*'decoder\.0\.W'.* do not match"):
+        VAE.load(tmp_path / "few.npz")
