@@ -231,3 +231,14 @@ def test_loss_parts_names_the_batch_x_in_its_errors():
 
     with pytest.raises(ValueError, match=r"^x "):
         VAE(8, (6,), 2, rng=0).loss_parts(np.full((2, 8), 2.0))
+
+
+def test_loss_draws_its_noise_from_rng_and_names_the_noise_axes_when_eps_is_wrong():
+    from vae_numpy.vae import VAE
+
+    model = VAE(8, (6,), 2, rng=0)
+    x = np.random.default_rng(1).random((5, 8))
+    assert model.loss(x, rng=3) == model.loss(x, rng=3) != model.loss(x, rng=4)
+    assert model.loss(x, rng=3) == pytest.approx(model.loss_parts(x, rng=3)["loss"], rel=1e-6)
+    with pytest.raises(ValueError, match=r"^eps must have shape \(batch, latent_dim\) = \(5, 2\)"):
+        model.loss(x, eps=np.zeros((5, 3)))
