@@ -44,7 +44,7 @@ DIRECTION: list[tuple[str, set[str]]] = [
     ("gradient checks", {"gradcheck"}),
     ("optim", {"optim"}),
     ("train", {"train"}),
-    ("models", {"base", "autoencoder", "vae", "cvae", "gmvae", "ssvae", "models"}),
+    ("models", {"base", "autoencoder", "iwae", "vae", "cvae", "gmvae", "ssvae", "models"}),
     ("evaluate", {"evaluate"}),
     ("plots", {"plots"}),
     ("assignments", {"assignments"}),

@@ -8,8 +8,9 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from tests.strategies import seeds
+from vae_numpy.base import LOG_VAR_RANGE
 from vae_numpy.gradcheck import check_model
-from vae_numpy.vae import LOG_VAR_RANGE, VAE
+from vae_numpy.vae import VAE
 
 
 def _data(rng, n, d, likelihood):

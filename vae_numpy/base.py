@@ -16,6 +16,11 @@ The rest is written here once, on these three: the two batch methods of the mode
 ``loss_and_gradients``, ``loss_parts``, ``score``; the checks at the public boundary; the
 noise of the reparameterisation; ``save`` and ``load``.
 
+The variational models share one more piece, written here: the Gaussian encoder head. The
+encoder's last layer outputs ``[mu | log_var]`` side by side; :func:`split_encoder_output`
+splits it and clips log_var to ``LOG_VAR_RANGE``, and :func:`encoder_output_grad` takes the
+gradients for mu and log_var back through that clip.
+
 ``fit`` has one owner, :func:`vae_numpy.train.fit`: the training loop knows a model only
 through the protocol, and ``model.fit(X, ...)`` hands the model to it.
 """
@@ -41,7 +46,13 @@ from ._validation import (
 from .layers import ACTIVATIONS, Sequential, mlp
 from .serialization import load_npz, save_npz
 
-__all__ = ["BaseModel", "hidden_tuple"]
+__all__ = [
+    "BaseModel",
+    "hidden_tuple",
+    "LOG_VAR_RANGE",
+    "split_encoder_output",
+    "encoder_output_grad",
+]
 
 M = TypeVar("M", bound="BaseModel")
 
@@ -55,6 +66,57 @@ def hidden_tuple(hidden_dims: Any) -> tuple[int, ...]:
             f"hidden_dims must be a sequence of ints such as (400,), got {hidden_dims!r}"
         )
     return tuple(check_positive_int(h, f"hidden_dims[{i}]") for i, h in enumerate(hidden_dims))
+
+
+# --- the Gaussian encoder head of the variational models: [mu | log_var] ---------------
+
+#: The encoder's log-variance is clipped to this range (std from 4.5e-5 to 2.2e4): beyond it
+#: exp() would overflow or the KL would be dominated by rounding. The gradient is zero outside.
+LOG_VAR_RANGE = (-20.0, 20.0)
+
+
+def split_encoder_output(
+    h: np.ndarray, latent_dim: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Split the encoder's output ``[mu | log_var]`` and clip log_var to ``LOG_VAR_RANGE``.
+
+    Parameters
+    ----------
+    h : ndarray of shape (batch, 2 * latent_dim)
+        The encoder's last layer.
+    latent_dim : int
+
+    Returns
+    -------
+    mu, log_var, raw_log_var : ndarray of shape (batch, latent_dim)
+        The mean, the clipped log-variance, and the log-variance before the clip (which
+        :func:`encoder_output_grad` needs).
+    """
+    mu, raw_log_var = h[:, :latent_dim], h[:, latent_dim:]
+    return mu, np.clip(raw_log_var, *LOG_VAR_RANGE), raw_log_var
+
+
+def encoder_output_grad(
+    d_mu: np.ndarray, d_log_var: np.ndarray, raw_log_var: np.ndarray
+) -> np.ndarray:
+    """The gradient for the encoder's output ``[mu | log_var]``, back through the clip.
+
+    Parameters
+    ----------
+    d_mu, d_log_var : ndarray of shape (batch, latent_dim)
+        Gradients for mu and for the clipped log-variance.
+    raw_log_var : ndarray of shape (batch, latent_dim)
+        The log-variance before the clip (from :func:`split_encoder_output`).
+
+    Returns
+    -------
+    ndarray of shape (batch, 2 * latent_dim)
+        ``[d_mu | d_log_var]``, with d_log_var zero where the clip was active (it passes the
+        gradient only strictly inside ``LOG_VAR_RANGE``).
+    """
+    low, high = LOG_VAR_RANGE
+    inside = (raw_log_var > low) & (raw_log_var < high)
+    return np.concatenate([d_mu, d_log_var * inside], axis=1)
 
 
 class BaseModel:

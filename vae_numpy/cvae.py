@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from ._validation import check_positive_float, check_positive_int
-from .base import BaseModel, hidden_tuple
+from .base import BaseModel, encoder_output_grad, hidden_tuple, split_encoder_output
 from .functional import (
     bernoulli_nll,
     bernoulli_nll_grad,
@@ -49,7 +49,6 @@ from .functional import (
     reparameterize_backward,
     sigmoid,
 )
-from .vae import encoder_output_grad, split_encoder_output
 
 __all__ = ["ConditionalVAE", "ConditionalPass", "check_labels", "one_hot"]
 

@@ -39,7 +39,7 @@ import numpy as np
 
 from . import kernels
 from ._validation import check_positive_float, check_positive_int
-from .base import BaseModel, hidden_tuple
+from .base import BaseModel, encoder_output_grad, hidden_tuple, split_encoder_output
 from .functional import (
     LOG_2PI,
     bernoulli_nll,
@@ -50,7 +50,6 @@ from .functional import (
     sigmoid,
     softmax,
 )
-from .vae import encoder_output_grad, split_encoder_output
 
 __all__ = [
     "GaussianMixtureVAE",

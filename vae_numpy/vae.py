@@ -28,7 +28,7 @@ Burda et al. (2015) with k samples z_j = mu + exp(log_var / 2) eps_j per example
 
 which lies between the ELBO (k = 1) and ln p(x) and rises with k. Its gradient is the average of
 the k single-sample gradients of ln w_j weighted by the normalised importance weights
-w_j / sum_i w_i (see :meth:`VAE.iwae_forward`). ``k = 1`` keeps the ELBO above, with its KL in
+w_j / sum_i w_i (:mod:`vae_numpy.iwae`). ``k = 1`` keeps the ELBO above, with its KL in
 closed form, bit for bit.
 
 References
@@ -49,86 +49,28 @@ import numpy as np
 
 from . import kernels
 from ._validation import as_batch, check_choice, check_positive_float, check_positive_int
-from .base import BaseModel, hidden_tuple
+from .base import BaseModel, encoder_output_grad, hidden_tuple, split_encoder_output
 from .functional import (
     LOG_2PI,
     bernoulli_nll,
     bernoulli_nll_grad,
     gaussian_nll,
     gaussian_nll_grad,
-    importance_weighted_bound,
     kl_standard_normal,
     kl_standard_normal_grad,
     kl_standard_normal_per_dim,
-    log_prior_ratio,
     reparameterize,
     reparameterize_backward,
     sigmoid,
-    softmax,
 )
+from .iwae import ImportanceWeightedBound, ImportanceWeightedPass
 
-__all__ = [
-    "VAE",
-    "ForwardPass",
-    "ImportanceWeightedPass",
-    "LOG_VAR_RANGE",
-    "DECODER_LOG_VAR_MIN",
-    "LIKELIHOODS",
-    "split_encoder_output",
-    "encoder_output_grad",
-]
+__all__ = ["VAE", "ForwardPass", "DECODER_LOG_VAR_MIN", "LIKELIHOODS"]
 
-#: The encoder's log-variance is clipped to this range (std from 4.5e-5 to 2.2e4): beyond it
-#: exp() would overflow or the KL would be dominated by rounding. The gradient is zero outside.
-LOG_VAR_RANGE = (-20.0, 20.0)
 #: Lower bound on the Gaussian decoder's per-feature log-variance (std >= 0.0067): without it,
 #: pixels that never change (e.g. MNIST borders) would drive the likelihood to infinity.
 DECODER_LOG_VAR_MIN = -10.0
 LIKELIHOODS = ("bernoulli", "gaussian")
-
-
-def split_encoder_output(
-    h: np.ndarray, latent_dim: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Split the encoder's output ``[mu | log_var]`` and clip log_var to ``LOG_VAR_RANGE``.
-
-    Parameters
-    ----------
-    h : ndarray of shape (batch, 2 * latent_dim)
-        The encoder's last layer.
-    latent_dim : int
-
-    Returns
-    -------
-    mu, log_var, raw_log_var : ndarray of shape (batch, latent_dim)
-        The mean, the clipped log-variance, and the log-variance before the clip (which
-        :func:`encoder_output_grad` needs).
-    """
-    mu, raw_log_var = h[:, :latent_dim], h[:, latent_dim:]
-    return mu, np.clip(raw_log_var, *LOG_VAR_RANGE), raw_log_var
-
-
-def encoder_output_grad(
-    d_mu: np.ndarray, d_log_var: np.ndarray, raw_log_var: np.ndarray
-) -> np.ndarray:
-    """The gradient for the encoder's output ``[mu | log_var]``, back through the clip.
-
-    Parameters
-    ----------
-    d_mu, d_log_var : ndarray of shape (batch, latent_dim)
-        Gradients for mu and for the clipped log-variance.
-    raw_log_var : ndarray of shape (batch, latent_dim)
-        The log-variance before the clip (from :func:`split_encoder_output`).
-
-    Returns
-    -------
-    ndarray of shape (batch, 2 * latent_dim)
-        ``[d_mu | d_log_var]``, with d_log_var zero where the clip was active (it passes the
-        gradient only strictly inside ``LOG_VAR_RANGE``).
-    """
-    low, high = LOG_VAR_RANGE
-    inside = (raw_log_var > low) & (raw_log_var < high)
-    return np.concatenate([d_mu, d_log_var * inside], axis=1)
 
 
 @dataclass
@@ -155,32 +97,7 @@ class ForwardPass:
     reconstruction_grad: np.ndarray | None = None
 
 
-@dataclass
-class ImportanceWeightedPass:
-    """One forward pass of the importance-weighted bound with k samples per row.
-
-    Shapes: ``(n, latent_dim)`` for ``mu``, ``log_var``, ``raw_log_var``; ``(k, n, latent_dim)``
-    for ``eps`` and ``z``; ``(k * n, input_dim)`` for ``out`` and ``x_k`` (sample-major: row
-    ``j * n + i`` is sample j of example i); ``(k, n)`` for ``reconstruction``, ``log_w`` and
-    ``weights``; ``(n,)`` for ``bound``.
-    """
-
-    mu: np.ndarray  # mean of q(z|x)
-    log_var: np.ndarray  # log-variance of q(z|x), clipped to LOG_VAR_RANGE
-    raw_log_var: np.ndarray  # the encoder's output before the clip
-    eps: np.ndarray  # the k noise draws per row
-    z: np.ndarray  # mu + exp(log_var / 2) * eps
-    out: np.ndarray  # decoder output for every z_j
-    x_k: np.ndarray  # x repeated for every sample
-    reconstruction: np.ndarray  # -ln p(x|z_j)
-    log_prior_ratio: np.ndarray  # ln N(z_j; 0, I) - ln q(z_j|x)
-    log_w: np.ndarray  # ln w_j = -reconstruction + beta * log_prior_ratio
-    weights: np.ndarray  # normalised importance weights w_j / sum_i w_i (sum to 1 over j)
-    bound: np.ndarray  # ln (1/k) sum_j w_j, nats per example
-    beta: float  # the weight of log_prior_ratio in log_w
-
-
-class VAE(BaseModel):
+class VAE(ImportanceWeightedBound, BaseModel):
     """Variational autoencoder with MLP encoder and decoder.
 
     Parameters
@@ -283,6 +200,11 @@ class VAE(BaseModel):
             raise AttributeError("a Bernoulli decoder has no log-variance")
         return np.maximum(self.loose_params["decoder.log_var"], DECODER_LOG_VAR_MIN)
 
+    def add_decoder_log_var_grad(self, d_log_var: np.ndarray) -> None:
+        """Add d(loss)/d(decoder.log_var), shape (input_dim,); zero where the floor is active."""
+        above_floor = self.loose_params["decoder.log_var"] > DECODER_LOG_VAR_MIN
+        self.loose_grads["decoder.log_var"] += d_log_var * above_floor
+
     def encode(self, x: Any) -> tuple[np.ndarray, np.ndarray]:
         """Parameters of q(z|x).
 
@@ -375,19 +297,6 @@ class VAE(BaseModel):
         rec = np.sum(log_px_z.reshape(n_samples, n), axis=0, dtype=np.float64) / n_samples
         return rec - kl_standard_normal(mu, log_var).astype(np.float64)
 
-    def log_importance_weights(
-        self, batch: tuple[np.ndarray, ...], k: int, *, rng: Any = None
-    ) -> np.ndarray:
-        """ln w_j = ln p(x|z_j) + ln N(z_j; 0, I) - ln q(z_j|x) for ``k`` draws z_j ~ q(z|x).
-
-        ``batch`` is a checked ``(x,)``; the noise is drawn sample-major from ``rng`` (shape
-        (k, batch, latent_dim)), so successive calls read the stream as one call with their
-        total k. Returns float64 of shape (k, batch); beta is not applied (the bound on ln p(x)).
-        """
-        eps = self.noise(None, (k, len(batch[0]), self.latent_dim), rng)
-        f = self._importance_samples(batch[0], eps)
-        return (f[-1] - f[-2]).astype(np.float64)
-
     # --- the loss: forward, loss terms, backward (vae_numpy.base) -----------------------------
 
     def noise_for(self, batch: tuple[np.ndarray, ...], eps: Any = None, rng: Any = None) -> Any:
@@ -417,7 +326,7 @@ class VAE(BaseModel):
         eps : ndarray of shape (batch, latent_dim)
             The noise of z = mu + exp(log_var / 2) eps; with k > 1, shape (k, batch,
             latent_dim) and the pass is that of the importance-weighted bound
-            (:meth:`iwae_forward`).
+            (:meth:`~vae_numpy.iwae.ImportanceWeightedBound.iwae_forward`).
         beta : float, optional
             The KL weight of this pass (None: the model's).
         for_backward : bool
@@ -485,7 +394,8 @@ class VAE(BaseModel):
         * plus the KL term's own gradient (beta / n) (mu, (exp(log_var) - 1) / 2);
         * the clip of log_var to LOG_VAR_RANGE passes the gradient only strictly inside it.
 
-        The pass of the importance-weighted bound goes back through :meth:`iwae_backward`.
+        The pass of the importance-weighted bound goes back through
+        :meth:`~vae_numpy.iwae.ImportanceWeightedBound.iwae_backward`.
         """
         if isinstance(f, ImportanceWeightedPass):
             self.iwae_backward(f)
@@ -499,8 +409,7 @@ class VAE(BaseModel):
         else:  # Gaussian decoder: the mean and the learned per-feature log-variance
             d_mean, d_dec_log_var = gaussian_nll_grad(f.out, self.decoder_log_var, f.x)
             d_out = d_mean / n
-            above_floor = self.loose_params["decoder.log_var"] > DECODER_LOG_VAR_MIN
-            self.loose_grads["decoder.log_var"] += d_dec_log_var.sum(axis=0) / n * above_floor
+            self.add_decoder_log_var_grad(d_dec_log_var.sum(axis=0) / n)
         d_z = self.decoder.backward(d_out)  # (batch, latent)
         d_mu_rec, d_log_var_rec = reparameterize_backward(d_z, f.eps, f.log_var)
         d_mu_kl, d_log_var_kl = kl_standard_normal_grad(f.mu, f.log_var)
@@ -541,90 +450,3 @@ class VAE(BaseModel):
         loss, parts = self.mean_loss_terms(f)
         kl_per_dim = np.mean(kl_standard_normal_per_dim(f.mu, f.log_var), axis=0)
         return {"loss": loss, **parts, "kl_per_dim": kl_per_dim}
-
-    # --- the importance-weighted bound (k > 1; Burda et al. 2015) -----------------------------
-
-    def iwae_forward(
-        self, batch: tuple[np.ndarray, ...], eps: np.ndarray, *, beta: float | None = None
-    ) -> ImportanceWeightedPass:
-        """Log importance weights of ``k`` samples per row of a checked ``(x,)``, and the bound.
-
-        Parameters
-        ----------
-        batch : tuple ``(x,)``, x of shape (n, input_dim)
-        eps : ndarray of shape (k, n, latent_dim)
-            The noise of the k samples.
-        beta : float, optional
-            Weight of ln N(z; 0, I) - ln q(z|x) in each log-weight (None: the model's).
-
-        Notes
-        -----
-        With z_j = mu + std eps_j, (z_j - mu)^2 / var = eps_j^2, so
-
-            ln N(z_j; 0, I) - ln q(z_j|x) = 1/2 sum_d [log_var + eps_j^2 - z_j^2]
-
-        (the ln 2π terms cancel). The bound is the log-mean-exp
-        :func:`vae_numpy.functional.importance_weighted_bound` (the one written for training
-        and :mod:`vae_numpy.evaluate` alike), and the normalised weights are its gradient,
-        ``softmax(log_w, axis=0)``.
-        """
-        beta = self.beta if beta is None else beta
-        mu, log_var, raw_log_var, z, out, x_k, reconstruction, log_prior_ratio = (
-            self._importance_samples(batch[0], eps)
-        )
-        log_w = -reconstruction + beta * log_prior_ratio  # (k, n)
-        return ImportanceWeightedPass(
-            mu, log_var, raw_log_var, eps, z, out, x_k, reconstruction, log_prior_ratio,
-            log_w, softmax(log_w, axis=0), importance_weighted_bound(log_w), beta,
-        )  # fmt: skip
-
-    def _importance_samples(self, x: np.ndarray, eps: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Encode ``x`` (n rows), decode z_j = mu + std eps_j for eps of shape (k, n, latent).
-
-        Returns mu, log_var, raw_log_var, z, the decoder output and x repeated (``(k * n, ...)``,
-        sample-major), ``-ln p(x|z_j)`` and ``ln N(z_j; 0, I) - ln q(z_j|x)``, each (k, n).
-        (:func:`vae_numpy.functional.log_prior_ratio`).
-        """
-        k, n = eps.shape[:2]
-        mu, log_var, raw_log_var = self._encode(x)  # (n, latent)
-        z = reparameterize(mu, log_var, eps)  # broadcast over the k samples
-        out = self.decoder.forward(z.reshape(k * n, self.latent_dim))  # sample-major rows
-        x_k = np.tile(x, (k, 1))  # row j * n + i is x_i
-        reconstruction = self._nll(out, x_k).reshape(k, n)  # -ln p(x_i|z_ij)
-        ratio = log_prior_ratio(z, eps, log_var)  # (k, n): ln N(z_j; 0, I) - ln q(z_j|x)
-        return mu, log_var, raw_log_var, z, out, x_k, reconstruction, ratio
-
-    def iwae_backward(self, f: ImportanceWeightedPass) -> None:
-        """Add the gradient of the mean -IWAE_k over the record's rows into :meth:`gradients`.
-
-        Notes
-        -----
-        d(-IWAE_k)/dθ = -sum_j w~_j d(ln w_j)/dθ with the normalised weights w~_j: each sample
-        backpropagates its own -ln w_j with the weight w~_j / n. Through z_j = mu + std eps_j:
-
-        * d(-ln w_j)/dz_j = d(-ln p(x|z_j))/dz_j + beta z_j   (from -beta ln N(z_j; 0, I));
-        * dL/dmu = sum_j d_z_j, dL/dlog_var = sum_j d_z_j eps_j std / 2 - beta / (2n), the last
-          term from +beta ln q(z_j|x) = -beta/2 sum_d (ln 2π + log_var + eps_j^2) at fixed eps
-          (the weights of a row sum to 1).
-        """
-        k, n = f.weights.shape
-        # The normalised weights of samples far worse than a row's best underflow to subnormal
-        # numbers, which would scale their decoder rows' gradients and slow the matrix products
-        # by up to ~160x; below 1e-20 of the row's largest they cannot change a float32 sum.
-        weights = kernels.flush_negligible(f.weights, axis=0)  # (k, n)
-        row_weight = (weights / n).reshape(k * n, 1)  # dL/d(-ln w_j) of each decoder row
-        if self.likelihood == "bernoulli":
-            d_out = kernels.bernoulli_nll_and_grad_spans(f.out, f.x_k)[1] * row_weight
-        else:
-            d_mean, d_dec_log_var = gaussian_nll_grad(f.out, self.decoder_log_var, f.x_k)
-            d_out = d_mean * row_weight
-            floor_inactive = self.loose_params["decoder.log_var"] > DECODER_LOG_VAR_MIN
-            self.loose_grads["decoder.log_var"] += (
-                np.sum(d_dec_log_var * row_weight, axis=0) * floor_inactive
-            )
-        d_z = self.decoder.backward(d_out).reshape(k, n, self.latent_dim)
-        d_z += f.beta * f.z * (weights / n)[:, :, None]  # -beta ln N(z_j; 0, I)
-        d_mu_k, d_log_var_k = reparameterize_backward(d_z, f.eps, f.log_var)  # per sample
-        d_mu = np.sum(d_mu_k, axis=0)
-        d_log_var = np.sum(d_log_var_k, axis=0) - f.beta / (2 * n)  # + beta ln q at fixed eps
-        self.encoder.backward_params(encoder_output_grad(d_mu, d_log_var, f.raw_log_var))
