@@ -55,7 +55,8 @@ from vae_numpy.gmvae import GaussianMixtureVAE
 from vae_numpy.kl import kl_standard_normal
 from vae_numpy.layers import mlp
 from vae_numpy.optim import Adam
-from vae_numpy.ssvae import BalancedBatches, SemiSupervisedVAE
+from vae_numpy.samplers import BalancedBatches
+from vae_numpy.ssvae import SemiSupervisedVAE
 from vae_numpy.vae import VAE
 
 HIDDEN = (300, 300)
@@ -211,10 +212,10 @@ def labelled_subset(y: np.ndarray, seed: int) -> np.ndarray:
 
 
 class LoggedChunks:
-    """M2's balanced batches (a :class:`vae_numpy.train.BatchSampler`) in chunks of ``every`` steps.
+    """M2's balanced batches (a :class:`vae_numpy.samplers.BatchSampler`) in chunks of ``every`` steps.
 
     ``fit`` sees an "epoch" of ``every`` steps of one continuous stream of
-    :class:`~vae_numpy.ssvae.BalancedBatches`, so that after each chunk this sampler can log the
+    :class:`~vae_numpy.samplers.BalancedBatches`, so that after each chunk this sampler can log the
     mean loss so far and the test accuracy (``on_log``). It stops after ``iterations`` steps,
     or at ``--train-until``, yielding nothing more.
     """

@@ -206,7 +206,7 @@ def test_ctrl_c_during_train_keeps_checkpoint_and_prints_resume_command(tmp_path
         f"resume with: vae-numpy train --epochs 400 --hidden 16 --out {out} --no-progress --resume"
         in err
     )
-    from vae_numpy.train import load_checkpoint
+    from vae_numpy.checkpoints import load_checkpoint
 
     arrays, meta = load_checkpoint(out / "checkpoint.npz")
     epoch = meta["epoch"]

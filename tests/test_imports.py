@@ -43,7 +43,7 @@ DIRECTION: list[tuple[str, set[str]]] = [
     ("lecture formulas", {"distributions", "kl", "losses", "derivation"}),
     ("gradient checks", {"gradcheck"}),
     ("optim", {"optim"}),
-    ("train", {"train"}),
+    ("train", {"checkpoints", "samplers", "train"}),
     ("models", {"base", "autoencoder", "iwae", "vae", "cvae", "gmvae", "ssvae", "models"}),
     ("evaluate", {"evaluate"}),
     ("plots", {"plots"}),

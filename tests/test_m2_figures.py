@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
+from vae_numpy.checkpoints import load_checkpoint
 from vae_numpy.cli import main
 from vae_numpy.data import load_dataset
 from vae_numpy.plots import (
@@ -18,7 +19,7 @@ from vae_numpy.plots import (
     plot_history,
 )
 from vae_numpy.ssvae import SemiSupervisedVAE
-from vae_numpy.train import load_checkpoint, mean_loss_terms
+from vae_numpy.train import mean_loss_terms
 from vae_numpy.vae import VAE
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

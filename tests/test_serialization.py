@@ -162,7 +162,7 @@ def test_a_file_that_is_not_a_model_is_named_as_what_it_looks_like(
 
 def test_a_checkpoint_loaded_as_a_model_points_at_model_npz(tmp_path):
     """A training checkpoint given to VAE.load says to use model.npz or finish with --resume."""
-    from vae_numpy.train import save_checkpoint
+    from vae_numpy.checkpoints import save_checkpoint
 
     model = VAE(6, (4,), 2, rng=0).fit(np.full((8, 6), 0.5), epochs=1, progress=False)
     path = save_checkpoint(

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from tests.strategies import seeds
 from vae_numpy.data import load_dataset
 from vae_numpy.gradcheck import check_model
-from vae_numpy.ssvae import BalancedBatches, SemiSupervisedVAE
-from vae_numpy.train import ShuffledMinibatches
+from vae_numpy.samplers import BalancedBatches, ShuffledMinibatches
+from vae_numpy.ssvae import SemiSupervisedVAE
 
 
 @settings(max_examples=10)

@@ -8,9 +8,10 @@ import signal
 import numpy as np
 import pytest
 
+from vae_numpy.checkpoints import TrainingInterrupted, load_checkpoint
 from vae_numpy.data import load_dataset
 from vae_numpy.optim import SGD
-from vae_numpy.train import TrainingInterrupted, fit, load_checkpoint
+from vae_numpy.train import fit
 from vae_numpy.vae import VAE
 
 
@@ -203,13 +204,13 @@ def test_fit_rejects_bad_arguments(digits):
         fit(model, x[:, :10], epochs=1)
 
 
-def test_minibatches_visit_every_row_once_and_keep_rows_of_x_and_y_together():
+def test_shuffled_batches_visit_every_row_once_and_keep_rows_of_x_and_y_together():
     """One epoch's minibatches partition the rows; x and y stay paired; the last may be short."""
-    from vae_numpy.train import minibatches
+    from vae_numpy.samplers import shuffled_batches
 
     x = np.arange(10.0)[:, None] * np.ones((1, 3))
     y = np.arange(10)
-    batches = list(minibatches((x, y), 4, np.random.default_rng(0)))
+    batches = list(shuffled_batches((x, y), 4, np.random.default_rng(0)))
     assert [len(b[0]) for b in batches] == [4, 4, 2]
     rows = np.concatenate([b[1] for b in batches])
     assert sorted(rows.tolist()) == list(range(10)) and rows.tolist() != list(range(10))
@@ -342,7 +343,7 @@ class _FirstRowsTwice:
 
 def test_fit_takes_its_minibatches_from_the_sampler_it_is_given():
     """With a sampler, every step trains on its batches; the history averages the rows it saw."""
-    from vae_numpy.train import BatchSampler
+    from vae_numpy.samplers import BatchSampler
 
     x = np.array([[1.0, 1.0], [3.0, 3.0], [100.0, 100.0]])
     y = np.zeros(3, dtype=int)
@@ -357,13 +358,13 @@ def test_fit_takes_its_minibatches_from_the_sampler_it_is_given():
     assert model.history_["loss"][-1] < 2.1  # mean over the 2 x 2 rows seen, not over 3 rows
 
 
-def test_default_sampler_is_the_shuffled_minibatches_of_minibatches():
-    """ShuffledMinibatches yields exactly what minibatches yields from the same generator."""
-    from vae_numpy.train import ShuffledMinibatches, minibatches
+def test_default_sampler_is_the_shuffled_minibatches_of_shuffled_batches():
+    """ShuffledMinibatches yields exactly what shuffled_batches yields from the same generator."""
+    from vae_numpy.samplers import ShuffledMinibatches, shuffled_batches
 
     x, y = np.arange(14.0)[:, None], np.arange(14)
     ours = list(ShuffledMinibatches().batches((x, y), 4, np.random.default_rng(3)))
-    theirs = list(minibatches((x, y), 4, np.random.default_rng(3)))
+    theirs = list(shuffled_batches((x, y), 4, np.random.default_rng(3)))
     assert ShuffledMinibatches().steps_per_epoch((x, y), 4) == len(ours) == 4
     for a, b in zip(ours, theirs, strict=True):
         np.testing.assert_array_equal(a[1], b[1])

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from .autoencoder import Autoencoder
+from .checkpoints import load_checkpoint
 from .cli_common import CLIError, data_of, load_data, model_name, prior_text
 from .cvae import ConditionalVAE
 from .data import Dataset
@@ -28,7 +29,6 @@ from .gmvae import GaussianMixtureVAE
 from .protocol import LatentModel
 from .serialization import atomic_write_bytes
 from .ssvae import SemiSupervisedVAE
-from .train import load_checkpoint
 from .vae import VAE
 
 __all__ = ["cmd_train", "labelled_subset"]

@@ -18,7 +18,7 @@ The bound alone never trains the classifier on the labelled rows, so they also p
 classification loss: a labelled row costs ``L(x, y) + alpha * (-ln q(y|x))``, an unlabelled
 row ``U(x) = sum_y q(y|x) [L(x, y) + ln q(y|x)]``. The loss of a batch is the mean of these
 costs. :meth:`SemiSupervisedVAE.fit` trains through :func:`vae_numpy.train.fit` on
-:class:`BalancedBatches` (as many labelled rows as unlabelled ones in every step), so that a
+:class:`~vae_numpy.samplers.BalancedBatches` (as many labelled rows as unlabelled ones in every step), so that a
 few labels are not drowned by many unlabelled rows.
 
 U needs L(x, y) for every y: the unlabelled rows are repeated once per class through the
@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,8 +50,9 @@ from .base import BaseModel, hidden_tuple
 from .cvae import ConditionalPass, ConditionalVAE, check_labels, one_hot
 from .functional import log_softmax, softmax
 from .layers import Sequential
+from .samplers import BalancedBatches
 
-__all__ = ["SemiSupervisedVAE", "SemiSupervisedPass", "BalancedBatches", "UNLABELLED"]
+__all__ = ["SemiSupervisedVAE", "SemiSupervisedPass", "UNLABELLED"]
 
 #: The label that marks an unlabelled row in ``y``.
 UNLABELLED = -1
@@ -96,7 +97,7 @@ class SemiSupervisedVAE(BaseModel):
         constant on purpose. Kingma et al. (2014) weight the labelled rows' mean -ln q(y|x)
         by alpha = 0.1 N against a bound *summed* over the N rows, so their weight grows
         with the data to keep the two in proportion; here every loss is a *mean* per row
-        over balanced batches (:class:`BalancedBatches`), the data size cancels, and what
+        over balanced batches (:class:`~vae_numpy.samplers.BalancedBatches`), the data size cancels, and what
         the weight must match is the bound of one row, tens of nats for the 8x8 digits and
         about 100 for MNIST. CS236 uses 100 on MNIST; on the digits with 10 labels per
         class (150 epochs) 10 and 50 both reach 0.93 test accuracy and 1 reaches 0.92,
@@ -361,11 +362,11 @@ class SemiSupervisedVAE(BaseModel):
         :func:`vae_numpy.train.fit` runs the training, with every option it documents
         (``epochs``, ``batch_size``, ``lr``, ``rng``, ``validation_data``, ``progress``,
         ``binarize``, ``checkpoint``, ``resume``, ``threads``, ...). When ``y`` holds both
-        labelled and unlabelled rows, its minibatches are :class:`BalancedBatches`: each step
+        labelled and unlabelled rows, its minibatches are :class:`~vae_numpy.samplers.BalancedBatches`: each step
         takes ``batch_size`` unlabelled rows and as many labelled ones, so that a handful of
         labels is not drowned by thousands of unlabelled rows (an epoch is a pass over the
         unlabelled rows). Give ``sampler=`` to choose otherwise, e.g.
-        ``vae_numpy.train.ShuffledMinibatches()`` for minibatches of all rows mixed.
+        ``vae_numpy.samplers.ShuffledMinibatches()`` for minibatches of all rows mixed.
 
         Parameters
         ----------
@@ -387,56 +388,3 @@ class SemiSupervisedVAE(BaseModel):
 
 # help(model.fit) and IDEs show train.fit's options, as for every model (vae_numpy.base)
 setattr(SemiSupervisedVAE.fit, "__signature__", inspect.signature(train.fit))  # noqa: B010
-
-
-class BalancedBatches:
-    """M2's minibatches: ``batch_size`` unlabelled rows and as many labelled ones per step.
-
-    A :class:`vae_numpy.train.BatchSampler` for data ``(X, y)`` with ``y = -1`` on unlabelled
-    rows. An epoch is one pass over the unlabelled rows in shuffled slices of ``batch_size``;
-    each slice is followed by as many labelled rows, taken from the labelled rows in
-    successive shuffled passes (so each labelled row is used equally often, and more than
-    once per epoch when there are few). With the loss a mean over the batch, the unlabelled
-    and the labelled rows each get half of every step's weight whatever their numbers, as in
-    CS236's homework, where each step takes 97 unlabelled images and the 100 labelled ones.
-    """
-
-    def batches(
-        self, data: tuple[np.ndarray, ...], batch_size: int, rng: np.random.Generator
-    ) -> Iterator[tuple[np.ndarray, ...]]:
-        """Yield one epoch's minibatches ``(x, y)``: unlabelled rows first, then labelled ones."""
-        labelled, unlabelled = self._split(data)
-        order = rng.permutation(unlabelled)
-        stream, used = rng.permutation(labelled), 0  # labelled rows, reshuffled when used up
-        for lo in range(0, len(order), batch_size):
-            rows_u = order[lo : lo + batch_size]
-            rows_l: list[np.ndarray] = []
-            need = len(rows_u)  # as many labelled rows as unlabelled ones
-            while need > 0:
-                if used == len(stream):
-                    stream, used = rng.permutation(labelled), 0
-                take = min(need, len(stream) - used)
-                rows_l.append(stream[used : used + take])
-                used, need = used + take, need - take
-            rows = np.concatenate([rows_u, *rows_l])
-            yield tuple(a[rows] for a in data)
-
-    def steps_per_epoch(self, data: tuple[np.ndarray, ...], batch_size: int) -> int:
-        """``ceil(n_unlabelled / batch_size)``."""
-        return -(-len(self._split(data)[1]) // batch_size)
-
-    @staticmethod
-    def _split(data: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray]:
-        if len(data) != 2:
-            raise TypeError("BalancedBatches samples (X, y) with y = -1 on unlabelled rows")
-        labelled, unlabelled = np.flatnonzero(data[1] >= 0), np.flatnonzero(data[1] < 0)
-        if len(labelled) == 0 or len(unlabelled) == 0:
-            raise ValueError(
-                f"BalancedBatches needs labelled and unlabelled (-1) rows, got {len(labelled)}"
-                f" labelled and {len(unlabelled)} unlabelled; train on rows of one kind with"
-                " sampler=vae_numpy.train.ShuffledMinibatches()"
-            )
-        return labelled, unlabelled
-
-    def __repr__(self) -> str:
-        return "BalancedBatches()"

@@ -3,16 +3,17 @@
 Read :func:`train_epoch` first. One epoch is: shuffle the rows, cut them into minibatches, and
 for each minibatch compute the loss and its gradients, then let the optimiser take a step::
 
-    for batch in minibatches(data, batch_size, rng):
+    for batch in shuffled_batches(data, batch_size, rng):
         model.zero_grad()  # backward adds into the gradients
         loss, parts = model.loss_and_gradients_for_batch(batch, rng=rng, beta=...)
         optimizer.step(model.gradients())
 
 The model is used only through :mod:`vae_numpy.protocol`, so this loop trains the
 autoencoder, the VAE and every model added beside them, with or without labels. Which rows
-make up each minibatch is the job of a :class:`BatchSampler`: by default
-:class:`ShuffledMinibatches` (the loop above); a model that needs special batches passes its
-own (M2's balanced labelled/unlabelled batches, :class:`vae_numpy.ssvae.BalancedBatches`).
+make up each minibatch is the job of a sampler (:mod:`vae_numpy.samplers`): by default
+:class:`~vae_numpy.samplers.ShuffledMinibatches` (the loop above); a model that needs special
+batches passes its own (M2's balanced labelled/unlabelled batches,
+:class:`~vae_numpy.samplers.BalancedBatches`).
 
 :func:`fit` (also reachable as ``model.fit(X, ...)``) wraps that loop with what a real run
 needs, each piece in one named helper:
@@ -21,13 +22,13 @@ needs, each piece in one named helper:
 * threads: a :class:`~vae_numpy.threads.ThreadPolicy` around the epochs times the steps and
   picks the number of BLAS threads (``threads="auto"``), or uses the number given;
 * progress: a tqdm bar, updated after every step;
-* Ctrl-C: :func:`deferred_sigint` turns SIGINT into a flag checked between steps, so an update
-  is never torn; :class:`TrainingInterrupted` is raised with the model at that step;
+* Ctrl-C: :func:`~vae_numpy.checkpoints.deferred_sigint` turns SIGINT into a flag checked between steps, so an update
+  is never torn; :class:`~vae_numpy.checkpoints.TrainingInterrupted` is raised with the model at that step;
 * divergence: a non-finite loss restores the state of the start of the epoch and raises
   ``FloatingPointError`` naming the epoch and batch;
 * history: one row per epoch in ``model.history_`` (mean loss and parts, the KL weight, the
   validation terms, a classifier's validation accuracy, the seconds taken);
-* checkpoints: :func:`save_checkpoint` after every epoch (model, optimiser state, random
+* checkpoints: :func:`~vae_numpy.checkpoints.save_checkpoint` after every epoch (model, optimiser state, random
   state, history; atomic, no pickle); ``resume=True`` continues with the same result as an
   uninterrupted run.
 
@@ -40,95 +41,37 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from ._validation import check_positive_float, check_positive_int
+from .checkpoints import (
+    TrainingInterrupted,
+    checkpoint_path,
+    deferred_sigint,
+    resume_training,
+    save_checkpoint,
+)
 from .data import binarize as binarize_rows
 from .optim import Optimizer, make_optimizer
 from .protocol import Batch, Model
-from .serialization import load_npz, save_npz
+from .samplers import BatchSampler, ShuffledMinibatches
 from .threads import ThreadPolicy
 
 __all__ = [
     "fit",
     "train_epoch",
-    "minibatches",
-    "BatchSampler",
-    "ShuffledMinibatches",
     "mean_loss_terms",
     "warmup_beta",
-    "deferred_sigint",
-    "save_checkpoint",
-    "load_checkpoint",
-    "TrainingInterrupted",
     "NonFiniteLoss",
 ]
 
-CHECKPOINT_KIND = "checkpoint"
-
-
 # --- one epoch ------------------------------------------------------------------------------
-
-
-def minibatches(data: Batch, batch_size: int, rng: np.random.Generator) -> Iterator[Batch]:
-    """Shuffle the rows of ``data`` with ``rng`` and yield them ``batch_size`` at a time.
-
-    ``data`` is a batch tuple ``(x,)`` or ``(x, y)``; every yielded minibatch is a tuple of the
-    same arrays' rows. The last minibatch may be smaller.
-    """
-    n = len(data[0])
-    order = rng.permutation(n)
-    for lo in range(0, n, batch_size):
-        rows = order[lo : lo + batch_size]
-        yield tuple(a[rows] for a in data)
-
-
-@runtime_checkable
-class BatchSampler(Protocol):
-    """Which rows make up each step's minibatch: what :func:`fit` and :func:`train_epoch` ask.
-
-    A sampler is a small object with two methods; :class:`ShuffledMinibatches` is the default
-    and :class:`vae_numpy.ssvae.BalancedBatches` an example of another. It may draw rows more
-    than once or leave some out; the history averages over the rows the steps actually saw.
-    """
-
-    def batches(self, data: Batch, batch_size: int, rng: np.random.Generator) -> Iterator[Batch]:
-        """Yield the minibatches of one epoch, each a tuple of rows of the arrays of ``data``.
-
-        ``data`` is the checked training set; ``rng`` is the run's generator (all randomness
-        from it, so that a seed gives the same run).
-        """
-        ...
-
-    def steps_per_epoch(self, data: Batch, batch_size: int) -> int:
-        """How many minibatches :meth:`batches` yields for ``data`` (progress, KL warm-up)."""
-        ...
-
-
-class ShuffledMinibatches:
-    """The default sampler: shuffle the rows, cut them into ``batch_size`` slices (:func:`minibatches`).
-
-    Every row is seen once per epoch; the last minibatch may be smaller.
-    """
-
-    def batches(self, data: Batch, batch_size: int, rng: np.random.Generator) -> Iterator[Batch]:
-        """The minibatches of :func:`minibatches`."""
-        return minibatches(data, batch_size, rng)
-
-    def steps_per_epoch(self, data: Batch, batch_size: int) -> int:
-        """``ceil(n / batch_size)``."""
-        return -(-len(data[0]) // batch_size)
-
-    def __repr__(self) -> str:
-        return "ShuffledMinibatches()"
 
 
 def train_epoch(
@@ -164,7 +107,7 @@ def train_epoch(
     after_step : callable, optional
         Called with the step's index after each update (progress bar, Ctrl-C check).
     sampler : BatchSampler, optional
-        Makes the epoch's minibatches; None is :class:`ShuffledMinibatches`.
+        Makes the epoch's minibatches; None is :class:`~vae_numpy.samplers.ShuffledMinibatches`.
 
     Returns
     -------
@@ -238,99 +181,6 @@ class NonFiniteLoss(FloatingPointError):
     def __init__(self, loss: float, batch: int) -> None:
         super().__init__(f"the training loss became {loss} at batch {batch}")
         self.loss, self.batch = loss, batch
-
-
-class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C during :func:`fit`; the model holds its last completed step."""
-
-
-@contextlib.contextmanager
-def deferred_sigint() -> Iterator[dict[str, bool]]:
-    """Turn SIGINT into a flag (``flag["requested"]``) checked between steps.
-
-    Only in the main thread (signals can be handled nowhere else); elsewhere a no-op flag.
-    """
-    flag = {"requested": False}
-    if threading.current_thread() is not threading.main_thread():
-        yield flag
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        flag["requested"] = True
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield flag
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def _rng_state(gen: np.random.Generator) -> dict[str, Any]:
-    state = gen.bit_generator.state
-    return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in state.items()}
-
-
-def _restore_rng(state: dict[str, Any]) -> np.random.Generator:
-    bitgen = getattr(np.random, state["bit_generator"])()
-    bitgen.state = state
-    return np.random.Generator(bitgen)
-
-
-def save_checkpoint(
-    path: str | os.PathLike[str],
-    model: Model,
-    optimizer: Optimizer,
-    gen: np.random.Generator,
-    epoch: int,
-    settings: dict[str, Any],
-) -> Path:
-    """Save everything needed to continue training exactly (atomic write, no pickle)."""
-    arrays = {f"param/{k}": v for k, v in model.parameters().items()}
-    opt_state = optimizer.state_dict()
-    for buf, values in opt_state["buffers"].items():
-        arrays.update({f"optim/{buf}/{k}": v for k, v in values.items()})
-    meta = {
-        "kind": CHECKPOINT_KIND,
-        "model_kind": model.kind,
-        "config": model.get_config(),
-        "epoch": epoch,
-        "optimizer": {"type": opt_state["type"], "t": opt_state["t"], "hyper": opt_state["hyper"]},
-        "rng": _rng_state(gen),
-        "history": model.history_,
-        "settings": settings,
-    }
-    return save_npz(path, arrays, meta)
-
-
-def load_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Read a training checkpoint: ``(arrays, meta)``; ValueError if it is not one."""
-    return load_npz(path, kind=CHECKPOINT_KIND)
-
-
-def _resume(
-    path: Path, model: Model, optimizer: Optimizer, settings: dict[str, Any]
-) -> tuple[int, np.random.Generator]:
-    arrays, meta = load_checkpoint(path)
-    if meta["model_kind"] != model.kind or meta["config"] != model.get_config():
-        raise ValueError(
-            f"{path}: checkpoint is for {meta['model_kind']}({meta['config']}), "
-            f"not for this {model!r}"
-        )
-    if meta["settings"] != settings:
-        raise ValueError(
-            f"{path}: checkpoint was trained with {meta['settings']}, now {settings};"
-            " resume with the same batch_size, lr, optimizer and options"
-        )
-    for k, p in model.parameters().items():
-        p[...] = arrays[f"param/{k}"]
-    buffers: dict[str, dict[str, np.ndarray]] = {}
-    for key, value in arrays.items():
-        if key.startswith("optim/"):
-            _, buf, name = key.split("/", 2)
-            buffers.setdefault(buf, {})[name] = value
-    optimizer.load_state_dict({**meta["optimizer"], "buffers": buffers})
-    model.history_ = {k: list(v) for k, v in meta["history"].items()}
-    return int(meta["epoch"]), _restore_rng(meta["rng"])
 
 
 def _as_batch_tuple(data: Any) -> tuple[Any, ...]:
@@ -424,8 +274,9 @@ def fit(
         beyond the rounding of matrix products split between threads; for bit-identical
         results across runs of a large model, give a number.
     sampler : BatchSampler, optional
-        Which rows make up each step (see :class:`BatchSampler`); None shuffles the rows
-        into minibatches of ``batch_size`` (:class:`ShuffledMinibatches`). An epoch is one
+        Which rows make up each step (see :class:`~vae_numpy.samplers.BatchSampler`); None
+        shuffles the rows into minibatches of ``batch_size``
+        (:class:`~vae_numpy.samplers.ShuffledMinibatches`). An epoch is one
         call of its ``batches``.
 
     Returns
@@ -441,14 +292,12 @@ def fit(
     epochs = check_positive_int(epochs, "epochs")
     batch_size = check_positive_int(batch_size, "batch_size")
     warmup = check_positive_float(kl_warmup_epochs, "kl_warmup_epochs", allow_zero=True)
-    if resume and checkpoint is None:
-        raise ValueError("resume=True needs checkpoint=PATH: the file to resume from")
     if sampler is None:
         sampler = ShuffledMinibatches()
     elif not isinstance(sampler, BatchSampler):
         raise TypeError(
             f"sampler must have the methods batches(data, batch_size, rng) and"
-            f" steps_per_epoch(data, batch_size) (see vae_numpy.train.BatchSampler),"
+            f" steps_per_epoch(data, batch_size) (see vae_numpy.samplers.BatchSampler),"
             f" got {type(sampler).__name__}"
         )
     policy = ThreadPolicy(threads)  # checks `threads`; touches BLAS only inside the `with`
@@ -468,15 +317,9 @@ def fit(
         settings["val_accuracy"] = True
     gen = np.random.default_rng(rng)
     start = 0
-    ckpt = None if checkpoint is None else Path(checkpoint)
-    if ckpt is not None and ckpt.suffix != ".npz":
-        ckpt = ckpt.with_name(ckpt.name + ".npz")
+    ckpt = checkpoint_path(checkpoint, resume)
     if ckpt is not None and resume:
-        if not ckpt.exists():
-            raise FileNotFoundError(
-                f"{ckpt}: no checkpoint to resume from; train without resume=True first"
-            )
-        start, gen = _resume(ckpt, model, opt, settings)
+        start, gen = resume_training(ckpt, model, opt, settings)
     else:
         model.history_ = {}
     model.optimizer_ = opt

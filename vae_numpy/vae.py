@@ -21,15 +21,10 @@ the VAE; beta != 1 the beta-VAE of Higgins et al. 2017):
 
 "The first term clusters the codes, the second pushes the clusters together."
 
-With ``k > 1`` (``VAE(..., k=5)``) training maximises instead the importance-weighted bound of
-Burda et al. (2015) with k samples z_j = mu + exp(log_var / 2) eps_j per example,
-
-    IWAE_k(x) = ln (1/k) sum_j w_j,   ln w_j = ln p(x|z_j) + beta [ln N(z_j; 0, I) - ln q(z_j|x)],
-
-which lies between the ELBO (k = 1) and ln p(x) and rises with k. Its gradient is the average of
-the k single-sample gradients of ln w_j weighted by the normalised importance weights
-w_j / sum_i w_i (:mod:`vae_numpy.iwae`). ``k = 1`` keeps the ELBO above, with its KL in
-closed form, bit for bit.
+With ``k > 1`` (``VAE(..., k=5)``) training maximises instead the importance-weighted bound
+IWAE_k of Burda et al. (2015), with k samples of z per example: its forward and backward passes
+are in :mod:`vae_numpy.iwae`. ``k = 1`` keeps the ELBO above, with its KL in closed form, bit for
+bit.
 
 References
 ----------
