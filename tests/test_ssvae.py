@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from tests.strategies import seeds
 from vae_numpy.data import load_dataset
 from vae_numpy.gradcheck import check_model
-from vae_numpy.samplers import BalancedBatches, ShuffledMinibatches
+from vae_numpy.samplers import ShuffledMinibatches
 from vae_numpy.ssvae import SemiSupervisedVAE
 
 
@@ -107,33 +107,6 @@ def _few_labels(y, per_class, seed=0):
     partial = np.full(len(y), -1)
     partial[keep] = y[keep]
     return partial
-
-
-def test_balanced_batches_pair_each_unlabelled_slice_with_as_many_labelled_rows():
-    """Each batch: n unlabelled rows then n labelled ones; an epoch visits every unlabelled row once."""
-    x = np.arange(23.0)[:, None]
-    y = np.array([0, 1, 2] + [-1] * 20)
-    sampler = BalancedBatches()
-    batches = list(sampler.batches((x, y), 6, np.random.default_rng(0)))
-    assert len(batches) == sampler.steps_per_epoch((x, y), 6) == 4
-    assert [len(b[0]) for b in batches] == [12, 12, 12, 4]
-    for bx, by in batches:
-        half = len(by) // 2
-        assert np.all(by[:half] == -1) and np.all(by[half:] >= 0)
-        np.testing.assert_array_equal(y[bx[:, 0].astype(int)], by)  # rows of x and y together
-    unlabelled = np.concatenate([b[0][: len(b[0]) // 2, 0] for b in batches])
-    assert sorted(unlabelled.tolist()) == list(range(3, 23))
-    used = np.concatenate([b[1][len(b[1]) // 2 :] for b in batches])
-    counts = np.bincount(used, minlength=3)
-    assert counts.sum() == 20 and counts.max() - counts.min() <= 1  # each label equally often
-
-
-@pytest.mark.parametrize("y", [[0, 1, 0, 1], [-1, -1, -1, -1]])
-def test_balanced_batches_need_both_kinds_of_rows(y):
-    """BalancedBatches on rows of one kind raises ValueError naming the plain sampler."""
-    x = np.zeros((4, 6))
-    with pytest.raises(ValueError, match="ShuffledMinibatches"):
-        BalancedBatches().steps_per_epoch((x, np.array(y)), 2)
 
 
 def test_fit_on_mixed_rows_runs_balanced_batches_through_train_fit_with_its_options():

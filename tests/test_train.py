@@ -204,20 +204,6 @@ def test_fit_rejects_bad_arguments(digits):
         fit(model, x[:, :10], epochs=1)
 
 
-def test_shuffled_batches_visit_every_row_once_and_keep_rows_of_x_and_y_together():
-    """One epoch's minibatches partition the rows; x and y stay paired; the last may be short."""
-    from vae_numpy.samplers import shuffled_batches
-
-    x = np.arange(10.0)[:, None] * np.ones((1, 3))
-    y = np.arange(10)
-    batches = list(shuffled_batches((x, y), 4, np.random.default_rng(0)))
-    assert [len(b[0]) for b in batches] == [4, 4, 2]
-    rows = np.concatenate([b[1] for b in batches])
-    assert sorted(rows.tolist()) == list(range(10)) and rows.tolist() != list(range(10))
-    for bx, by in batches:
-        np.testing.assert_array_equal(bx[:, 0], by)
-
-
 def test_warmup_beta_ramps_linearly_and_leaves_models_without_kl_alone():
     """beta * min(1, step / warmup_steps); no warm-up gives beta; None stays None."""
     from vae_numpy.train import warmup_beta
@@ -356,18 +342,6 @@ def test_fit_takes_its_minibatches_from_the_sampler_it_is_given():
     # only rows 0 and 1 were seen: theta[0] moves toward their mean (2, 2), never toward 100
     np.testing.assert_allclose(model.theta[0], [2.0, 2.0], atol=0.1)
     assert model.history_["loss"][-1] < 2.1  # mean over the 2 x 2 rows seen, not over 3 rows
-
-
-def test_default_sampler_is_the_shuffled_minibatches_of_shuffled_batches():
-    """ShuffledMinibatches yields exactly what shuffled_batches yields from the same generator."""
-    from vae_numpy.samplers import ShuffledMinibatches, shuffled_batches
-
-    x, y = np.arange(14.0)[:, None], np.arange(14)
-    ours = list(ShuffledMinibatches().batches((x, y), 4, np.random.default_rng(3)))
-    theirs = list(shuffled_batches((x, y), 4, np.random.default_rng(3)))
-    assert ShuffledMinibatches().steps_per_epoch((x, y), 4) == len(ours) == 4
-    for a, b in zip(ours, theirs, strict=True):
-        np.testing.assert_array_equal(a[1], b[1])
 
 
 def test_fit_refuses_a_sampler_without_the_protocols_methods(digits):
