@@ -63,7 +63,7 @@ nitpick_ignore_regex = [
     (r"py:class", r"vae_numpy\.\w+(\.\w+)*\.[A-Z]"),  # TypeVars such as vae_numpy.base.M
 ]
 # A structural type named in a signature but not exported (not in its module's __all__).
-nitpick_ignore = [("py:class", "vae_numpy.threads.ThreadSetter")]
+nitpick_ignore = [("py:class", "vae_numpy.cpu.ThreadSetter")]
 
 # --- MyST and the notebooks --------------------------------------------------------------------
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist"]

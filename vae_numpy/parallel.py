@@ -129,5 +129,5 @@ class SpanWorkers:
                 f.result()
 
 
-#: The process's span workers; :class:`vae_numpy.threads.BlasThreads` sets their count.
+#: The process's span workers; :class:`vae_numpy.cpu.BlasThreads` sets their count.
 WORKERS = SpanWorkers()
