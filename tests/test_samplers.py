@@ -49,9 +49,53 @@ def test_balanced_batches_pair_each_unlabelled_slice_with_as_many_labelled_rows(
     assert counts.sum() == 20 and counts.max() - counts.min() <= 1  # each label equally often
 
 
-@pytest.mark.parametrize("y", [[0, 1, 0, 1], [-1, -1, -1, -1]])
-def test_balanced_batches_need_both_kinds_of_rows(y):
-    """BalancedBatches on rows of one kind raises ValueError naming the plain sampler."""
+@pytest.mark.parametrize(
+    ("y", "counts"), [([0, 1, 0, 1], "4 labelled and 0"), ([-1, -1, -1, -1], "0 labelled and 4")]
+)
+def test_balanced_batches_need_both_kinds_of_rows(y, counts):
+    """BalancedBatches on rows of one kind raises ValueError counting them and naming the fix."""
     x = np.zeros((4, 6))
-    with pytest.raises(ValueError, match="ShuffledMinibatches"):
+    message = (
+        rf"^BalancedBatches needs labelled and unlabelled \(-1\) rows, got {counts} unlabelled;"
+        r" train on rows of one kind with sampler=vae_numpy\.samplers\.ShuffledMinibatches\(\)$"
+    )
+    with pytest.raises(ValueError, match=message):
         BalancedBatches().steps_per_epoch((x, np.array(y)), 2)
+
+
+def test_balanced_batches_refuse_data_without_labels():
+    """BalancedBatches given (X,) alone raises TypeError saying it samples (X, y) with y = -1."""
+    x = np.zeros((4, 6))
+    message = r"^BalancedBatches samples \(X, y\) with y = -1 on unlabelled rows$"
+    with pytest.raises(TypeError, match=message):
+        BalancedBatches().steps_per_epoch((x,), 2)
+    with pytest.raises(TypeError, match=message):
+        next(BalancedBatches().batches((x,), 2, np.random.default_rng(0)))
+
+
+def test_balanced_batches_take_labelled_rows_in_whole_shuffled_passes():
+    """3 labelled rows, slices of 4: each batch has 4 of each kind, the labelled ones in passes.
+
+    The first batch uses up the first pass (3 rows) with one row still needed, which the next
+    pass gives; over the epoch the labelled rows, read in order, are 4 shuffled passes.
+    """
+    x = np.arange(15.0)[:, None]
+    y = np.array([-1] * 5 + [0, 1, 2] + [-1] * 7)
+    labelled_rows = [5, 6, 7]
+    batches = list(BalancedBatches().batches((x, y), 4, np.random.default_rng(0)))
+    assert [len(b[0]) for b in batches] == [8, 8, 8]
+    taken = []
+    for bx, by in batches:
+        assert np.all(by[:4] == -1) and np.all(by[4:] >= 0)
+        taken += bx[4:, 0].astype(int).tolist()
+    passes = [sorted(taken[i : i + 3]) for i in range(0, 12, 3)]
+    assert passes == [labelled_rows] * 4, taken
+    assert len({tuple(taken[i : i + 3]) for i in range(0, 12, 3)}) > 1  # the passes are reshuffled
+
+
+@pytest.mark.parametrize("sampler", [ShuffledMinibatches(), BalancedBatches()])
+def test_sampler_repr_is_the_call_that_rebuilds_it(sampler):
+    """A sampler's repr (written into checkpoints' settings) is its constructor call."""
+    name = type(sampler).__name__
+    assert repr(sampler) == f"{name}()"
+    assert type(eval(repr(sampler), {name: type(sampler)})) is type(sampler)
