@@ -132,3 +132,75 @@ def test_log_sum_exp_and_softmax_match_scipy_at_any_offset(seed, offset, k):
         np.testing.assert_allclose(log_sum_exp(a, axis=0), logsumexp(a, axis=0), rtol=1e-13)
         np.testing.assert_allclose(softmax(a, axis=0), scipy_softmax(a, axis=0), rtol=1e-12)
     np.testing.assert_allclose(softmax(a, axis=0).sum(axis=0), 1.0, rtol=1e-14)
+
+
+def test_iwae_forward_uses_the_beta_given_and_the_models_when_none():
+    """iwae_forward's record: mu of q(z|x), ln w_j = ln p(x|z_j) + beta ln N(z_j)/q(z_j|x) by hand."""
+    from scipy.stats import norm
+
+    model = VAE(5, (4,), 2, beta=1.0, k=3, dtype=np.float64, rng=0)
+    x = np.random.default_rng(0).random((4, 5))
+    eps = np.random.default_rng(1).standard_normal((3, 4, 2))
+    mu, log_var = model.encode(x)
+    std = np.exp(log_var / 2)
+    z = mu + std * eps
+    p = model.decode(z.reshape(12, 2)).reshape(3, 4, 5)
+    log_px = np.sum(x * np.log(p) + (1 - x) * np.log(1 - p), axis=2)
+    log_ratio = norm.logpdf(z).sum(axis=2) - norm.logpdf(z, mu, std).sum(axis=2)
+    for beta, f in (
+        (0.5, model.iwae_forward((x,), eps, beta=0.5)),
+        (1.0, model.iwae_forward((x,), eps)),
+    ):
+        assert f.beta == beta
+        np.testing.assert_allclose(f.mu, mu, rtol=1e-14)
+        log_w = log_px + beta * log_ratio
+        np.testing.assert_allclose(f.log_w, log_w, rtol=1e-12)
+        w = np.exp(log_w)
+        np.testing.assert_allclose(f.weights, w / w.sum(axis=0), rtol=1e-12)
+        np.testing.assert_allclose(f.bound, np.log(w.mean(axis=0)), rtol=1e-12)
+
+
+def test_importance_weights_are_flushed_relative_to_their_own_example():
+    """A sample 8e-21 of its example's weight keeps its gradient though another example's is 1."""
+    from scipy.special import softmax
+
+    # encoder output 0: mu = 0, log_var = 0, so z = eps; decoder hidden unit 3 = relu(z_0 - 5)
+    # fires only for the last sample of example 0, unit 0 = relu(z_1 - 1) for the first two of
+    # example 1; each lowers every logit (x = 1), so their weights drop by chosen amounts
+    model = VAE(5, (4,), 2, beta=0.0, k=3, dtype=np.float64, rng=0)
+    twin = VAE(5, (4,), 2, beta=0.0, dtype=np.float64, rng=0)  # the ELBO of single samples
+    params = model.parameters()
+    params["encoder.2.W"][...] = 0.0
+    params["encoder.2.b"][...] = 0.0
+    params["decoder.0.W"][...] = 0.0
+    params["decoder.0.b"][...] = -1.0
+    params["decoder.0.W"][1, 0], params["decoder.0.W"][0, 3], params["decoder.0.b"][3] = 1, 1, -5
+    params["decoder.2.W"][...] = 0.0
+    params["decoder.2.W"][0] = -4.0  # ln w drops by about 5 * 4 * 49 = 980 nats: weight 0
+    gap = 45.6  # ln w of example 0's last sample: 45.6 nats below its other two
+    params["decoder.2.W"][3] = -np.log(np.expm1(gap / 5 + np.log(2)))
+    params["decoder.2.b"][...] = 0.0
+    for name, p in twin.parameters().items():
+        p[...] = params[name]
+    x = np.ones((2, 5))
+    eps = np.zeros((3, 2, 2))
+    eps[2, 0] = [6.0, 0.0]
+    eps[:2, 1] = [0.0, 50.0]
+    log_w = np.stack([model.log_likelihood(x, eps[j]) for j in range(3)])  # beta = 0
+    w = softmax(log_w, axis=0)  # (k, n): each example's weights sum to 1
+    assert 0.5e-20 < w[2, 0] < 1e-20 and w[2, 1] == 1.0  # above 1e-20 of 0.5, below 1e-20 of 1
+    # the mean -IWAE gradient written out: sum_ij w_ij / n * grad(-ln p(x_i|z_ij))
+    expected = {name: np.zeros_like(p) for name, p in params.items()}
+    for i in range(2):
+        for j in range(3):
+            twin.zero_grad()
+            twin.loss_and_gradients_for_batch((x[i : i + 1],), eps=eps[j, i : i + 1])
+            for name, g in twin.gradients().items():
+                expected[name] += w[j, i] / 2 * g
+    model.zero_grad()
+    model.loss_and_gradients_for_batch((x,), eps=eps)
+    # from example 0's last sample alone: a flush against the largest weight of the batch, or
+    # of the same sample index across examples (1 for example 1), would set it to 0
+    assert expected["decoder.0.b"][3] != 0.0
+    for name, g in model.gradients().items():
+        np.testing.assert_allclose(g, expected[name], rtol=1e-9, atol=0, err_msg=name)

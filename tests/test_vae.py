@@ -361,3 +361,180 @@ def test_sample_decodes_standard_normal_codes_drawn_in_the_model_dtype():
     model = VAE(5, (4,), 2, rng=0)
     z = np.random.default_rng(3).standard_normal((4, 2), dtype=np.float32)
     np.testing.assert_array_equal(model.sample(4, rng=3), model.decode(z))
+
+
+def test_constructor_errors_name_the_parameter_and_the_fix():
+    """A bad likelihood, beta or k raises an error that starts with the parameter's name."""
+    with pytest.raises(
+        ValueError, match=r"^unknown likelihood 'poisson'; choose one of 'bernoulli', 'gaussian'$"
+    ):
+        VAE(5, (4,), 2, likelihood="poisson")
+    with pytest.raises(ValueError, match=r"^beta must be a finite number >= 0, got -1\.0$"):
+        VAE(5, (4,), 2, beta=-1.0)
+    with pytest.raises(ValueError, match=r"^k must be >= 1, got 0$"):
+        VAE(5, (4,), 2, k=0)
+    with pytest.raises(TypeError, match=r"^k must be an integer, got 2\.5"):
+        VAE(5, (4,), 2, k=2.5)
+
+
+def test_float32_gaussian_vae_keeps_every_parameter_and_gradient_in_float32():
+    """decoder.log_var and its gradient are float32 in a float32 model, before and after a step."""
+    model = VAE(5, (4,), 2, likelihood="gaussian", rng=0)
+    assert model.parameters()["decoder.log_var"].dtype == np.float32
+    assert model.gradients()["decoder.log_var"].dtype == np.float32
+    x = np.random.default_rng(0).normal(size=(3, 5))
+    _, grads = model.loss_and_gradients(x, rng=0)
+    assert {g.dtype for g in grads.values()} == {np.dtype(np.float32)}
+    assert {p.dtype for p in model.parameters().values()} == {np.dtype(np.float32)}
+
+
+def test_prior_log_density_sums_standard_normal_log_densities_in_float64():
+    """prior_log_density(z) = sum_d norm.logpdf(z_d) in float64, and checks z's shape by name."""
+    from scipy.stats import norm
+
+    model = VAE(5, (4,), 3, rng=0)
+    z = np.random.default_rng(0).normal(0, 2, (4, 3)).astype(np.float32)
+    got = model.prior_log_density(z)
+    assert got.dtype == np.float64 and got.shape == (4,)
+    np.testing.assert_allclose(got, norm.logpdf(z.astype(np.float64)).sum(axis=1), rtol=1e-13)
+    with pytest.raises(ValueError, match=r"^z has 2 features but 3 are expected"):
+        model.prior_log_density(np.zeros((4, 2)))
+    with pytest.raises(ValueError, match=r"^z must be 2-D"):
+        model.prior_log_density(np.zeros(3))
+
+
+def _elbo_by_hand(model, x, eps):
+    """ln p(x|z) - KL(q(z|x) || N(0, I)) for one noise draw eps, from encode and decode."""
+    mu, log_var = model.encode(x)
+    p = model.decode(mu + np.exp(log_var / 2) * eps)
+    log_px = np.sum(x * np.log(p) + (1 - x) * np.log(1 - p), axis=1)
+    return log_px + 0.5 * np.sum(1 + log_var - mu**2 - np.exp(log_var), axis=1)
+
+
+def test_elbo_for_batch_draws_one_sample_by_default_and_averages_several():
+    """elbo_for_batch: one draw by default; with n_samples=2 the mean of the two single ELBOs."""
+    model = VAE(5, (4,), 2, beta=3.0, dtype=np.float64, rng=0)  # the ELBO ignores beta
+    x = np.random.default_rng(1).random((6, 5))
+    one = np.random.default_rng(7).standard_normal((6, 2))
+    np.testing.assert_allclose(
+        model.elbo_for_batch((x,), rng=7), _elbo_by_hand(model, x, one), rtol=1e-12
+    )
+    two = np.random.default_rng(7).standard_normal((2, 6, 2))
+    expected = (_elbo_by_hand(model, x, two[0]) + _elbo_by_hand(model, x, two[1])) / 2
+    got = model.elbo_for_batch((x,), n_samples=2, rng=7)
+    assert got.dtype == np.float64 and got.shape == (6,)
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+
+
+def test_elbo_for_batch_of_a_float32_model_averages_its_samples_in_float64():
+    """The average over samples of a float32 model's ln p(x|z_s) is accumulated in float64."""
+    model = VAE(5, (4,), 2, rng=0)
+    params = model.parameters()
+    params["encoder.2.W"][...] = 0.0  # mu = 0 and log_var = 0: z = eps and the KL is exactly 0
+    params["encoder.2.b"][...] = 0.0
+    x = np.random.default_rng(1).random((8, 5)).astype(np.float32)
+    s = 16
+    eps = np.random.default_rng(3).standard_normal((s, 8, 2), dtype=np.float32)
+    log_px = model.log_likelihood(np.tile(x, (s, 1)), eps.reshape(s * 8, 2))  # float32
+    expected = np.mean(log_px.reshape(s, 8).astype(np.float64), axis=0)
+    got = model.elbo_for_batch(model.check_data(x), n_samples=s, rng=3)
+    np.testing.assert_allclose(got, expected, rtol=1e-13)
+
+
+def test_noise_of_k_samples_per_row_has_shape_k_batch_latent_and_names_it():
+    """With k > 1, drawn noise has shape (k, batch, latent_dim); a wrong eps is told that name."""
+    model = VAE(5, (4,), 2, k=3, rng=0)
+    batch = model.check_data(np.full((4, 5), 0.5))
+    drawn = model.noise_for(batch, rng=0)
+    assert drawn.shape == (3, 4, 2) and drawn.dtype == np.float32
+    with pytest.raises(
+        ValueError,
+        match=r"^eps must have shape \(k, batch, latent_dim\) = \(3, 4, 2\), got \(4, 2\)$",
+    ):
+        model.noise_for(batch, np.zeros((4, 2)))
+
+
+def test_forward_record_holds_z_the_terms_and_the_reconstruction_gradient():
+    """The record's z, reconstruction, kl and beta by hand; d rec/d logits only for backward."""
+    model = VAE(5, (4,), 2, beta=0.5, dtype=np.float64, rng=0)
+    batch, eps = _batch(model)
+    x = batch[0]
+    mu, log_var = model.encode(x)
+    z = mu + np.exp(log_var / 2) * eps
+    logits = model.decoder_output(z)
+    p = 1 / (1 + np.exp(-logits))
+    bce = -np.sum(x * np.log(p) + (1 - x) * np.log(1 - p), axis=1)
+    kl = -0.5 * np.sum(1 + log_var - mu**2 - np.exp(log_var), axis=1)
+    plain = model.forward(batch, eps)
+    assert plain.reconstruction_grad is None  # the default is the textbook pass
+    for f in (plain, model.forward(batch, eps, for_backward=True)):
+        np.testing.assert_allclose(f.z, z, rtol=1e-14)
+        np.testing.assert_allclose(f.reconstruction, bce, rtol=1e-12)
+        np.testing.assert_allclose(f.kl, kl, rtol=1e-12)
+        assert f.beta == 0.5
+    fast = model.forward(batch, eps, for_backward=True)
+    np.testing.assert_allclose(fast.reconstruction_grad, p - x, rtol=1e-12, atol=1e-15)
+
+
+def test_backward_uses_the_reconstruction_gradient_kept_in_the_record():
+    """backward takes d rec/d logits from the record: doubled there, the decoder's grads double."""
+    model = VAE(5, (4,), 2, dtype=np.float64, rng=0)
+    batch, eps = _batch(model)
+    f = model.forward(batch, eps, for_backward=True)
+    model.zero_grad()
+    model.backward(f)
+    single = {k: g.copy() for k, g in model.gradients().items() if k.startswith("decoder.")}
+    f.reconstruction_grad = 2 * f.reconstruction_grad
+    model.zero_grad()
+    model.backward(f)
+    for k, g in single.items():
+        assert np.any(g != 0)
+        np.testing.assert_allclose(model.gradients()[k], 2 * g, rtol=1e-14)
+
+
+def test_beta_override_reaches_the_importance_weighted_pass():
+    """With k > 1 a training step's beta=b gives the loss and gradients of a model with beta=b."""
+    a = VAE(5, (4,), 2, beta=1.0, k=3, dtype=np.float64, rng=0)
+    ref = VAE(5, (4,), 2, beta=0.25, k=3, dtype=np.float64, rng=0)
+    batch, _ = _batch(a)
+    eps = np.random.default_rng(1).standard_normal((3, 4, 2))
+    assert a.forward(batch, eps, beta=0.25).beta == 0.25
+    assert a.forward(batch, eps).beta == 1.0
+    a.zero_grad()
+    loss_a, _ = a.loss_and_gradients_for_batch(batch, eps=eps, beta=0.25)
+    loss_r, _ = ref.loss_and_gradients_for_batch(batch, eps=eps)
+    assert loss_a == pytest.approx(loss_r, rel=1e-14)
+    assert loss_a != pytest.approx(a.loss(batch[0], eps=eps), rel=1e-6)
+    for k, g in ref.gradients().items():
+        np.testing.assert_allclose(a.gradients()[k], g, rtol=1e-13, atol=1e-15)
+
+
+def test_importance_weighted_terms_are_sample_averages_by_hand():
+    """With k > 1: loss -IWAE_k, reconstruction mean_j -ln p(x|z_j), kl mean_j ln q/N(0, I)."""
+    from scipy.special import logsumexp
+    from scipy.stats import norm
+
+    model = VAE(5, (4,), 2, beta=0.5, k=3, dtype=np.float64, rng=0)
+    batch, _ = _batch(model)
+    x = batch[0]
+    eps = np.random.default_rng(1).standard_normal((3, 4, 2))
+    mu, log_var = model.encode(x)
+    std = np.exp(log_var / 2)
+    z = mu + std * eps  # (k, n, latent)
+    p = model.decode(z.reshape(12, 2)).reshape(3, 4, 5)
+    log_px = np.sum(x * np.log(p) + (1 - x) * np.log(1 - p), axis=2)
+    log_q = norm.logpdf(z, mu, std).sum(axis=2)
+    log_prior = norm.logpdf(z).sum(axis=2)
+    bound = logsumexp(log_px + 0.5 * (log_prior - log_q), axis=0) - np.log(3)
+    terms = model.loss_terms_for_batch(batch, eps=eps)
+    assert set(terms) == {"loss", "reconstruction", "kl"}
+    np.testing.assert_allclose(terms["loss"], -bound, rtol=1e-12)
+    np.testing.assert_allclose(terms["reconstruction"], -log_px.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(terms["kl"], (log_q - log_prior).mean(axis=0), rtol=1e-12)
+    parts = model.loss_parts(x, eps=eps)
+    assert set(parts) == {"loss", "reconstruction", "kl", "kl_per_dim"}
+    assert parts["loss"] == pytest.approx(-bound.mean(), rel=1e-12)
+    assert parts["reconstruction"] == pytest.approx(-log_px.mean(), rel=1e-12)
+    assert parts["kl"] == pytest.approx((log_q - log_prior).mean(), rel=1e-12)
+    closed_form = np.mean(0.5 * (np.exp(log_var) - 1 - log_var + mu**2), axis=0)
+    np.testing.assert_allclose(parts["kl_per_dim"], closed_form, rtol=1e-12)
