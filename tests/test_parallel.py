@@ -145,3 +145,48 @@ def test_splitting_is_used_only_where_the_calibration_found_it_faster():
     fresh.set_threads(2)
     fresh.run(lambda lo, hi: None, 4000, min_span=10)
     assert fresh.split_helps in (True, False)  # the first split run measured this machine
+
+
+def test_fresh_workers_run_everything_on_the_calling_thread():
+    """A new SpanWorkers has one thread: one call over the whole range, on the caller."""
+    workers = SpanWorkers()
+    assert workers.threads == 1
+    calls: list[tuple[int, int, int]] = []
+    workers.run(lambda lo, hi: calls.append((lo, hi, threading.get_ident())), 10_000, 10)
+    assert calls == [(0, 10_000, threading.get_ident())]
+    assert workers.split_helps is None  # nothing to decide on one thread: no calibration
+
+
+def test_the_pool_persists_between_runs():
+    """The second split run uses the pool threads of the first, not a new pool."""
+    workers = SpanWorkers()
+    workers.set_threads(2)
+    workers.split_helps = True
+    seen: list[set[int]] = []
+    for _ in range(2):
+        idents: set[int] = set()
+        barrier = threading.Barrier(2, timeout=10)  # both spans at once: one is a pool thread
+
+        def work(lo: int, hi: int, idents: set[int] = idents, barrier=barrier) -> None:
+            idents.add(threading.get_ident())
+            barrier.wait()
+
+        workers.run(work, 4000, min_span=10)
+        seen.append(idents - {threading.get_ident()})
+    assert len(seen[0]) == 1 and seen[0] == seen[1]
+
+
+def test_split_exactly_split_gain_times_faster_counts_as_faster():
+    """split_helps holds when split * SPLIT_GAIN equals the one-thread time (the boundary)."""
+    workers = SpanWorkers()
+    workers.set_threads(2)
+    assert workers.calibrate(lambda parts: 1.25 if parts == 1 else 1.0) is True
+    assert workers.calibrate(lambda parts: 1.25 if parts == 1 else 1.0 + 1e-9) is False
+
+
+def test_the_calibration_pass_returns_its_duration_in_seconds():
+    """_time_one_pass is a wall-clock duration: positive, and far below a second here."""
+    workers = SpanWorkers()
+    workers.set_threads(2)
+    for parts in (1, 2):
+        assert 0 < workers._time_one_pass(parts) < 1.0
