@@ -189,3 +189,9 @@ def test_log_prior_ratio_is_the_difference_of_the_two_gaussian_log_densities(see
         stats.norm.logpdf(z, loc=mu, scale=np.exp(0.5 * log_var)), axis=-1
     )
     np.testing.assert_allclose(F.log_prior_ratio(z, eps, log_var), direct, rtol=1e-10, atol=1e-12)
+
+
+def test_log_softmax_works_along_the_axis_it_is_given():
+    """log_softmax(a, axis=0) normalises columns, as scipy.special.log_softmax(a, axis=0)."""
+    a = np.random.default_rng(0).standard_normal((3, 4))
+    np.testing.assert_allclose(F.log_softmax(a, axis=0), special.log_softmax(a, axis=0), rtol=1e-13)

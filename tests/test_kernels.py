@@ -148,3 +148,12 @@ def test_optimisers_flush_their_state_every_flush_every_steps(make):
         buffers["w"][...] = tiny
     opt.step(zero)
     assert all(not b["w"].any() for b in opt.state.values())
+
+
+def test_flush_negligible_zeroes_subnormals_whatever_the_row_holds():
+    """A float32 entry below the smallest normal number is zeroed even where 1e-20 of its
+    row's largest is smaller still; an entry exactly 1e-20 of its row's largest is kept."""
+    w = np.array([[1e-30, 1e-39, 0.0]], dtype=np.float32)  # 1e-39 is subnormal in float32
+    np.testing.assert_array_equal(kernels.flush_negligible(w), [[np.float32(1e-30), 0.0, 0.0]])
+    edge = np.array([[1.0, kernels.NEGLIGIBLE, 0.5 * kernels.NEGLIGIBLE]])
+    np.testing.assert_array_equal(kernels.flush_negligible(edge), [[1.0, kernels.NEGLIGIBLE, 0.0]])

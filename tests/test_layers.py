@@ -330,3 +330,30 @@ def test_he_initialisation_has_mean_zero():
     """He weights are N(0, 2/in): the sample mean is 0 within 4 standard errors."""
     W = Dense(400, 300, rng=1, init="he").params["W"].astype(np.float64)
     assert abs(W.mean()) < 4 * np.sqrt(2 / 400) / np.sqrt(W.size)
+
+
+def test_pytorch_uniform_init_draws_biases_within_one_over_root_fan_in():
+    """init="uniform": W and b from U(-1/sqrt(fan_in), 1/sqrt(fan_in)), as torch.nn.Linear."""
+    layer = Dense(400, 300, rng=0, dtype=np.float64)
+    bound = 1 / np.sqrt(400)
+    for name in ("W", "b"):
+        p = layer.params[name]
+        assert np.all(np.abs(p) <= bound), name
+        assert p.max() > 0.9 * bound and p.min() < -0.9 * bound, name  # the whole interval
+
+
+def test_elu_defaults_to_alpha_one_and_names_a_bad_alpha():
+    """ELU() is alpha = 1 (ELU(-1) = e^-1 - 1); a non-positive alpha is refused by name."""
+    assert ELU().alpha == 1.0
+    np.testing.assert_allclose(ELU().forward(np.array([[-1.0]])), [[np.expm1(-1.0)]], rtol=1e-15)
+    with pytest.raises(ValueError, match="^alpha"):
+        ELU(alpha=0.0)
+
+
+def test_elu_gradient_at_zero_is_the_left_derivative_alpha():
+    """At x = 0 the ELU's gradient is alpha (the left derivative), as PyTorch's elu_backward."""
+    layer = ELU(alpha=0.5)
+    layer.forward(np.array([[0.0, 1.0, -1.0]]))
+    np.testing.assert_allclose(
+        layer.backward(np.ones((1, 3))), [[0.5, 1.0, 0.5 * np.exp(-1.0)]], rtol=1e-15
+    )
