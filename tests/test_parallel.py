@@ -158,22 +158,23 @@ def test_fresh_workers_run_everything_on_the_calling_thread():
 
 
 def test_the_pool_persists_between_runs():
-    """The second split run uses the pool threads of the first, not a new pool."""
+    """The second split run uses the pool thread of the first, not a new pool's."""
     workers = SpanWorkers()
     workers.set_threads(2)
     workers.split_helps = True
-    seen: list[set[int]] = []
+    seen: list[list[threading.Thread]] = []
     for _ in range(2):
-        idents: set[int] = set()
+        ran: list[threading.Thread] = []
         barrier = threading.Barrier(2, timeout=10)  # both spans at once: one is a pool thread
 
-        def work(lo: int, hi: int, idents: set[int] = idents, barrier=barrier) -> None:
-            idents.add(threading.get_ident())
+        def work(lo: int, hi: int, ran: list = ran, barrier=barrier) -> None:
+            ran.append(threading.current_thread())
             barrier.wait()
 
         workers.run(work, 4000, min_span=10)
-        seen.append(idents - {threading.get_ident()})
-    assert len(seen[0]) == 1 and seen[0] == seen[1]
+        seen.append([t for t in ran if t is not threading.current_thread()])
+    # the Thread objects themselves: a new pool's thread could reuse the old one's ident
+    assert len(seen[0]) == 1 and seen[1][0] is seen[0][0]
 
 
 def test_split_exactly_split_gain_times_faster_counts_as_faster():
