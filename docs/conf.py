@@ -282,13 +282,19 @@ def _source_module(app: Any, modname: str, attribute: str) -> str | None:
     """viewcode: the module whose source holds an object (None: viewcode's own rule).
 
     An alias of an outside type (``Batch = tuple[np.ndarray, ...]``) stays in its module
-    rather than pointing into ``builtins``, which has no source page.
+    rather than pointing into ``builtins``, which has no source page. So does a re-exported
+    constant (``derivation.SYMBOLS``, an instance whose class lives elsewhere): viewcode names a
+    source page's links after the module of the first object it follows there, and following
+    a constant documented under the re-exporting module would point every link of that page
+    at anchors of the wrong module.
     """
     import importlib
 
     obj: Any = importlib.import_module(modname)
     for part in attribute.split("."):
         obj = getattr(obj, part, None)
+    if not hasattr(obj, "__qualname__"):  # a constant, not a class or a function
+        return modname
     home = getattr(obj, "__module__", None)
     if not isinstance(home, str):
         return None
