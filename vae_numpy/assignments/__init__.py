@@ -54,10 +54,12 @@ The report's fields, for scripts and tests, are listed in :mod:`~vae_numpy.assig
 The package has one module per step: :mod:`~vae_numpy.assignments.notebooks` (reading and
 finding the source notebooks, the markers, the nbgrader metadata, :func:`check_source`),
 :mod:`~vae_numpy.assignments.release` (the student copies), :mod:`~vae_numpy.assignments.grade`
-(running a submission and scoring it), :mod:`~vae_numpy.assignments.classroom` (a class
-folder, its shards and their merge), :mod:`~vae_numpy.assignments.sandbox` (the student's
-kernel and its limits), :mod:`~vae_numpy.assignments.judge` (handles and plain values; its
-kernel-side partner is ``_agent``, the message format ``_wire``),
+(running a submission and scoring it), :mod:`~vae_numpy.assignments.session` (its kernel
+session: the cells run in the kernel, the tests in the judge),
+:mod:`~vae_numpy.assignments.classroom` (a class folder, its shards and their merge),
+:mod:`~vae_numpy.assignments.sandbox` (the student's kernel and its limits),
+:mod:`~vae_numpy.assignments.judge` (handles and plain values; its kernel-side partner is
+``_agent``, the message format ``_wire``),
 :mod:`~vae_numpy.assignments.integrity` (the flags; its code comparison normalises
 with :mod:`~vae_numpy.assignments.canonical`, :mod:`~vae_numpy.assignments.normalize` and
 :mod:`~vae_numpy.assignments.tokens`, and fingerprints with

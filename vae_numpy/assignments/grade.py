@@ -11,8 +11,10 @@ run only in the judge (this process), where the student's names are handles
 its points when it raises nothing. Cells and tests have a time limit each (:data:`DEFAULT_TIMEOUT`),
 the notebook as a whole another (:data:`DEFAULT_NOTEBOOK_TIMEOUT`); a kernel that dies or
 cannot be interrupted ends the run and the remaining tests are reported as not run.
-Grading a whole class (``grade-all``, shards, merging) is in
-:mod:`~vae_numpy.assignments.classroom`.
+The student's kernel and the running of the cells
+(:class:`~vae_numpy.assignments.session.KernelSession`) are in
+:mod:`~vae_numpy.assignments.session`; grading a whole class (``grade-all``, shards, merging)
+is in :mod:`~vae_numpy.assignments.classroom`.
 
 Report fields (``GradeReport.to_dict()``, ``grade --json``; ``grade-all`` writes the same per
 row of its CSV) that tests and scripts may rely on:
@@ -38,28 +40,19 @@ import ast
 import builtins
 import contextlib
 import copy
-import io
 import math
 import os
-import re
-import socket
-import sys
 import tempfile
 import time
-import traceback
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..serialization import atomic_write_bytes
-from ._wire import WireError
 from .integrity import (
     copy_flag,
     reference_flags,
     student_code,
 )
-from .judge import KernelGone, Remote, StudentError
 from .notebooks import (
     GradingError,
     cell_kind,
@@ -76,10 +69,10 @@ from .report import GradedTest, GradeReport
 from .sandbox import (
     DEFAULT_MEMORY,
     DEFAULT_OUTPUT_LIMIT,
-    IsolationUnavailable,
-    Kernel,
     scratch_folder,
 )
+from .session import KernelSession, Limits, Role, Run, describe
+from .session import nbformat_output as nbformat_output  # importable from here, as before
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -131,30 +124,7 @@ def judge_memory_limit(extra: int) -> Any:
         resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-_MESSAGE_LIMIT = 2000  # characters of a failure message kept in a report
-_PROBE_SECONDS = 10  # after an interrupt, how long the kernel may take to answer again
-
-
-@dataclass(frozen=True)
-class _Role:
-    kind: str  # "solution", "test", "locked", "extra", "text"
-    grade_id: str | None = None
-    points: int = 0
-    hidden: bool = False
-    judge: bool = False  # a read-only cell that also runs in the judge (tagged "judge")
-    kernel: bool = True  # False for a "judge-only" cell (test helpers): never in the kernel
-    unwritten: bool = False  # a solution cell the student left as the stub (or deleted)
-
-
-@dataclass
-class _Run:
-    status: str  # "ok", "error", "timeout", "dead", "not run"
-    message: str = ""
-    seconds: float = 0.0
-
-
-def compose(source: Any, submission: Any) -> tuple[Any, list[_Role], list[str]]:
+def compose(source: Any, submission: Any) -> tuple[Any, list[Role], list[str]]:
     """The notebook to execute: the submission's solution cells and added code cells, the
     source's test, read-only and markdown cells, in the source's order."""
     import nbformat
@@ -174,12 +144,12 @@ def compose(source: Any, submission: Any) -> tuple[Any, list[_Role], list[str]]:
             extras.setdefault(anchor, []).append(cell.source)  # the student's own cell
 
     cells: list[Any] = []
-    roles: list[_Role] = []
+    roles: list[Role] = []
 
     def add_extras(after: str | None) -> None:
         for text in extras.get(after, []):
             cells.append(nbformat.v4.new_code_cell(text))
-            roles.append(_Role("extra", after))
+            roles.append(Role("extra", after))
 
     add_extras(None)
     for cell in source.cells:
@@ -187,7 +157,7 @@ def compose(source: Any, submission: Any) -> tuple[Any, list[_Role], list[str]]:
         kind = cell_kind(cell)
         if cell.cell_type != "code":
             cells.append(copy.deepcopy(cell))
-            roles.append(_Role("text", gid))
+            roles.append(Role("text", gid))
         elif kind == "solution":
             assert gid is not None  # check_source guarantees it
             answer = answers.get(gid)
@@ -206,17 +176,17 @@ def compose(source: Any, submission: Any) -> tuple[Any, list[_Role], list[str]]:
             else:
                 text, unwritten = answer.source, False
             cells.append(nbformat.v4.new_code_cell(text))
-            roles.append(_Role("solution", gid, unwritten=unwritten))
+            roles.append(Role("solution", gid, unwritten=unwritten))
         else:
             cells.append(nbformat.v4.new_code_cell(cell.source))
             if kind == "test":
                 points = int(nbgrader_meta(cell)["points"])
-                roles.append(_Role("test", gid, points, is_hidden_cell(cell)))
+                roles.append(Role("test", gid, points, is_hidden_cell(cell)))
             else:
                 tags = cell.get("metadata", {}).get("tags", [])
                 judge_only = "judge-only" in tags
                 roles.append(
-                    _Role("locked", gid, judge="judge" in tags or judge_only, kernel=not judge_only)
+                    Role("locked", gid, judge="judge" in tags or judge_only, kernel=not judge_only)
                 )
         add_extras(gid)
     nb = nbformat.v4.new_notebook(cells=cells, metadata=copy.deepcopy(source.metadata))
@@ -242,7 +212,7 @@ def _nothing_written(answer: str, stub: str) -> bool:
     return not mine or mine == _code_lines(stub)
 
 
-def _caused_by_a_stub(role: _Role, run: _Run, stub_before: bool) -> bool:
+def _caused_by_a_stub(role: Role, run: Run, stub_before: bool) -> bool:
     """Whether a cell's error is only the consequence of a solution cell left empty: the stub's
     own NotImplementedError, or a read-only cell after an empty solution cell failing on a
     name it did not define or on the stub's NotImplementedError. Such errors are reported once,
@@ -251,283 +221,6 @@ def _caused_by_a_stub(role: _Role, run: _Run, stub_before: bool) -> bool:
         return True
     consequence = run.message.startswith(("NotImplementedError", "NameError"))
     return role.kind == "locked" and stub_before and consequence
-
-
-def _kernel_error_text(ename: str, evalue: str, traceback_lines: Sequence[str]) -> str:
-    """``Name: message`` of an error in a kernel cell, made helpful when the message is empty."""
-    evalue = evalue.strip()
-    if ename == "NotImplementedError" and not evalue:
-        return (
-            "NotImplementedError: not implemented yet "
-            "(replace raise NotImplementedError() with your code)"
-        )
-    text = f"{ename}: {evalue}" if evalue else ename
-    frames = [_ANSI.sub("", f) for f in traceback_lines]
-    marked = [ln.strip() for f in frames for ln in f.splitlines() if ln.lstrip().startswith("-")]
-    if marked:
-        text += f" (at {marked[-1].lstrip('-> ').strip()})"
-    return _clip(text)
-
-
-def _clip(text: str) -> str:
-    if len(text) > _MESSAGE_LIMIT:
-        text = text[: _MESSAGE_LIMIT - 15] + " ... (truncated)"
-    return text
-
-
-def _test_failure(exc: BaseException, code: str, filename: str) -> str:
-    """The message of a test that raised ``exc`` in the judge."""
-    if isinstance(exc, StudentError):
-        message = exc.message.strip()
-        if exc.name == "NotImplementedError" and not message:
-            text = (
-                "NotImplementedError: not implemented yet "
-                "(replace raise NotImplementedError() with your code)"
-            )
-        else:
-            text = f"{exc.name}: {message}" if message else exc.name
-        if exc.where:
-            text += f"\n  raised at {exc.where}"
-        return _clip(text)
-    name = type(exc).__name__
-    message = str(exc).strip()
-    text = f"{name}: {message}" if message else name
-    if isinstance(exc, NameError):
-        text += " (a cell that should define it failed or did not run: see the problems)"
-    if not message:  # e.g. a bare assert: show the line of the test that failed
-        lines = code.splitlines()
-        for frame in reversed(traceback.extract_tb(exc.__traceback__)):
-            if frame.filename == filename and frame.lineno and frame.lineno <= len(lines):
-                text += f" at {lines[frame.lineno - 1].strip()}"
-                break
-    return _clip(text)
-
-
-class _Session:
-    """One submission's kernel, its agent connection and the judge's namespace."""
-
-    def __init__(
-        self,
-        workdir: Path,
-        references: Sequence[str],
-        seed: int,
-        limits: _Limits,
-        hide: Sequence[Path] = (),
-        solution_names: set[str] | frozenset[str] = frozenset(),
-        isolation: str = "auto",
-        notebook: Path | None = None,
-    ):
-        self.limits, self.references = limits, list(references)
-        self.solution_names = frozenset(solution_names)
-        self.seed = seed
-        (workdir / "run").mkdir(exist_ok=True)  # the kernel's sockets: all it may write to
-        path = str(workdir / "run" / "judge.sock")
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        listener.bind(path)
-        listener.listen(1)
-        listener.settimeout(60)
-        try:
-            self.kernel = Kernel(
-                workdir,
-                references,
-                memory_limit=limits.memory,
-                output_limit=limits.output,
-                hide=hide,
-                isolation=isolation,
-                notebook=notebook,
-            )
-        except IsolationUnavailable as exc:
-            listener.close()
-            raise GradingError(str(exc)) from exc
-        except Exception as exc:
-            listener.close()
-            raise GradingError(
-                f"could not start a python3 kernel with {sys.executable} ({exc}); "
-                "install ipykernel in this environment"
-            ) from exc
-        boot = self.kernel.run(
-            f"import vae_numpy.assignments._agent as _vae_numpy_agent\n"
-            f"_vae_numpy_agent.connect({path!r})\ndel _vae_numpy_agent",
-            60,
-        )
-        try:
-            if boot.status != "ok":
-                raise GradingError(f"the grading kernel did not start: {boot.ename} {boot.evalue}")
-            sock, _ = listener.accept()
-        except (OSError, GradingError) as exc:
-            self.kernel.close()
-            raise GradingError(f"the grading kernel did not connect to the judge ({exc})") from exc
-        finally:
-            listener.close()
-        self.remote = Remote(sock, interrupt=self.kernel.interrupt, alive=self.kernel.alive)
-        self.namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
-        self.owned = set(self.namespace) | set(dir(builtins))
-        self.student: set[str] = set()
-        self.stopped = ""
-        self.reached: list[str] = []  # withheld references student code reached at run time
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.remote.sock.close()
-        self.kernel.close()
-
-    def run_kernel_cell(self, code: str, deadline: float, label: str) -> tuple[_Run, Any]:
-        """Run a cell in the student's kernel."""
-        result = self.kernel.finish(self.kernel.start(code), deadline)
-        timeout = self.limits.cell
-        if result.status == "ok":
-            return _Run("ok", "", result.seconds), result
-        if result.status == "timeout":
-            return (
-                _Run(
-                    "timeout",
-                    f"TimeoutError: the cell ran longer than the time limit of {timeout:g} s"
-                    " and was interrupted (an infinite loop?)",
-                    result.seconds,
-                ),
-                result,
-            )
-        if result.status == "dead":
-            # died by itself, or killed by the grader after ignoring the interrupt: told by what
-            # happened, not by asking afterwards (a killed kernel is not alive either)
-            if not result.killed:
-                self.stopped = f"not run: the kernel died in {label}"
-                return _Run("dead", "the Python kernel died while running this cell"), result
-            self.stopped = f"not run: the kernel could not be stopped after {label} ran out of time"
-            return _Run(
-                "timeout",
-                f"TimeoutError: {label} ran past the time limit of "
-                f"{timeout:g} s and could not be interrupted",
-                result.seconds,
-            ), result
-        return (
-            _Run(
-                "error",
-                _kernel_error_text(result.ename, result.evalue, result.traceback),
-                result.seconds,
-            ),
-            result,
-        )
-
-    def _collect_reached(self) -> None:
-        """Ask the kernel which withheld references its stand-ins saw reached; only names of
-        this assignment's references are kept (the answer is the kernel's word, a plain list)."""
-        if self.remote.dead:
-            return
-        try:
-            names = self.remote.request("reached")
-        except Exception:  # a kernel that will not say: the static scan still flags
-            return
-        if isinstance(names, list):
-            self.reached += [n for n in names if n in self.references and n not in self.reached]
-
-    def run_judge_cell(self, code: str, label: str) -> None:
-        """Run a trusted cell (setup, helpers) in the judge's namespace."""
-        exec(compile(code, f"<{label}>", "exec"), self.namespace)
-        self.namespace["TEST_SEED"] = self.seed
-        self.owned |= set(self.namespace)
-
-    def run_test(self, code: str, gid: str, deadline: float) -> _Run:
-        """Run a test cell in the judge while the kernel answers requests about its names."""
-        start = time.monotonic()
-        msg_id = self.kernel.start(
-            "import vae_numpy.assignments._agent as _vae_numpy_agent\n_vae_numpy_agent.serve()"
-        )
-        self.remote.deadline = deadline
-        filename = f"<test {gid}>"
-        if not self.remote.wait_ready(_PROBE_SECONDS, self.kernel.kc.shell_channel.msg_ready):
-            result = self.kernel.finish(msg_id, time.monotonic() + 1.0, probe=2.0)
-            self.stopped = (
-                "not run: the kernel did not run the grader's cell"
-                + (f" ({result.ename}: {result.evalue})" if result.ename else "")
-                + ": does your code change how cells run (input transformers, exec hooks)?"
-            )
-            self.remote.dead = self.stopped
-            return _Run("error", self.stopped.removeprefix("not run: "), time.monotonic() - start)
-        try:
-            # the judge decides which names are the student's: those the source's solution
-            # cells define, never one the judge owns (its imports, helpers, builtins, tests)
-            wanted = {n for n in self.solution_names - self.owned if not n.startswith("_")}
-            names = self.remote.student_names(wanted)
-            for name in self.student - set(names):
-                self.namespace.pop(name, None)
-            self.namespace.update(names)
-            self.student = set(names)
-            before = set(self.namespace)
-            printed = io.StringIO()
-            try:
-                with contextlib.redirect_stdout(printed):
-                    exec(compile(code, filename, "exec"), self.namespace)
-            finally:  # names a test defines are the judge's, even when it fails
-                self.owned |= set(self.namespace) - before
-            run = _Run("ok", _clip(printed.getvalue().strip()))
-        except KernelGone as exc:
-            self.stopped = (
-                "not run: the kernel died or stopped answering"
-                if self.kernel.alive() is False
-                else "not run: the kernel stopped answering the grader"
-            )
-            run = _Run("error", f"the student's kernel stopped answering: {exc.message}")
-        except WireError as exc:
-            run = _Run("error", f"ValueError: your code sent something the grader refuses ({exc})")
-        except Exception as exc:
-            run = _Run("error", _test_failure(exc, code, filename))
-        self._collect_reached()
-        self.remote.end()
-        self.remote.deadline = float("inf")
-        result = self.kernel.finish(msg_id, time.monotonic() + _PROBE_SECONDS, probe=5.0)
-        if result.status == "dead" or self.remote.dead:
-            self.stopped = self.stopped or "not run: the kernel stopped answering the grader"
-        elif result.status == "error" and run.status == "ok":
-            run = _Run(
-                "error",
-                "the grader's cell did not run in your kernel "
-                f"({result.ename}: {result.evalue}): does your code change how cells run?",
-            )
-        run.seconds = time.monotonic() - start
-        return run
-
-    def run_cells(self, nb: Any, roles: Sequence[_Role], runs: list[_Run], end: float) -> None:
-        """Run the composed notebook's code cells in order, each where its role says (kernel,
-        judge or both), filling ``runs`` and the cells' outputs; after ``end`` (a
-        ``time.monotonic()`` instant), or once the kernel is gone, the rest is "not run"."""
-        for index, (cell, role) in enumerate(zip(nb.cells, roles, strict=True)):
-            if cell.cell_type != "code":
-                continue
-            label = _describe(role)
-            now = time.monotonic()
-            if not self.stopped and now >= end:
-                self.stopped = (
-                    f"not run: the notebook ran past its time limit of {self.limits.notebook:g} s"
-                )
-            if self.stopped:
-                runs[index] = _Run("not run", self.stopped)
-                continue
-            deadline = min(now + self.limits.cell, end)
-            if role.kind == "test":
-                assert role.grade_id is not None
-                runs[index] = run = self.run_test(cell.source, role.grade_id, deadline)
-                verdict = "passed" if run.status == "ok" else "failed"
-                text = f"[judge] {verdict}" + (f": {run.message}" if run.message else "")
-                cell.outputs = [
-                    nbformat_output(
-                        {"output_type": "stream", "name": "stdout", "text": text + "\n"}
-                    )
-                ]
-                continue
-            try:
-                if role.kernel:
-                    runs[index], result = self.run_kernel_cell(cell.source, deadline, label)
-                    cell.outputs = [nbformat_output(o) for o in result.outputs]
-            except Exception as exc:  # whatever the kernel sent: a problem, never a crash
-                self.stopped = f"not run: the grader could not run {label} ({exc!r:.300})"
-                runs[index] = _Run("error", self.stopped.removeprefix("not run: "))
-                continue
-            if role.judge:
-                try:
-                    self.run_judge_cell(cell.source, label)
-                except Exception as exc:
-                    raise GradingError(f"{label} of the source fails in the judge: {exc}") from exc
 
 
 def defined_names(code: str) -> set[str]:
@@ -573,22 +266,6 @@ def solution_names(source: Any) -> set[str]:
         if cell.cell_type == "code" and cell_kind(cell) == "solution":
             names |= defined_names(cell.source)
     return {n for n in names if not n.startswith("_") and not hasattr(builtins, n)}
-
-
-def _describe(role: _Role) -> str:
-    if role.kind == "extra":
-        where = "at the top" if role.grade_id is None else f"after {role.grade_id!r}"
-        return f"your added cell {where}"
-    kind = {"locked": "read-only", "text": "text"}.get(role.kind, role.kind)
-    return f"{kind} cell {role.grade_id!r}"
-
-
-@dataclass(frozen=True)
-class _Limits:
-    cell: float  # seconds per cell
-    notebook: float  # seconds for the whole notebook
-    memory: int  # bytes of address space for the kernel
-    output: int  # characters of output kept per cell
 
 
 def _references(source: Any) -> list[str]:
@@ -684,12 +361,12 @@ def grade_notebook(
     copied = copy_flag(source, composed, roles)
     if copied:
         flags.append(copied)
-    limits = _Limits(float(timeout), float(notebook_timeout), memory_limit, output_limit)
-    runs = [_Run("ok") for _ in composed.cells]
+    limits = Limits(float(timeout), float(notebook_timeout), memory_limit, output_limit)
+    runs = [Run("ok") for _ in composed.cells]
     isolation_used = ""
     end_of_time = start + limits.notebook
     with tempfile.TemporaryDirectory(prefix="vae-numpy-grade-", dir=scratch_folder()) as workdir:
-        session = _Session(
+        session = KernelSession(
             Path(workdir),
             references,
             seed,
@@ -736,7 +413,7 @@ def grade_notebook(
             if _caused_by_a_stub(role, outcome, stub_before):
                 continue  # already reported as "nothing written"
             first = outcome.message.splitlines()[0] if outcome.message else outcome.status
-            problems.append(f"{_describe(role)}: {first}")
+            problems.append(f"{describe(role)}: {first}")
         stub_before = stub_before or role.unwritten
     if any(run.status == "not run" for run in runs):
         reason = next(run.message for run in runs if run.status == "not run")
@@ -751,23 +428,3 @@ def grade_notebook(
         isolation=isolation_used,
         seconds=time.monotonic() - start,
     )
-
-
-def nbformat_output(output: dict[str, Any]) -> Any:
-    """An nbformat output node from a kernel message's content."""
-    import nbformat
-
-    kind = output.get("output_type")
-    if kind == "stream":
-        return nbformat.v4.new_output("stream", name=output["name"], text=output["text"])
-    if kind == "error":
-        return nbformat.v4.new_output(
-            "error",
-            ename=output.get("ename", ""),
-            evalue=output.get("evalue", ""),
-            traceback=output.get("traceback", []),
-        )
-    data = output.get("data", {})
-    if kind == "execute_result":
-        return nbformat.v4.new_output("execute_result", data=data, execution_count=None)
-    return nbformat.v4.new_output("display_data", data=data)
