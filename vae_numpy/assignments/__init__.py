@@ -58,7 +58,10 @@ finding the source notebooks, the markers, the nbgrader metadata, :func:`check_s
 session: the cells run in the kernel, the tests in the judge),
 :mod:`~vae_numpy.assignments.classroom` (a class folder, its shards and their merge),
 :mod:`~vae_numpy.assignments.sandbox` (the student's kernel and its limits),
-:mod:`~vae_numpy.assignments.judge` (handles and plain values; its kernel-side partner is
+:mod:`~vae_numpy.assignments.isolation` (its sandbox: the mode, the command lines, the sanitised
+package),
+:mod:`~vae_numpy.assignments.judge` (the connection and plain values; its handles and errors
+are in :mod:`~vae_numpy.assignments.handles`, its kernel-side partner is
 ``_agent``, the message format ``_wire``),
 :mod:`~vae_numpy.assignments.integrity` (the flags; its code comparison normalises
 with :mod:`~vae_numpy.assignments.canonical`, :mod:`~vae_numpy.assignments.normalize` and
