@@ -17,6 +17,7 @@ class FakeBlas:
         self.threads = threads
         self.calls: list[int] = []
         self.last_choice: int | None = None
+        self.last_interval: float | None = None
         self.active = 0
 
     def get(self) -> int:
@@ -236,6 +237,57 @@ def test_the_next_auto_policy_starts_on_the_last_choice_and_probes_later():
         assert used == [2] * 1_000 and again.probes == 0
         used, _ = run_steps(again, blas, clock, lambda t, i: 1e-3 if t == 1 else 4e-3, 2_000)
     assert again.probes >= 1 and used[-500:] == [1] * 500  # found 1 thread faster later
+
+
+def slow_start_on_two_threads(slow_steps: int) -> Callable[[int, int], float]:
+    """Step times seen on a virtual machine: 1 thread 5.6 ms; 2 threads 3.6 ms, except their
+    first ``slow_steps`` steps, 5.8 ms (the second core, idle until then, runs at half speed)."""
+    seen = {"two": 0}
+
+    def seconds(threads: int, i: int) -> float:
+        if threads == 1:
+            return 5.6e-3
+        seen["two"] += 1
+        return 5.8e-3 if seen["two"] <= slow_steps else 3.6e-3
+
+    return seconds
+
+
+@pytest.mark.parametrize(("close", "on_two_after"), [(1.25, 0.5), (1.0, None)])
+def test_a_close_call_is_measured_again_within_half_a_second(close, on_two_after):
+    """A first probe that caught 2 threads' slow start keeps 1 thread (a near tie), and the
+    policy measures again after 0.25 s of work and switches; without the rule for close calls
+    it would stay on the slower count for 2 s."""
+    policy, blas, clock = make(close=close)
+    steps = 360  # about 2 s of work
+    with policy:
+        used, _ = run_steps(policy, blas, clock, slow_start_on_two_threads(6), steps)
+    assert used[:12].count(1) >= 4 and policy.probes >= 1
+    if on_two_after is None:
+        assert used[30:] == [1] * (steps - 30)  # the first decision held the whole time
+    else:
+        switched = next(i for i in range(30, steps) if used[i:] == [2] * (steps - i))
+        assert sum(5.6e-3 if t == 1 else 3.6e-3 for t in used[:switched]) < on_two_after
+        assert policy.timings[2] == pytest.approx(3.6e-3)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "interval"),
+    [(lambda t, i: 5.6e-3 if t == 1 else 5.8e-3, 0.25), (lambda t, i: 1e-3 * t, 2.0)],
+)
+def test_the_next_policy_confirms_a_close_call_of_the_last_one_soon(seconds, interval):
+    """A loop that ends on a close call passes it on: the next loop in the process measures
+    again after 0.25 s of work; after a clear decision, after 2 s."""
+    policy, blas, clock = make()
+    with policy:
+        run_steps(policy, blas, clock, seconds, 30)
+    assert blas.last_choice == 1 and blas.last_interval == interval
+    again = ThreadPolicy(setter=blas, clock=clock, idle=lambda: None, cores=2, environ={})
+    with again:
+        run_steps(again, blas, clock, lambda t, i: 1e-3, int(0.9 * interval / 1e-3))
+        assert again.probes == 0
+        run_steps(again, blas, clock, lambda t, i: 1e-3, int(0.2 * interval / 1e-3) + 20)
+        assert again.probes == 1
 
 
 def test_most_used_reports_the_count_of_each_period():

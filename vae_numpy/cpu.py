@@ -5,7 +5,8 @@ they have spent idle (``/proc/stat`` on Linux), and :func:`spare_core_seconds` a
 of this process's BLAS helper threads, which spin while they wait. :class:`BlasThreads` reads and
 sets the thread count of every BLAS library loaded in the process (through threadpoolctl), and
 the element-wise work's count with it (:data:`vae_numpy.parallel.WORKERS`); :data:`BLAS_ENV_VARS`
-names the environment variables a BLAS takes its count from at start-up.
+names the environment variables a BLAS takes its count from at start-up, and
+:func:`parse_thread_count` reads a count as a user gives it.
 
 The policy that chooses the count by timing steps, :class:`~vae_numpy.threads.ThreadPolicy`, is
 in :mod:`vae_numpy.threads`, which re-exports every public name of this module.
@@ -26,6 +27,7 @@ __all__ = [
     "usable_cores",
     "idle_core_seconds",
     "spare_core_seconds",
+    "parse_thread_count",
 ]
 
 #: Environment variables through which BLAS libraries take their thread count at start-up.
@@ -42,11 +44,13 @@ BLAS_ENV_VARS = (
 class ThreadSetter(Protocol):
     """What :class:`~vae_numpy.threads.ThreadPolicy` needs from a BLAS: read and set its count.
 
-    ``last_choice`` is the count the last auto policy settled on; ``active`` counts the policies
+    ``last_choice`` is the count the last auto policy settled on and ``last_interval`` the
+    seconds of work after which it would have measured again; ``active`` counts the policies
     inside whose context the program is (a loop inside another loop follows the outer one).
     """
 
     last_choice: int | None
+    last_interval: float | None
     active: int
 
     def get(self) -> int: ...
@@ -107,12 +111,32 @@ def usable_cores() -> int:
     return max(1, os.cpu_count() or 1)
 
 
+def parse_thread_count(value: Any, source: str) -> int | None:
+    """A thread count as a user gives it (an int, a string from the environment, or "auto"):
+    a positive int, or None for "auto"; ValueError/TypeError naming ``source`` otherwise."""
+    if value is None or (isinstance(value, str) and value.strip().lower() == "auto"):
+        return None
+    if isinstance(value, str):
+        try:
+            value = int(value)
+        except ValueError:
+            raise ValueError(
+                f"{source} must be a positive integer or 'auto', got {value!r}"
+            ) from None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{source} must be a positive integer or 'auto', got {value!r}")
+    if value < 1:
+        raise ValueError(f"{source} must be at least 1 (or 'auto'), got {value}")
+    return value
+
+
 class BlasThreads:
     """The BLAS libraries loaded in this process, through threadpoolctl.
 
     Setting the count costs a few microseconds (a direct call into each library), so it can
     change between training steps. ``last_choice`` remembers the count the last auto policy
-    settled on, so that the next loop in this process tries it first.
+    settled on, so that the next loop in this process tries it first, and ``last_interval``
+    when that policy would have measured again (soon after a close call).
     """
 
     _shared: BlasThreads | None = None
@@ -121,6 +145,7 @@ class BlasThreads:
         self._libs: list[Any] = []
         self._modules = -1
         self.last_choice: int | None = None
+        self.last_interval: float | None = None
         self.active = 0
         self.refresh()
 

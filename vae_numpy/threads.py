@@ -10,11 +10,13 @@ faster on 2.
 
 :class:`ThreadPolicy` decides by measuring. A loop wraps each unit of work (a training step, an
 evaluation batch) in ``with policy.step():``. The policy times a few steps at each candidate
-count (1, and all usable cores) and keeps the fastest. It then times the other counts again
-from time to time (after 2 s of work, then 4, 8, ... up to 32 s while the choice holds). It
-also re-times them at once when the chosen count's steps become 1.5 times slower or faster than
-when it was chosen, which happens when other programs start or stop. A candidate that is
-clearly slower is dropped after one or two steps.
+count (1, and all usable cores), keeps the fastest and times the others again after 2 s of
+work, then 4, 8, ... up to 32 s while the choice holds. A close call (the other count within
+1.25 times the chosen one's step time) is timed again after 0.25 s: on a virtual machine a
+core that was idle can run the first steps at half speed, and a probe that caught them would
+keep the slower count for 2 s. A drift of the chosen count's step time by 1.5 times (other
+programs start or stop) re-times them at once. A clearly slower candidate is dropped after
+one or two steps.
 
 One step can be very slow, though: with the other core busy, a single 2-thread step of the
 CLI's MNIST model took 0.4 s instead of 3 ms. So more threads are tried only when the cores
@@ -66,6 +68,7 @@ from .cpu import (
     BlasThreads,
     ThreadSetter,
     idle_core_seconds,
+    parse_thread_count,
     spare_core_seconds,
     usable_cores,
 )
@@ -77,6 +80,7 @@ __all__ = [
     "usable_cores",
     "idle_core_seconds",
     "spare_core_seconds",
+    "parse_thread_count",
 ]
 
 
@@ -101,24 +105,6 @@ class _StepTimer:
     ) -> None:
         if exc_type is None:  # a failed step says nothing about speed
             self._policy.observe(self._policy._clock() - self._start)
-
-
-def _parse_threads(value: Any, source: str) -> int | None:
-    """A positive int, or None for "auto"; ValueError/TypeError naming ``source`` otherwise."""
-    if value is None or (isinstance(value, str) and value.strip().lower() == "auto"):
-        return None
-    if isinstance(value, str):
-        try:
-            value = int(value)
-        except ValueError:
-            raise ValueError(
-                f"{source} must be a positive integer or 'auto', got {value!r}"
-            ) from None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{source} must be a positive integer or 'auto', got {value!r}")
-    if value < 1:
-        raise ValueError(f"{source} must be at least 1 (or 'auto'), got {value}")
-    return value
 
 
 class ThreadPolicy:
@@ -165,6 +151,10 @@ class ThreadPolicy:
     first_interval, max_interval : float
         Seconds of steps between probes: the first interval, doubled each time the choice
         holds, up to the maximum.
+    close, confirm_interval : float
+        A choice made against a count measured within ``close`` times its step time is a
+        close call: the next probe comes after ``confirm_interval`` seconds of steps (then
+        doubled while the choice holds) instead of ``first_interval``.
     tie : float
         Counts within this relative margin of the fastest count are equally fast; the fewest
         threads among them wins (they leave cores to other programs).
@@ -206,6 +196,8 @@ class ThreadPolicy:
         first_interval: float = 2.0,
         max_interval: float = 32.0,
         tie: float = 0.03,
+        close: float = 1.25,
+        confirm_interval: float = 0.25,
     ) -> None:
         env = os.environ if environ is None else environ
         self._setter = setter if setter is not None else BlasThreads.shared()
@@ -219,12 +211,14 @@ class ThreadPolicy:
         self.first_interval = first_interval
         self.max_interval = max_interval
         self.tie = tie
+        self.close = close
+        self.confirm_interval = confirm_interval
         self._original = self._setter.get()
         cores = usable_cores() if cores is None else cores
-        fixed = _parse_threads(threads, "threads")
+        fixed = parse_thread_count(threads, "threads")
         self.reason = f"threads={fixed}"
         if fixed is None and "VAE_NUMPY_THREADS" in env:
-            fixed = _parse_threads(env["VAE_NUMPY_THREADS"], "the VAE_NUMPY_THREADS variable")
+            fixed = parse_thread_count(env["VAE_NUMPY_THREADS"], "the VAE_NUMPY_THREADS variable")
             self.reason = f"VAE_NUMPY_THREADS={fixed}"
         if fixed is None:
             named = [v for v in BLAS_ENV_VARS if env.get(v, "").strip()]
@@ -271,8 +265,10 @@ class ThreadPolicy:
             remembered = self._setter.last_choice
             if remembered in self.candidates:
                 # the previous loop's choice: run on it at once and probe the others after
-                # first_interval seconds of work (its first pace measured becomes the reference)
+                # first_interval seconds of work, or sooner if that loop would have (a close
+                # call); its first pace measured becomes the reference
                 self.threads = self._choice = remembered
+                self._interval = min(first_interval, self._setter.last_interval or first_interval)
             else:
                 self._queue = list(self.candidates)
                 self.threads, self._warm = self._queue[0], True  # set on entering the context
@@ -289,6 +285,7 @@ class ThreadPolicy:
     def __exit__(self, *exc_info: object) -> None:
         if self.mode == "auto" and self._choice is not None:
             self._setter.last_choice = self._choice
+            self._setter.last_interval = self._interval
         self._setter.active -= 1
         self._setter.set(self._original)
 
@@ -409,7 +406,13 @@ class ThreadPolicy:
         fastest = min(self._round.values())
         choice = min(c for c, t in self._round.items() if t <= fastest * (1 + self.tie))
         held = choice == self._choice
-        self._interval = min(2 * self._interval, self.max_interval) if held else self.first_interval
+        others = [t for c, t in self._round.items() if c != choice]
+        if held:
+            self._interval = min(2 * self._interval, self.max_interval)
+        elif others and min(others) < self.close * self._round[choice]:
+            self._interval = self.confirm_interval  # a close call: measure again soon
+        else:
+            self._interval = self.first_interval
         self.timings.update(self._round)
         for c in self.busy:
             self.timings.pop(c, None)
