@@ -103,6 +103,26 @@ def test_setting_the_blas_threads_sets_the_element_wise_threads():
         blas.set(before)
 
 
+def test_the_first_switch_to_more_threads_calibrates_outside_any_step():
+    """BlasThreads.set calibrates the span workers the first time they get a second thread,
+    so a policy's first timed step on 2 threads does not carry the calibration (it did: a
+    36 ms step against 4 ms ones made the policy drop 2 threads at once)."""
+    blas = BlasThreads.shared()
+    before = blas.get(), WORKERS.split_helps
+    WORKERS.split_helps = None
+    try:
+        blas.set(1)
+        assert WORKERS.split_helps is None  # one thread: nothing to decide
+        blas.set(2)
+        assert WORKERS.split_helps in (True, False)
+        WORKERS.split_helps = True  # a decision already made is not measured again
+        blas.set(2)
+        assert WORKERS.split_helps is True
+    finally:
+        blas.set(before[0])
+        WORKERS.split_helps = before[1]
+
+
 @settings(deadline=None, max_examples=40)
 @given(
     rows=st.integers(1, 70),

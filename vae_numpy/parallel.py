@@ -17,9 +17,11 @@ Whether splitting pays is measured, not assumed: on some machines a single core 
 all the memory bandwidth the others could add (seen on a 2-core AMD EPYC virtual machine: a
 4-million-element ``tanh`` took 1.07 ms on one thread and 1.05 ms on two, and Adam's update got
 slower), on others two threads run such a ufunc 1.9 times faster (a 2-core Intel Xeon). The
-first :meth:`SpanWorkers.run` on more than one thread times one large element-wise pass on one
-thread and split (:meth:`SpanWorkers.calibrate`, a few milliseconds, once per process) and
-splits from then on only when that was at least :data:`SPLIT_GAIN` times faster.
+first switch of the BLAS threads to more than one (:meth:`vae_numpy.cpu.BlasThreads.set`, between
+two steps), or else the first :meth:`SpanWorkers.run` on more than one thread, times one large
+element-wise pass on one thread and split (:meth:`SpanWorkers.calibrate`, a few milliseconds,
+once per process) and splits from then on only when that was at least :data:`SPLIT_GAIN` times
+faster.
 
 What is computed never depends on the thread count: each element goes through the same
 operations whichever thread runs it.
