@@ -76,7 +76,31 @@ def machine_description() -> str:
         if blas
         else "no BLAS found"
     )
+    forced = os.environ.get("OPENBLAS_CORETYPE")
+    if blas and blas[0].get("internal_api") == "openblas" and forced is not None:
+        kernel += (
+            f" (set by OPENBLAS_CORETYPE={forced}; OpenBLAS's own choice for this CPU:"
+            f" {openblas_own_kernel()})"
+        )
     return f"CPU {cpu} ({cores} usable cores); BLAS {kernel}"
+
+
+def openblas_own_kernel() -> str:
+    """The kernel set numpy's OpenBLAS picks for this CPU when ``OPENBLAS_CORETYPE`` does not
+    choose for it (asked of a fresh Python without the variable; it is read at load only)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy\nfrom threadpoolctl import threadpool_info\n"
+        "print(next((i.get('architecture') for i in threadpool_info()"
+        " if i.get('internal_api') == 'openblas'), 'unknown'))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
+    )
+    return (done.stdout.strip().splitlines() or ["unknown"])[-1]
 
 
 def gemm_peak_gflops(n: int = 2048, repeats: int = 5) -> float:

@@ -16,7 +16,8 @@ over several rounds, and prints medians with their spread:
 * what a new user feels (``--fresh N``, 5 by default): N pairs of one epoch each in a fresh
   process per framework, the order alternating, no warm-up (a first ``fit``), and their
   ratio;
-* the CPU model, the usable cores and the BLAS library with the kernel it chose, and at the
+* the CPU model, the usable cores and the BLAS library with the kernel it runs (and, when
+  ``OPENBLAS_CORETYPE`` sets that kernel, the one OpenBLAS would choose itself), and at the
   end where one epoch's time goes (``profile_epoch.py`` in a child process; ``--no-profile``
   skips it).
 
@@ -26,6 +27,7 @@ Usage::
     python benchmarks/bench_training.py --rounds 9 --examples 60000
     python benchmarks/bench_training.py --quick    # 2 rounds on 12,800 examples
     python benchmarks/bench_training.py --rounds 0 --fresh 9 --no-profile   # fresh only
+    env -u OPENBLAS_CORETYPE python benchmarks/bench_training.py   # OpenBLAS's own kernel
 """
 
 from __future__ import annotations
