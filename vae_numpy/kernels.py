@@ -125,7 +125,7 @@ def adam_update(
 
     Updates ``m``, ``v`` and ``theta``; ``scratch`` is a buffer of the same shape (its content
     is overwritten; every block reuses its first :data:`ADAM_BLOCK` values, which stay in the
-    cache: 8% faster than a fresh part of it per block). All arrays C-contiguous and of one
+    cache: 2-6% faster than a fresh part of it per block). All arrays C-contiguous and of one
     dtype.
 
     Notes
