@@ -48,8 +48,8 @@ chosen and why. ``fit`` records the count of each epoch in ``history_["threads"]
 it on the progress bar. The evaluation loops (``score``, :func:`vae_numpy.evaluate.elbo`,
 :func:`vae_numpy.evaluate.iwae_log_likelihood`, :func:`vae_numpy.evaluate.exact_log_likelihood`)
 use a policy too. A policy that finishes remembers its choice. The next one in the process runs
-on it at once and times the other counts only after 2 s of work, so that many short loops do
-not each pay for a probe.
+on it at once and times the other counts only after 2 s of work (0.25 s after a close call), so
+that many short loops do not each pay for a probe.
 
 The cores are read, and the BLAS libraries' thread count set, in :mod:`vae_numpy.cpu` (its
 :class:`~vae_numpy.cpu.BlasThreads`); this module re-exports the public names of that one.
