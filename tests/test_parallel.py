@@ -104,9 +104,9 @@ def test_setting_the_blas_threads_sets_the_element_wise_threads():
 
 
 def test_the_first_switch_to_more_threads_calibrates_outside_any_step():
-    """BlasThreads.set calibrates the span workers the first time they get a second thread,
-    so a policy's first timed step on 2 threads does not carry the calibration (it did: a
-    36 ms step against 4 ms ones made the policy drop 2 threads at once)."""
+    """BlasThreads.set calibrates the span workers (in their set_threads) the first time they
+    get a second thread, so a policy's first timed step on 2 threads does not carry the
+    calibration (it did: a 36 ms step against 4 ms ones made the policy drop 2 threads)."""
     blas = BlasThreads.shared()
     before = blas.get(), WORKERS.split_helps
     WORKERS.split_helps = None
@@ -162,9 +162,10 @@ def test_splitting_is_used_only_where_the_calibration_found_it_faster():
     workers.run(lambda lo, hi: threads.add(threading.get_ident()), 4000, min_span=10)
     assert threads == {threading.get_ident()}  # not worth splitting: all on the caller
     fresh = SpanWorkers()
+    assert fresh.split_helps is None  # one thread: nothing measured yet
     fresh.set_threads(2)
     fresh.run(lambda lo, hi: None, 4000, min_span=10)
-    assert fresh.split_helps in (True, False)  # the first split run measured this machine
+    assert fresh.split_helps in (True, False)  # going above one thread measured this machine
 
 
 def test_fresh_workers_run_everything_on_the_calling_thread():

@@ -172,11 +172,7 @@ class BlasThreads:
 
     def set(self, n: int) -> None:
         """Make every BLAS library use ``n`` threads, and the element-wise work too
-        (:data:`vae_numpy.parallel.WORKERS`, calibrated here the first time it gets more than
-        one thread: a policy switches between steps, so the calibration's few milliseconds
-        and its thread pool's start are not timed as part of a step)."""
+        (:data:`vae_numpy.parallel.WORKERS`)."""
         for lib in self._libs:
             lib.set_num_threads(n)
         WORKERS.set_threads(max(1, int(n)))
-        if WORKERS.threads > 1 and WORKERS.split_helps is None:
-            WORKERS.calibrate()

@@ -17,11 +17,10 @@ Whether splitting pays is measured, not assumed: on some machines a single core 
 all the memory bandwidth the others could add (seen on a 2-core AMD EPYC virtual machine: a
 4-million-element ``tanh`` took 1.07 ms on one thread and 1.05 ms on two, and Adam's update got
 slower), on others two threads run such a ufunc 1.9 times faster (a 2-core Intel Xeon). The
-first switch of the BLAS threads to more than one (:meth:`vae_numpy.cpu.BlasThreads.set`, between
-two steps), or else the first :meth:`SpanWorkers.run` on more than one thread, times one large
-element-wise pass on one thread and split (:meth:`SpanWorkers.calibrate`, a few milliseconds,
-once per process) and splits from then on only when that was at least :data:`SPLIT_GAIN` times
-faster.
+first :meth:`SpanWorkers.set_threads` above one (the thread policy's first switch to more
+threads, between two steps) times one large element-wise pass on one thread and split
+(:meth:`SpanWorkers.calibrate`, a few milliseconds, once per process), and splits from then on
+only when that was at least :data:`SPLIT_GAIN` times faster.
 
 What is computed never depends on the thread count: each element goes through the same
 operations whichever thread runs it.
@@ -69,10 +68,16 @@ class SpanWorkers:
         self._lock = threading.Lock()
 
     def set_threads(self, n: int) -> None:
-        """Use ``n`` threads (the caller's and ``n - 1`` from the pool) from now on."""
+        """Use ``n`` threads (the caller's and ``n - 1`` from the pool) from now on; the first
+        time ``n`` is above one, :meth:`calibrate` decides whether splitting pays. Here, not in
+        :meth:`run`: a thread policy changes the count between two steps, so the calibration's
+        few milliseconds are not timed as part of a step (they were: a 36 ms step among 4-6 ms
+        ones made the policy drop two threads at once)."""
         if not (isinstance(n, int) and n >= 1):
             raise ValueError(f"threads must be a whole number >= 1, got {n!r}")
         self.threads = n
+        if n > 1 and self.split_helps is None:
+            self.calibrate()
 
     def _workers(self, n: int) -> ThreadPoolExecutor:
         with self._lock:
@@ -109,10 +114,8 @@ class SpanWorkers:
         """Call ``work(lo, hi)`` for contiguous spans covering ``range(size)``, one span per
         thread, each at least ``min_span`` long; return when every span is done, raising the
         first error. One call on this thread when the range is short, the count is 1, or
-        splitting does not pay on this machine (:meth:`calibrate`, run here the first time)."""
+        splitting does not pay on this machine (:attr:`split_helps`)."""
         parts = min(self.threads, max(1, size // max(1, min_span)))
-        if parts > 1 and self.split_helps is None:
-            self.calibrate()
         if parts == 1 or not self.split_helps:
             work(0, size)
             return
